@@ -1,0 +1,226 @@
+"""``pof build``: enrol images from folders and manifests into a dataset, resumably.
+
+Each source image is read, hashed (SHA-256), skipped if the catalog has it already, analysed
+(in worker processes when workers > 1), and committed with its faces in one transaction; the
+crops are written first, atomically. A killed build resumes where it stopped when run again.
+At the end the whole SPEC §3 layout is (re)written by ``pof.export``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections import Counter, deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from .catalog import Catalog
+from .errors import ImageError, PofError
+from .load import decode_image, read_bytes
+from .pipeline import Pipeline
+from .record import Face
+from .sources import Item, collect, fetch_url
+
+AMBIGUOUS_AREA = 0.6   # a second face this large (vs the largest) makes a named photo ambiguous
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def face_id(sha256: str, index: int) -> str:
+    """8-character [a-z0-9] id, deterministic from the source's SHA-256 and the face index."""
+    n = int(hashlib.sha256(f"{sha256}:{index}".encode()).hexdigest(), 16)
+    out = []
+    for _ in range(8):
+        n, r = divmod(n, 36)
+        out.append(_ALPHABET[r])
+    return "".join(out)
+
+
+@dataclass
+class Outcome:
+    """What happened to one source."""
+
+    location: str
+    status: str                    # added, noface, duplicate, error
+    reason: str = ""
+    faces: list[Face] = field(default_factory=list)
+    sha256: str = ""
+    size: tuple[int, int] = (0, 0)
+    fmt: str = ""
+
+
+@dataclass
+class BuildReport:
+    added_images: int = 0
+    added_faces: int = 0
+    counts: Counter = field(default_factory=Counter)
+    problems: list[tuple[str, str, str]] = field(default_factory=list)   # location, status, reason
+
+
+_WORKER: Pipeline | None = None
+
+
+def _init_worker(settings: dict[str, Any]) -> None:
+    global _WORKER
+    _WORKER = Pipeline(**settings)
+
+
+def _analyze(pipeline: Pipeline, item: Item, data: bytes, sha: str) -> Outcome:
+    try:
+        img = decode_image(data, item.location, pipeline.settings["max_pixels"])
+        faces = pipeline.analyze(img.pixels)
+    except PofError as exc:
+        return Outcome(item.location, "error", str(exc), sha256=sha)
+    out = Outcome(item.location, "added", faces=faces, sha256=sha, size=img.size, fmt=img.format)
+    if not faces:
+        out.status, out.reason = "noface", "no face found"
+    elif item.person is not None:
+        out.faces, out.status, out.reason = _pick_named_face(faces)
+    return out
+
+
+def _worker_analyze(args: tuple[Item, bytes, str]) -> Outcome:
+    if _WORKER is None:   # set by the pool initializer
+        raise RuntimeError("worker pipeline not initialised")
+    return _analyze(_WORKER, *args)
+
+
+def _pick_named_face(faces: list[Face]) -> tuple[list[Face], str, str]:
+    """For a photo labelled with one person: keep the largest face, refuse if ambiguous."""
+    by_area = sorted(faces, key=lambda f: -f.box[2] * f.box[3])
+    if len(by_area) > 1 and by_area[1].box[2] * by_area[1].box[3] >= AMBIGUOUS_AREA * by_area[0].box[2] * by_area[0].box[3]:
+        return [], "error", (f"{len(faces)} faces of similar size: cannot tell which is the person; "
+                             "crop the photo to that person")
+    note = f"{len(faces)} faces, enrolled the largest" if len(faces) > 1 else ""
+    return [by_area[0]], "added", note
+
+
+def _read(item: Item) -> bytes:
+    return fetch_url(item.location) if item.is_url else read_bytes(item.location)
+
+
+class Builder:
+    """Builds into one dataset folder. ``settings`` as for Pipeline; ``workers`` processes."""
+
+    def __init__(self, out: str | Path, workers: int = 1, **settings: Any) -> None:
+        self.out = Path(out)
+        self.pipeline = Pipeline(**settings)
+        self.workers = max(1, int(workers))
+
+    def run(self, sources: list[str], provenance: dict[str, Any] | None = None,
+            progress: bool = True) -> BuildReport:
+        items = list(collect(sources, provenance))
+        report = BuildReport()
+        with Catalog(self.out, create=True) as cat:
+            cat.bind_models(self.pipeline.descriptor_key())
+            bar = tqdm(total=len(items), unit="img", desc="build", disable=not progress)
+            for outcome, item in self._outcomes(self._pending(cat, items, report, bar)):
+                self._commit(cat, item, outcome, report)
+                bar.update(1)
+            bar.close()
+            from .export import export
+            export(cat, self.pipeline)
+        return report
+
+    def _pending(self, cat: Catalog, items: list[Item], report: BuildReport,
+                 bar: tqdm) -> Iterator[tuple[Item, bytes, str]]:
+        """Read and hash each item in turn; yield those the catalog does not have yet."""
+        seen: dict[str, str] = {}
+        for item in items:
+            try:
+                data = _read(item)
+            except PofError as exc:
+                self._problem(report, item.location, "error", str(exc))
+                bar.update(1)
+                continue
+            sha = hashlib.sha256(data).hexdigest()
+            known = cat.source_by_sha(sha)
+            if known is not None or sha in seen:
+                where = known["path"] if known is not None else seen[sha]
+                if where == item.location:
+                    report.counts["already in dataset"] += 1
+                else:
+                    self._problem(report, item.location, "duplicate", f"same bytes as {where}")
+                bar.update(1)
+                continue
+            seen[sha] = item.location
+            yield item, data, sha
+
+    def _outcomes(self, pending: Iterator[tuple[Item, bytes, str]]) -> Iterator[tuple[Outcome, Item]]:
+        """Analyse pending items, in order; at most 2 per worker are in flight at once."""
+        if self.workers == 1:
+            for item, data, sha in pending:
+                yield _analyze(self.pipeline, item, data, sha), item
+            return
+        with ProcessPoolExecutor(self.workers, initializer=_init_worker,
+                                 initargs=(self.pipeline.settings,)) as pool:
+            window: deque = deque()
+            for job in pending:
+                window.append((pool.submit(_worker_analyze, job), job[0]))
+                if len(window) >= 2 * self.workers:
+                    fut, item = window.popleft()
+                    yield fut.result(), item
+            while window:
+                fut, item = window.popleft()
+                yield fut.result(), item
+
+    def _commit(self, cat: Catalog, item: Item, o: Outcome, report: BuildReport) -> None:
+        if o.status == "error":
+            self._problem(report, item.location, "error", o.reason)
+            return
+        if o.status == "noface":
+            self._problem(report, item.location, "noface", o.reason)
+        ids = [face_id(o.sha256, f.index) for f in o.faces]
+        for fid, f in zip(ids, o.faces):
+            _write_crop(self.out / "images" / f"{fid}.jpg", f.crop, self.pipeline.settings["jpeg_quality"])
+        model = self.pipeline.descriptor_key()
+        with cat.transaction():
+            if item.person is not None:
+                cat.ensure_person(item.person, item.name or item.person, item.attribution)
+            sid = cat.add_source(o.sha256, item.location, item.person, item.provenance, o.size,
+                                 o.fmt, o.status, o.reason or None)
+            for fid, f in zip(ids, o.faces):
+                cat.add_face(_face_row(fid, sid, item.person, f, model))
+        if o.status == "added":
+            report.added_images += 1
+            report.added_faces += len(o.faces)
+            report.counts["added"] += 1
+            if o.reason:
+                report.problems.append((item.location, "note", o.reason))
+
+    @staticmethod
+    def _problem(report: BuildReport, location: str, status: str, reason: str) -> None:
+        report.counts[status] += 1
+        report.problems.append((location, status, reason))
+
+
+def _j(a: Any) -> str:
+    import json
+    if isinstance(a, np.ndarray):
+        a = np.round(a.astype(float), 2).tolist()
+    return json.dumps(a)
+
+
+def _face_row(fid: str, sid: int, person: str | None, f: Face, model: str) -> dict[str, Any]:
+    return {"id": fid, "source_id": sid, "face_index": f.index, "person": person,
+            "box": _j([round(float(v), 1) for v in f.box]), "det_score": float(f.det_score),
+            "landmarks5": _j(f.landmarks5), "landmarks68": _j(f.landmarks68),
+            "crop_matrix": _j(f.crop_matrix),
+            "pose": _j({"yaw": f.pose.yaw, "pitch": f.pose.pitch, "roll": f.pose.roll}),
+            "interocular": float(f.interocular), "blur": float(f.blur), "quality": float(f.quality),
+            "descriptor": np.asarray(f.descriptor, np.float32).tobytes(), "model": model}
+
+
+def _write_crop(path: Path, crop: np.ndarray, quality: int) -> None:
+    """Write a JPEG atomically (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    Image.fromarray(crop).save(buf, "JPEG", quality=quality)
+    tmp = path.with_suffix(".jpg.tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)

@@ -1,0 +1,192 @@
+"""The ``pof`` command line (SPEC §4). Errors are reported per item, never as a traceback."""
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from .errors import PofError
+from .settings import SETTINGS
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"pof: {message}", err=True)
+    sys.exit(code)
+
+
+def friendly(fn):
+    """Turn PofError into a one-line message, Ctrl-C into a resumable stop, and any other
+    exception into a short report (set POF_DEBUG=1 for the traceback)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except PofError as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            _fail("interrupted; nothing committed was lost; run the same command again to resume", 130)
+        except Exception as exc:  # noqa: BLE001
+            if os.environ.get("POF_DEBUG"):
+                raise
+            _fail(f"internal error: {type(exc).__name__}: {exc} (POF_DEBUG=1 shows details)", 1)
+    return wrapper
+
+
+_HELP = {s.name: s.help for s in SETTINGS}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pof")
+def main() -> None:
+    """pof: build, search and publish a face dataset of public officials, for accountability
+    research. Every identification is a candidate with its error rate, never a verdict."""
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="dataset folder")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help=_HELP["workers"])
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]), help=_HELP["device"])
+@click.option("--detector", default="mtcnn", show_default=True, type=click.Choice(["mtcnn", "hog"]), help=_HELP["detector"])
+@click.option("--licence", default="", help="licence or terms of the images, recorded with each")
+@click.option("--legal-basis", default="", help="legal basis for processing, recorded with each image")
+@click.option("--agreement", type=click.Path(dir_okay=False, exists=True), help="licence agreement text (Markdown) for AGREEMENT.md")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@friendly
+def build(sources, out, workers, device, detector, licence, legal_basis, agreement, quiet) -> None:
+    """Enrol images from SOURCES (PERSON/IMAGE folders, .csv/.json manifests, files) into OUT.
+
+    Building again into OUT adds only what is new; an interrupted build resumes."""
+    from .build import Builder
+    from .catalog import Catalog
+    from .export import export
+    if device == "cuda":
+        from .device import require_cuda
+        require_cuda()
+    b = Builder(out, workers=workers, detector=detector, device=device)
+    report = b.run(list(sources), {"licence": licence, "legal_basis": legal_basis}, progress=not quiet)
+    if agreement:
+        with Catalog(out) as cat:
+            export(cat, b.pipeline, Path(agreement).read_text(encoding="utf-8"))
+    for loc, status, reason in report.problems:
+        click.echo(f"{status}: {loc}: {reason}", err=True)
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(report.counts.items())) or "nothing to do"
+    click.echo(f"built {out}: {report.added_faces} faces from {report.added_images} new images ({summary})")
+
+
+def _searchable(pipeline, path: str):
+    """(faces, error message) for one probe image."""
+    try:
+        return pipeline.analyze_file(path, with_crops=False), None
+    except PofError as exc:
+        return [], str(exc)
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(file_okay=False))
+@click.argument("images", nargs=-1, required=True)
+@click.option("--top", default=5, show_default=True, type=click.IntRange(1, 100), help=_HELP["top"])
+@click.option("--fpir", default=0.01, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True), help=_HELP["fpir"])
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per image, one per line")
+@friendly
+def search(dataset, images, top, fpir, as_json) -> None:
+    """Search every face in IMAGES against DATASET: ranked candidates, open-set decision."""
+    from .pipeline import Pipeline
+    from .search import Gallery, Searcher, result_line
+    gallery = Gallery.load(dataset)
+    pipeline = Pipeline()
+    if gallery.descriptor_key and gallery.descriptor_key != pipeline.descriptor_key():
+        raise PofError(f"{dataset} was built with other models ({gallery.descriptor_key}); rebuild it")
+    searcher = Searcher(gallery, target_fpir=fpir)
+    for path in tqdm(images, desc="search", unit="img", disable=len(images) < 5 or as_json):
+        faces, error = _searchable(pipeline, path)
+        results = searcher.search(faces, top) if faces else []
+        if as_json:
+            click.echo(result_line(path, results, error))
+        else:
+            _print_search(path, results, error)
+
+
+def _print_search(path: str, results: list[dict], error: str | None) -> None:
+    if error:
+        click.echo(f"{path}: {error}")
+        return
+    for i, r in enumerate(results):
+        x, y, w, h = r["box"]
+        verdict = "possible match" if r["decision"] == "match" else "no confident match"
+        click.echo(f"{path} face {i + 1} at ({x:.0f}, {y:.0f}, {w:.0f} x {h:.0f}), quality "
+                   f"{r['quality']:.2f}: {verdict} (threshold {r['threshold']:.3f}, FPIR {r['fpir']:.2%})")
+        for c in r["candidates"]:
+            bound = "<" if c["fmr_upper_bound"] else ""
+            click.echo(f"    {c['score']:.3f}  FMR {bound}{c['fmr']:.2g}  {c['name']} [{c['person']}]"
+                       f"  evidence {' '.join(c['evidence'])}")
+    click.echo("  candidates are leads for a person to check, not identifications.")
+
+
+@main.command()
+@click.argument("images", nargs=-1)
+@click.option("--pairs", type=click.Path(dir_okay=False, exists=True), help="CSV with columns file_x,file_y")
+@click.option("--root", type=click.Path(file_okay=False), default=".", help="folder the pair paths are relative to")
+@click.option("--fmr", default=1e-3, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="target false-match rate")
+@click.option("--json", "as_json", is_flag=True, help="JSON output, one object per pair")
+@friendly
+def verify(images, pairs, root, fmr, as_json) -> None:
+    """Are IMAGE_A and IMAGE_B the same person? Or every pair in --pairs."""
+    from .pipeline import Pipeline
+    from .verify import Verifier, largest
+    if pairs:
+        todo = _read_pairs(Path(pairs), Path(root))
+    elif len(images) == 2:
+        todo = [(images[0], images[1], images[0], images[1])]
+    else:
+        raise PofError("give two images, or --pairs PAIRS.csv")
+    pipeline, verifier, cache = Pipeline(), Verifier(fmr), {}
+
+    def face_of(path: str):
+        if path not in cache:
+            faces, err = _searchable(pipeline, path)
+            cache[path] = (largest(faces) if faces else None, err)
+        return cache[path]
+
+    for shown_x, shown_y, px, py in tqdm(todo, desc="verify", unit="pair", disable=len(todo) < 5 or as_json):
+        (fa, ea), (fb, eb) = face_of(px), face_of(py)
+        out = {"file_x": shown_x, "file_y": shown_y}
+        out.update({"error": ea or eb} if (ea or eb) else verifier.compare(fa, fb))
+        if as_json:
+            click.echo(json.dumps(out))
+        elif "error" in out:
+            click.echo(f"{shown_x} / {shown_y}: {out['error']}")
+        else:
+            word = "same person (candidate)" if out["same"] else "not the same person"
+            click.echo(f"{shown_x} / {shown_y}: {word}, score {out['score']:.3f} "
+                       f"(threshold {out['threshold']:.3f}, FMR {out['fmr']:.2g})")
+
+
+def _read_pairs(pairs: Path, root: Path) -> list[tuple[str, str, str, str]]:
+    try:
+        with pairs.open(newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise PofError(f"{pairs}: cannot read ({exc})") from None
+    if rows and not {"file_x", "file_y"} <= set(rows[0]):
+        raise PofError(f"{pairs}: needs columns file_x,file_y")
+    return [(r["file_x"], r["file_y"], str(root / r["file_x"]), str(root / r["file_y"])) for r in rows]
+
+
+@main.command()
+@click.option("--out", default="pof-demo", show_default=True, type=click.Path(file_okay=False), help="where to write the demo dataset")
+@friendly
+def demo(out) -> None:
+    """Build a dataset from bundled public-domain photos, search it, say where things are."""
+    from .demo import run_demo
+    run_demo(Path(out))
+
+
+if __name__ == "__main__":
+    main()

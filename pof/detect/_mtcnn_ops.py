@@ -1,0 +1,161 @@
+"""Numpy building blocks of the MTCNN cascade (no model inference here).
+
+They follow facenet-pytorch 2.6.0's ``models/utils/detect_face.py`` closely, so that the ONNX
+port gives the same boxes: its pixel conventions (boxes are ``x1, y1, x2, y2`` floats whose
+crops cover rows ``floor(y1) - 1 .. floor(y2) - 1``), its two NMS flavours and its two box
+regressions. Box arrays are float32/float64 of shape (N, 5+): x1, y1, x2, y2, score, extras.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+PNET_STRIDE = 2  # PNet's output cell step in input pixels
+PNET_CELL = 12  # PNet's receptive field (input pixels) = smallest face it sees at scale 1
+NORM_MEAN = 127.5
+NORM_SCALE = 0.0078125  # 1 / 128
+
+
+def normalise(pixels: np.ndarray) -> np.ndarray:
+    """(..., H, W, 3) RGB 0-255 -> (..., 3, H, W) float32 as the networks expect."""
+    x = (pixels.astype(np.float32) - NORM_MEAN) * NORM_SCALE
+    return np.ascontiguousarray(np.moveaxis(x, -1, -3))
+
+
+def pyramid_scales(height: int, width: int, min_face_size: float, factor: float) -> list[float]:
+    """Scales at which PNet's 12-px window matches faces from ``min_face_size`` up to the
+    shorter image side, each ``factor`` times the previous one."""
+    scale = PNET_CELL / min_face_size
+    side = min(height, width) * scale
+    scales = []
+    while side >= PNET_CELL:
+        scales.append(scale)
+        scale *= factor
+        side *= factor
+    return scales
+
+
+def _bins(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) input index of each output cell of torch's adaptive pooling."""
+    i = np.arange(n_out)
+    return (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+
+
+def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize (H, W, C) to (height, width, C) exactly as torch's ``interpolate(mode="area")``
+    (adaptive average pooling: each output pixel is the plain mean of an input block), which
+    facenet-pytorch uses everywhere. Unlike cv2's INTER_AREA it also upsamples by blocks.
+    """
+    ys, ye = _bins(image.shape[0], height)
+    xs, xe = _bins(image.shape[1], width)
+    acc = np.zeros((image.shape[0] + 1,) + image.shape[1:], dtype=np.float64)
+    np.cumsum(image, axis=0, out=acc[1:])
+    rows = (acc[ye] - acc[ys]) / (ye - ys)[:, None, None]
+    acc = np.zeros((height, image.shape[1] + 1) + image.shape[2:], dtype=np.float64)
+    np.cumsum(rows, axis=1, out=acc[:, 1:])
+    return ((acc[:, xe] - acc[:, xs]) / (xe - xs)[None, :, None]).astype(np.float32)
+
+
+def resize_for_scale(image: np.ndarray, scale: float) -> np.ndarray:
+    """``image`` (H, W, 3) float32 resized to facenet-pytorch's pyramid size for ``scale``."""
+    h, w = image.shape[:2]
+    return area_resize(image, int(h * scale + 1), int(w * scale + 1))
+
+
+def generate_boxes(reg: np.ndarray, prob: np.ndarray, scale: float, threshold: float) -> np.ndarray:
+    """PNet's output map -> candidate boxes in image pixels.
+
+    reg: (4, h, w) box offsets; prob: (h, w) face probability. Returns (N, 9):
+    x1, y1, x2, y2, score, and the four offsets (applied later, after NMS).
+    """
+    ys, xs = np.nonzero(prob >= threshold)
+    cells = np.stack([xs, ys], axis=1).astype(np.float32)
+    top_left = np.floor((PNET_STRIDE * cells + 1) / scale)
+    bottom_right = np.floor((PNET_STRIDE * cells + PNET_CELL) / scale)
+    return np.concatenate(
+        [top_left, bottom_right, prob[ys, xs][:, None], reg[:, ys, xs].T], axis=1
+    ).astype(np.float32)
+
+
+def nms(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
+    """Greedy non-maximum suppression on ``boxes`` (N, 5+), by score (column 4).
+
+    method "union": drop boxes whose IoU with a kept one exceeds ``threshold`` (areas
+    without the +1, as torchvision's nms). "min": overlap divided by the smaller area, with
+    the +1 pixel convention (facenet-pytorch's final ONet NMS). Returns kept indices, best
+    first.
+    """
+    if len(boxes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    x1, y1, x2, y2 = (boxes[:, i].astype(np.float64) for i in range(4))
+    one = 1.0 if method == "min" else 0.0
+    area = (x2 - x1 + one) * (y2 - y1 + one)
+    order = np.argsort(-boxes[:, 4], kind="stable")
+    keep = []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        iw = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + one)
+        ih = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + one)
+        inter = iw * ih
+        if method == "min":
+            overlap = inter / np.minimum(area[i], area[rest])
+        else:
+            overlap = inter / (area[i] + area[rest] - inter)
+        order = rest[overlap <= threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def regress(boxes: np.ndarray, reg: np.ndarray, plus_one: bool = True) -> np.ndarray:
+    """Shift box corners by ``reg`` (N, 4) times the box size; returns a new (N, 5) array.
+
+    facenet-pytorch measures the size as ``x2 - x1 + 1`` (``plus_one``) except after PNet.
+    """
+    out = boxes[:, :5].copy()
+    one = 1.0 if plus_one else 0.0
+    w = boxes[:, 2] - boxes[:, 0] + one
+    h = boxes[:, 3] - boxes[:, 1] + one
+    out[:, :4] += reg * np.stack([w, h, w, h], axis=1)
+    return out
+
+
+def square(boxes: np.ndarray) -> np.ndarray:
+    """Grow each box to a square around its centre (side = the longer side)."""
+    out = boxes.copy()
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(w, h)
+    out[:, 0] = boxes[:, 0] + 0.5 * (w - side)
+    out[:, 1] = boxes[:, 1] + 0.5 * (h - side)
+    out[:, 2:4] = out[:, :2] + side[:, None]
+    return out
+
+
+def crop_patches(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """Crop each box from ``image`` (H, W, 3) float32 and resize it to ``size`` x ``size``.
+
+    The crop covers columns ``floor(x1) - 1`` up to (excluding) ``floor(x2)``, as in
+    facenet-pytorch. Where a box leaves the image, the outside is filled with black, as in the
+    original MTCNN (facenet-pytorch instead clips the box and stretches what remains; both
+    agree for boxes inside the image). Returns (N, 3, size, size) normalised float32.
+    """
+    h, w = image.shape[:2]
+    corners = np.floor(boxes[:, :4]).astype(np.int64)
+    patches = np.empty((len(boxes), size, size, 3), dtype=np.float32)
+    for k, (bx1, by1, bx2, by2) in enumerate(corners):
+        x0, y0 = bx1 - 1, by1 - 1  # first column/row of the crop
+        cw, ch = max(bx2 - x0, 1), max(by2 - y0, 1)
+        crop = np.zeros((ch, cw, 3), dtype=np.float32)
+        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + cw, w), min(y0 + ch, h)
+        if sx1 > sx0 and sy1 > sy0:
+            crop[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
+        patches[k] = area_resize(crop, size, size)
+    return normalise(patches)
+
+
+def landmarks_in_box(boxes: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """ONet's landmark output (N, 10: five x then five y, in box units) -> (N, 5, 2) pixels."""
+    w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
+    h = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
+    xs = w * rel[:, :5] + boxes[:, 0:1] - 1
+    ys = h * rel[:, 5:] + boxes[:, 1:2] - 1
+    return np.stack([xs, ys], axis=2).astype(np.float32)

@@ -1,0 +1,155 @@
+"""MTCNN face detector (Zhang et al. 2016), facenet-pytorch's weights run with ONNX Runtime.
+
+The three networks were converted once by ``tools/convert_mtcnn.py`` into
+``pof/models/mtcnn/{pnet,rnet,onet}.onnx``; the cascade around them (image pyramid, NMS, box
+regression, crops) is numpy and OpenCV, following facenet-pytorch 2.6.0 step by step, so no
+torch is needed at run time.
+
+Example::
+
+    detector = MTCNNDetector()
+    for face in detector.detect(rgb):  # rgb: uint8 (H, W, 3)
+        x, y, w, h = face.box
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ImageError, PofError, SettingError
+from . import _mtcnn_ops as ops
+from .base import Detection, Detector
+
+MODEL_DIR = Path(__file__).parent.parent / "models" / "mtcnn"
+RNET_SIZE = 24  # RNet's input side, pixels
+ONET_SIZE = 48  # ONet's input side, pixels
+# NMS overlap thresholds, as in facenet-pytorch
+NMS_PNET_SCALE = 0.5  # among one pyramid level's PNet boxes (IoU)
+NMS_PNET_ALL = 0.7  # among all levels' PNet boxes (IoU)
+NMS_RNET = 0.7  # after RNet (IoU)
+NMS_ONET = 0.7  # after ONet (intersection over the smaller box)
+
+
+class MTCNNDetector(Detector):
+    """Three-stage MTCNN cascade; gives boxes, scores and five landmarks.
+
+    Args:
+        min_face_size: smallest face side searched for, in pixels (default 20). Smaller
+            values find smaller faces and cost time (the pyramid starts larger).
+        thresholds: face-probability cut-offs of PNet, RNet and ONet (default 0.6, 0.7, 0.7).
+        factor: ratio between successive pyramid scales, in (0, 1) (default 0.709).
+        providers: ONNX Runtime execution providers (default ``["CPUExecutionProvider"]``).
+
+    Sessions are created on the first :meth:`detect` call, not at construction.
+    """
+
+    name = "mtcnn"
+    version = "facenet-pytorch-2.6.0-onnx"
+
+    def __init__(
+        self,
+        min_face_size: float = 20,
+        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+        factor: float = 0.709,
+        providers: Sequence[str] | None = None,
+    ) -> None:
+        if not min_face_size > 0:
+            raise SettingError(f"min_face_size must be > 0 pixels, got {min_face_size!r}")
+        if not 0 < factor < 1:
+            raise SettingError(f"factor must be between 0 and 1 (e.g. 0.709), got {factor!r}")
+        if len(thresholds) != 3 or not all(0 <= t <= 1 for t in thresholds):
+            raise SettingError(f"thresholds must be three probabilities (PNet, RNet, ONet), "
+                             f"e.g. (0.6, 0.7, 0.7); got {thresholds!r}")
+        self.min_face_size = float(min_face_size)
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.factor = float(factor)
+        self.providers = list(providers) if providers else ["CPUExecutionProvider"]
+        self._sessions: dict | None = None
+
+    def _session(self, net: str):
+        """The ONNX Runtime session of ``net`` ("pnet", "rnet", "onet"), loaded on first use."""
+        if self._sessions is None:
+            import onnxruntime as ort  # imported lazily: no work at import time
+
+            sessions = {}
+            for name in ("pnet", "rnet", "onet"):
+                path = MODEL_DIR / f"{name}.onnx"
+                if not path.is_file():
+                    raise PofError(f"MTCNN model {path} is missing; reinstall pof or run "
+                                     f"tools/convert_mtcnn.py to recreate it")
+                sessions[name] = ort.InferenceSession(str(path), providers=self.providers)
+            self._sessions = sessions
+        return self._sessions[net]
+
+    def _run(self, net: str, batch: np.ndarray) -> list[np.ndarray]:
+        """Run ``net`` on a normalised (N, 3, H, W) float32 batch; facenet-pytorch's outputs."""
+        return self._session(net).run(None, {"input": batch})
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Find every face in ``image`` (uint8 RGB, (H, W, 3)); best score first.
+
+        Boxes are (x, y, w, h) clipped to the image; landmarks (5, 2) x, y in source pixels:
+        image-left eye, image-right eye, nose tip, image-left and image-right mouth corners.
+        """
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ImageError(f"detect expects a uint8 RGB array of shape (H, W, 3), got "
+                             f"{image.dtype} {image.shape}; convert it with the load stage")
+        pixels = image.astype(np.float32)
+        boxes = self._stage_pnet(pixels)
+        if len(boxes):
+            boxes = self._stage_rnet(pixels, boxes)
+        if not len(boxes):
+            return []
+        boxes, points = self._stage_onet(pixels, boxes)
+        return _to_detections(boxes, points, image.shape[1], image.shape[0])
+
+    def _stage_pnet(self, pixels: np.ndarray) -> np.ndarray:
+        """Proposal stage: PNet over the pyramid -> squared candidate boxes (N, 5)."""
+        h, w = pixels.shape[:2]
+        per_scale = []
+        for scale in ops.pyramid_scales(h, w, self.min_face_size, self.factor):
+            level = ops.normalise(ops.resize_for_scale(pixels, scale))[None]
+            reg, prob = self._run("pnet", level)
+            cand = ops.generate_boxes(reg[0], prob[0, 1], scale, self.thresholds[0])
+            per_scale.append(cand[ops.nms(cand, NMS_PNET_SCALE)])
+        boxes = np.concatenate(per_scale) if per_scale else np.zeros((0, 9), np.float32)
+        boxes = boxes[ops.nms(boxes, NMS_PNET_ALL)]
+        boxes = ops.regress(boxes, boxes[:, 5:9], plus_one=False)
+        return ops.square(boxes)
+
+    def _stage_rnet(self, pixels: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Refinement stage: RNet on all candidates in one batch -> refined squares (N, 5)."""
+        reg, prob = self._run("rnet", ops.crop_patches(pixels, boxes, RNET_SIZE))
+        keep = prob[:, 1] > self.thresholds[1]
+        boxes, reg = boxes[keep], reg[keep]
+        boxes[:, 4] = prob[keep, 1]
+        pick = ops.nms(boxes, NMS_RNET)
+        return ops.square(ops.regress(boxes[pick], reg[pick]))
+
+    def _stage_onet(self, pixels: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Output stage: ONet in one batch -> final boxes (N, 5) and landmarks (N, 5, 2)."""
+        reg, rel_points, prob = self._run("onet", ops.crop_patches(pixels, boxes, ONET_SIZE))
+        keep = prob[:, 1] > self.thresholds[2]
+        boxes, reg, rel_points = boxes[keep], reg[keep], rel_points[keep]
+        boxes[:, 4] = prob[keep, 1]
+        points = ops.landmarks_in_box(boxes, rel_points)  # relative to the ONet input box
+        boxes = ops.regress(boxes, reg)
+        pick = ops.nms(boxes, NMS_ONET, method="min")
+        return boxes[pick], points[pick]
+
+
+def _to_detections(boxes: np.ndarray, points: np.ndarray, width: int, height: int
+                   ) -> list[Detection]:
+    """Final (N, 5) boxes and (N, 5, 2) landmarks -> Detections, clipped, best first."""
+    out = []
+    for (x1, y1, x2, y2, score), pts in zip(boxes.tolist(), points):
+        x1, y1 = min(max(x1, 0.0), width), min(max(y1, 0.0), height)
+        x2, y2 = min(max(x2, 0.0), width), min(max(y2, 0.0), height)
+        if x2 <= x1 or y2 <= y1:
+            continue
+        out.append(Detection(box=(x1, y1, x2 - x1, y2 - y1), score=float(score),
+                             landmarks5=np.asarray(pts, dtype=np.float32)))
+    return sorted(out, key=lambda d: d.score, reverse=True)

@@ -1,0 +1,51 @@
+"""dlib's face ResNet (``dlib_face_recognition_resnet_model_v1``): 128-d descriptors from the
+150 x 150 chip that ``dlib.get_face_chip`` cuts from the 68 landmarks (padding 0.25)."""
+from __future__ import annotations
+
+import dlib
+import numpy as np
+
+from ..models import dlib_model
+from ..record import Face
+
+CHIP_SIZE = 150
+CHIP_PADDING = 0.25
+
+
+def _detection(face: Face) -> dlib.full_object_detection:
+    x, y, w, h = face.box
+    rect = dlib.rectangle(int(x), int(y), int(x + w), int(y + h))
+    pts = [dlib.point(int(round(px)), int(round(py))) for px, py in face.landmarks68]
+    return dlib.full_object_detection(rect, pts)
+
+
+def chip(image: np.ndarray, face: Face) -> np.ndarray:
+    """The recognizer's input: uint8 RGB (150, 150, 3), as dlib.get_face_chip makes it."""
+    return dlib.get_face_chip(image, _detection(face), size=CHIP_SIZE, padding=CHIP_PADDING)
+
+
+class DlibResNet:
+    """128-d descriptors; the raw dlib vectors are scaled to unit length."""
+
+    name = "dlib-resnet"
+    dim = 128
+
+    def __init__(self) -> None:
+        self._model = None
+        self.version = f"dlib_face_recognition_resnet_model_v1/dlib-{dlib.__version__}"
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = dlib.face_recognition_model_v1(str(dlib_model("resnet")))
+        return self._model
+
+    def embed(self, image: np.ndarray, faces: list[Face]) -> None:
+        """Fill ``descriptor`` of every face (each must have ``landmarks68``)."""
+        if not faces:
+            return
+        chips = [chip(image, f) for f in faces]
+        vecs = np.array(self.model.compute_face_descriptor(chips), dtype=np.float32)
+        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        for f, v in zip(faces, vecs):
+            f.descriptor = v

@@ -1,0 +1,94 @@
+"""The pipeline: load -> detect -> landmarks -> align -> quality -> embed, one Face per face.
+
+Backends are created once, on first use, and cached on the Pipeline object (not in module
+globals). ``Pipeline.describe()`` names every model and setting that changes a descriptor;
+catalogs and indexes are keyed by it so a stale one is never reused.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import align, detect, embed, quality
+from .errors import NoFaceError
+from .landmarks import DlibLandmarks
+from .load import LoadedImage, load_image
+from .record import Face
+from .settings import check, defaults
+
+
+class Pipeline:
+    """Turns images into Faces.
+
+    settings: overrides of ``pof.settings.SETTINGS`` (detector, min_face, det_threshold,
+    max_pixels, embedder, device, ...). Example::
+
+        faces = Pipeline().analyze_file("photo.jpg")
+        faces[0].descriptor.shape   # (128,)
+    """
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = defaults()
+        for k, v in settings.items():
+            self.settings[k] = check(k, v)
+        self._detector = None
+        self._landmarks = None
+        self._embedder = None
+
+    @property
+    def detector(self) -> detect.Detector:
+        if self._detector is None:
+            self._detector = detect.create(self.settings["detector"], min_face_size=self.settings["min_face"])
+        return self._detector
+
+    @property
+    def landmarks(self) -> DlibLandmarks:
+        if self._landmarks is None:
+            self._landmarks = DlibLandmarks()
+        return self._landmarks
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            self._embedder = embed.create(self.settings["embedder"])
+        return self._embedder
+
+    def describe(self) -> dict[str, str]:
+        """Models and settings that change a descriptor (cheap: loads no model)."""
+        det = detect.create(self.settings["detector"])
+        emb = embed.create(self.settings["embedder"])
+        return {"detector": f"{det.name}/{det.version}", "landmarks": DlibLandmarks.version,
+                "alignment": f"dlib-chip-{150}-pad0.25", "embedder": f"{emb.name}/{emb.version}",
+                "normalisation": "l2"}
+
+    def descriptor_key(self) -> str:
+        """One string naming everything that changes a descriptor (see describe())."""
+        d = self.describe()
+        return "|".join(f"{k}={d[k]}" for k in ("detector", "landmarks", "alignment", "embedder", "normalisation"))
+
+    def load(self, path: str | Path) -> LoadedImage:
+        return load_image(path, self.settings["max_pixels"])
+
+    def analyze(self, pixels: np.ndarray, with_crops: bool = True) -> list[Face]:
+        """Every face in an RGB image (uint8, (H, W, 3)), best detection first, fully filled."""
+        dets = [d for d in self.detector.detect(pixels) if d.score >= self.settings["det_threshold"]]
+        faces = [Face(index=i, box=d.box, det_score=float(d.score), landmarks5=d.landmarks5)
+                 for i, d in enumerate(dets)]
+        size = (pixels.shape[1], pixels.shape[0])
+        for f in faces:
+            self.landmarks.fit(pixels, f)
+            f.crop, f.crop_matrix = align.crop_face(pixels, f.landmarks5)
+            quality.assess(f, size)
+            if not with_crops:
+                f.crop = None
+        self.embedder.embed(pixels, faces)
+        return faces
+
+    def analyze_file(self, path: str | Path, with_crops: bool = True) -> list[Face]:
+        """Load and analyze one file. Raises ImageError if unreadable, NoFaceError if faceless."""
+        faces = self.analyze(self.load(path).pixels, with_crops)
+        if not faces:
+            raise NoFaceError(f"{path}: no face found")
+        return faces

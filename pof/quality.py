@@ -1,0 +1,70 @@
+"""The quality stage: measured, not learned.
+
+- interocular: eye-centre distance in source pixels (resolution of the face).
+- pose: yaw, pitch, roll in degrees, from the 68 landmarks and a generic 3-D face (solvePnP).
+- blur: 0 (sharp) .. 1 (very blurred), from the variance of the Laplacian of the face crop.
+- quality: 0..1, the product of a size, a sharpness and a pose factor (documented below).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .align import roll_degrees
+from .landmarks import five_from_68
+from .record import Face, Pose
+
+# Generic 3-D positions (mm) of six iBUG points: nose tip 30, chin 8, eye outer corners 36
+# and 45, mouth corners 48 and 54 (a common approximation of an average adult head).
+_MODEL_3D = np.array([[0.0, 0.0, 0.0], [0.0, -63.6, -12.5], [-43.3, 32.7, -26.0],
+                      [43.3, 32.7, -26.0], [-28.9, -28.9, -24.1], [28.9, -28.9, -24.1]])
+_MODEL_IDX = [30, 8, 36, 45, 48, 54]
+
+GOOD_INTEROCULAR = 40.0    # px between eye centres at which size stops limiting quality
+SHARP_LAPLACIAN = 150.0    # Laplacian variance of a sharp 200 x 280 crop
+
+
+def head_pose(landmarks68: np.ndarray, image_size: tuple[int, int]) -> Pose:
+    """Yaw, pitch, roll (degrees) of a face from its 68 landmarks; image_size is (w, h)."""
+    w, h = image_size
+    f = float(max(w, h))
+    cam = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], np.float64)
+    pts = np.asarray(landmarks68, np.float64)[_MODEL_IDX]
+    pts3 = _MODEL_3D * [1, -1, 1]          # model y up -> image y down
+    ok, rvec, _ = cv2.solvePnP(pts3, pts, cam, None, flags=cv2.SOLVEPNP_ITERATIVE)
+    if not ok:
+        return Pose(0.0, 0.0, 0.0)
+    rot, _ = cv2.Rodrigues(rvec)
+    sy = np.hypot(rot[0, 0], rot[1, 0])
+    pitch = np.degrees(np.arctan2(rot[2, 1], rot[2, 2]))
+    yaw = np.degrees(np.arctan2(-rot[2, 0], sy))
+    pitch = (pitch + 180) % 360 - 180
+    if pitch > 90:
+        pitch -= 180
+    elif pitch < -90:
+        pitch += 180
+    roll = roll_degrees(five_from_68(landmarks68))
+    return Pose(round(float(yaw), 1), round(float(pitch), 1), round(roll, 1))
+
+
+def blur_of(crop: np.ndarray) -> float:
+    """0 (sharp) .. 1 (very blurred) from the Laplacian variance of the central face area."""
+    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    h, w = gray.shape
+    centre = gray[int(h * 0.3):int(h * 0.75), int(w * 0.2):int(w * 0.8)]
+    var = float(cv2.Laplacian(centre, cv2.CV_64F).var())
+    return float(np.clip(1.0 - var / SHARP_LAPLACIAN, 0.0, 1.0))
+
+
+def assess(face: Face, image_size: tuple[int, int]) -> None:
+    """Fill interocular, pose, blur and quality of an aligned face with 68 landmarks.
+
+    quality = size * sharpness * pose, where size = min(1, interocular / 40 px),
+    sharpness = 1 - 0.7 * blur, pose = cos(yaw) * cos(pitch) (clipped at 0).
+    """
+    face.interocular = float(np.linalg.norm(face.landmarks5[1] - face.landmarks5[0]))
+    face.pose = head_pose(face.landmarks68, image_size) if face.landmarks68 is not None else Pose(0, 0, 0)
+    face.blur = blur_of(face.crop) if face.crop is not None else 0.0
+    size = min(1.0, face.interocular / GOOD_INTEROCULAR)
+    pose = max(0.0, np.cos(np.radians(face.pose.yaw)) * np.cos(np.radians(face.pose.pitch)))
+    face.quality = round(float(size * (1.0 - 0.7 * face.blur) * pose), 3)

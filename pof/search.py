@@ -1,0 +1,92 @@
+"""Open-set search of faces against a built dataset: ranked candidates, never verdicts.
+
+Every face gets a ranked list of candidate persons, each with its fused score, the estimated
+false-match rate at that score and the gallery images that matched (evidence), and a decision:
+"match" only when the top score reaches the gallery's calibrated threshold, else "no_match".
+The expected FPIR of that decision rule is reported with every face.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .calibrate import Calibration, calibrate, fuse_by_person, impostor_scores
+from .catalog import Catalog
+from .errors import DatasetError
+from .index import build as build_index
+from .record import Face
+
+EVIDENCE = 3
+
+
+@dataclass
+class Gallery:
+    """Enrolled faces grouped by person (rows sorted by person label)."""
+
+    descriptors: np.ndarray      # float32 (N, D), unit rows
+    face_ids: list[str]
+    persons: list[str]           # label of each row
+    labels: list[str]            # distinct persons, in row order
+    names: dict[str, str]
+    starts: np.ndarray           # first row of each person in ``labels``
+    descriptor_key: str
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Gallery":
+        with Catalog(folder) as cat:
+            desc, ids, persons, _ = cat.gallery()
+            names = {r["label"]: r["name"] for r in cat.persons()}
+            key = cat.get_meta("descriptor_key") or ""
+        if not ids:
+            raise DatasetError(f"{folder}: the dataset has no enrolled faces; build it from named images")
+        lab = np.array(persons)
+        starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+        return cls(desc, ids, persons, [persons[i] for i in starts], names, starts, key)
+
+
+class Searcher:
+    """Searches faces against one dataset. ``fusion``: max or mean2; ``target_fpir``: the
+    decision rule's false-positive identification rate."""
+
+    def __init__(self, gallery: Gallery, target_fpir: float = 0.01, fusion: str = "max") -> None:
+        self.gallery = gallery
+        self.fusion = fusion
+        self.index = build_index(gallery.descriptors)
+        imp = impostor_scores(gallery.descriptors, gallery.persons, fusion)
+        self.calibration: Calibration = calibrate(imp, len(gallery.labels), target_fpir)
+
+    def search(self, faces: list[Face], top: int = 5) -> list[dict]:
+        """One result dict per face, as in SPEC §4 (``faces`` entries)."""
+        if not faces:
+            return []
+        q = np.stack([f.descriptor for f in faces])
+        image_scores = self.index.scores(q)
+        fused = fuse_by_person(image_scores, self.gallery.starts, self.fusion)
+        return [self._result(f, image_scores[i], fused[i], top) for i, f in enumerate(faces)]
+
+    def _result(self, face: Face, image_scores: np.ndarray, fused: np.ndarray, top: int) -> dict:
+        g, cal = self.gallery, self.calibration
+        order = np.argsort(-fused, kind="stable")[:top]
+        ends = np.append(g.starts[1:], len(g.face_ids))
+        cands = []
+        for p in order:
+            a, b = g.starts[p], ends[p]
+            best = a + np.argsort(-image_scores[a:b], kind="stable")[:EVIDENCE]
+            rate, bound = cal.fmr(float(fused[p]))
+            label = g.labels[p]
+            cands.append({"person": label, "name": g.names.get(label, label),
+                          "score": round(float(fused[p]), 4), "fmr": float(f"{rate:.3g}"),
+                          "fmr_upper_bound": bound, "evidence": [g.face_ids[i] for i in best]})
+        match = bool(cands) and cands[0]["score"] >= cal.threshold
+        return {"box": [round(float(v), 1) for v in face.box], "det_score": round(face.det_score, 4),
+                "quality": round(face.quality, 3), "decision": "match" if match else "no_match",
+                "fpir": float(f"{cal.fpir():.3g}"), "threshold": round(cal.threshold, 4),
+                "candidates": cands}
+
+
+def result_line(image: str, faces: list[dict] | None, error: str | None = None) -> str:
+    """One JSON line for one probe image (SPEC §4)."""
+    return json.dumps({"image": image, "error": error, "faces": faces or []})

@@ -1,0 +1,64 @@
+"""Every setting pof has, declared once: name, default, help.
+
+The command line checks values against this table; the environment is read here only
+(``POF_<NAME>`` overrides a default, e.g. ``POF_DETECTOR=hog``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import SettingError
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("detector", "mtcnn", "face detector backend", ("mtcnn", "hog")),
+    Setting("embedder", "dlib-resnet", "face descriptor backend", ("dlib-resnet",)),
+    Setting("min_face", 20, "smallest face the detector looks for, in pixels"),
+    Setting("det_threshold", 0.90, "minimum detector score for a face to be kept"),
+    Setting("max_pixels", 60_000_000, "largest image accepted, in pixels (pixel-bomb guard)"),
+    Setting("fpir", 0.01, "target false-positive identification rate of search decisions"),
+    Setting("top", 5, "number of candidates a search returns per face"),
+    Setting("fusion", "max", "how a person's score fuses their gallery images", ("max", "mean2")),
+    Setting("workers", 1, "worker processes for decoding during a build"),
+    Setting("device", "cpu", "where models run", ("cpu", "cuda")),
+    Setting("jpeg_quality", 95, "JPEG quality of the 200 x 280 dataset crops"),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def defaults() -> dict[str, Any]:
+    """Return every setting's value: the default, overridden by ``POF_<NAME>`` if set."""
+    out: dict[str, Any] = {}
+    for s in SETTINGS:
+        raw = os.environ.get(f"POF_{s.name.upper()}")
+        out[s.name] = s.default if raw is None else check(s.name, raw)
+    return out
+
+
+def check(name: str, value: Any) -> Any:
+    """Convert ``value`` to the type of setting ``name`` and check it; raise SettingError."""
+    if name not in _BY_NAME:
+        raise SettingError(f"unknown setting {name!r}; known: {', '.join(_BY_NAME)}")
+    s = _BY_NAME[name]
+    try:
+        value = type(s.default)(value)
+    except (TypeError, ValueError):
+        raise SettingError(f"setting {name} must be a {type(s.default).__name__}, got {value!r}")
+    if s.choices and value not in s.choices:
+        raise SettingError(f"setting {name} must be one of {', '.join(s.choices)}, got {value!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        raise SettingError(f"setting {name} must not be negative, got {value!r}")
+    if name == "fpir" and not 0 < value < 1:
+        raise SettingError(f"setting fpir must be between 0 and 1 (e.g. 0.01), got {value!r}")
+    return value
