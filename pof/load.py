@@ -65,6 +65,8 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int = DEFAULT_MAX
         img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (format not recognised from its bytes)") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"{name}: pixel count over the limit (decompression bomb refused)") from None
     except Exception as exc:  # Pillow raises many types on hostile input
         raise ImageError(f"{name}: not a readable image ({exc})") from None
     w, h = img.size
@@ -80,7 +82,7 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int = DEFAULT_MAX
         img = ImageOps.exif_transpose(img)
         rgb = to_rgb(img)
     except Image.DecompressionBombError:
-        raise ImageError(f"{name}: decompression bomb refused") from None
+        raise ImageError(f"{name}: pixel count over the limit (decompression bomb refused)") from None
     except Exception as exc:
         raise ImageError(f"{name}: broken or truncated image data ({exc})") from None
     return LoadedImage(pixels=rgb, sha256=hashlib.sha256(data).hexdigest(), format=fmt)

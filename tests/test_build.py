@@ -1,0 +1,142 @@
+"""Building a dataset: the SPEC §3 layout, resuming, de-duplication, bad inputs."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pof.build import Builder, face_id
+from pof.catalog import Catalog
+
+from .conftest import DEMO, YALE, noise_image, run_pof
+
+
+def test_layout(built):
+    for name in ("pof.json", "AGREEMENT.md", "metadata.csv", "metadata.json", "identities.csv",
+                 "identities.json", "attributes.csv", "attributes.json", "descriptors.npy",
+                 "CHECKSUMS.sha256"):
+        assert (built / name).is_file(), name
+    meta = list(csv.DictReader((built / "metadata.csv").open()))
+    assert len(meta) == 6
+    desc = np.load(built / "descriptors.npy")
+    assert desc.shape == (6, 128) and desc.dtype == np.float32
+    assert np.allclose(np.linalg.norm(desc, axis=1), 1, atol=1e-5)
+    for row in meta:
+        assert re.fullmatch(r"[a-z0-9]{8}", row["id"])
+        img = Image.open(built / "images" / f"{row['id']}.jpg")
+        assert img.size == (200, 280)
+        lm = np.array(json.loads(row["crop_landmarks5"]))
+        assert lm.shape == (5, 2) and np.all(np.abs(lm[:2].mean(0) - [100, 118]) < 6)
+        assert len(json.loads(row["landmarks68"])) == 68
+        assert row["source_sha256"] == hashlib.sha256(open(row["source_path"], "rb").read()).hexdigest()
+    people = list(csv.DictReader((built / "identities.csv").open()))
+    assert {p["person"] for p in people} == {"subject01", "subject02", "subject03"}
+    assert all(p["images"] == "2" for p in people)
+    card = json.loads((built / "pof.json").read_text())
+    assert card["counts"]["images"] == 6 and card["counts"]["persons"] == 3
+    assert card["crop"]["width"] == 200 and card["crop"]["height"] == 280
+    assert "mtcnn" in card["models"]["detector"]
+
+
+def test_checksums_verify(built):
+    r = subprocess.run(["sha256sum", "-c", "--quiet", "CHECKSUMS.sha256"], cwd=built, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_ids_are_deterministic():
+    assert face_id("ab" * 32, 0) == face_id("ab" * 32, 0) != face_id("ab" * 32, 1)
+
+
+def test_rebuild_adds_only_new(tmp_path, gallery_dir):
+    out = tmp_path / "ds"
+    first = Builder(out).run([str(gallery_dir)], progress=False)
+    assert first.added_faces == 6
+    again = Builder(out).run([str(gallery_dir)], progress=False)
+    assert again.added_faces == 0 and again.counts["already in dataset"] == 6
+    extra = tmp_path / "more" / "subject04"
+    extra.mkdir(parents=True)
+    shutil.copy(YALE / "subject04.normal", extra / "a")
+    shutil.copy(YALE / "subject01.normal", extra / "copy-of-subject01")   # same bytes, other name
+    third = Builder(out).run([str(tmp_path / "more")], progress=False)
+    assert third.added_faces == 1 and third.counts["duplicate"] == 1
+    with Catalog(out) as cat:
+        assert cat.counts()["images"] == 7
+    assert json.loads((out / "pof.json").read_text())["version"] == "0.2.0"
+
+
+def test_interrupted_build_resumes(tmp_path, gallery_dir, monkeypatch):
+    out = tmp_path / "ds"
+    b = Builder(out)
+    calls = {"n": 0}
+    real = b.pipeline.analyze
+
+    def flaky(pixels, with_crops=True):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(pixels, with_crops)
+
+    monkeypatch.setattr(b.pipeline, "analyze", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        b.run([str(gallery_dir)], progress=False)
+    with Catalog(out) as cat:
+        assert cat.counts()["images"] == 3      # the three committed before the stop
+    report = Builder(out).run([str(gallery_dir)], progress=False)
+    assert report.added_faces == 3 and report.counts["already in dataset"] == 3
+    with Catalog(out) as cat:
+        assert cat.counts()["images"] == 6
+        ids = [r["id"] for r in cat.faces()]
+    assert len(set(ids)) == 6
+    assert len(list((out / "images").glob("*.jpg"))) == 6
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_bad_inputs_reported_per_file(tmp_path):
+    src = tmp_path / "src" / "subject01"
+    src.mkdir(parents=True)
+    shutil.copy(YALE / "subject01.normal", src / "good")
+    (src / "notes.jpg").write_text("not an image")
+    data = (YALE / "subject01.happy").read_bytes()
+    (src / "cut.gif").write_bytes(data[: len(data) // 3])
+    noise_image(src / "noise.png")
+    Image.open(YALE / "subject01.glasses").convert("CMYK").save(src / "cmyk.tif")
+    r = run_pof("build", tmp_path / "src", "--out", tmp_path / "ds", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert "not an image" in r.stderr and "noise.png: no face found" in r.stderr
+    assert "cut.gif" in r.stderr
+    assert "2 faces from 2 new images" in r.stdout
+
+
+def test_manifest_with_provenance(tmp_path):
+    out = tmp_path / "ds"
+    r = run_pof("build", DEMO / "manifest.csv", "--out", out, "--quiet", "--legal-basis", "public interest journalism")
+    assert r.returncode == 0, r.stderr
+    ids = {p["person"]: p for p in json.loads((out / "identities.json").read_text())}
+    assert ids["Barack_Obama"]["name"] == "Barack Obama" and ids["Barack_Obama"]["rank"] == "President"
+    meta = json.loads((out / "metadata.json").read_text())
+    prov = meta[0]["provenance"]
+    assert prov["licence"].startswith("public domain") and prov["legal_basis"] == "public interest journalism"
+    assert prov["source_url"].startswith("https://")
+
+
+def test_other_models_refused(tmp_path, gallery_dir):
+    out = tmp_path / "ds"
+    Builder(out).run([str(gallery_dir / "subject01")], progress=False)
+    r = run_pof("build", gallery_dir, "--out", out, "--detector", "hog", "--quiet")
+    assert r.returncode == 2 and "other models" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_workers_give_same_result(tmp_path, gallery_dir, built):
+    out = tmp_path / "ds"
+    r = run_pof("build", gallery_dir, "--out", out, "--workers", "2", "--quiet")
+    assert r.returncode == 0, r.stderr
+    a, b = np.load(out / "descriptors.npy"), np.load(built / "descriptors.npy")
+    assert np.allclose(a, b, atol=1e-5)

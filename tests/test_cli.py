@@ -1,0 +1,82 @@
+"""The CLI through its entry point: search, verify and demo, with bad inputs among good ones."""
+from __future__ import annotations
+
+import json
+
+from .conftest import DEMO, YALE, noise_image, run_pof
+
+
+def _lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_search_json_contract(built, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("nope")
+    noise = noise_image(tmp_path / "noise.png")
+    probes = [YALE / "subject02.glasses", bad, noise, YALE / "subject04.normal"]
+    r = run_pof("search", built, *probes, "--json", "--top", "3")
+    assert r.returncode == 0, r.stderr
+    res = _lines(r.stdout)
+    assert [x["image"] for x in res] == [str(p) for p in probes]
+    hit = res[0]
+    assert hit["error"] is None and len(hit["faces"]) == 1
+    face = hit["faces"][0]
+    assert set(face) >= {"box", "det_score", "quality", "decision", "fpir", "candidates"}
+    assert len(face["box"]) == 4 and 0 < face["quality"] <= 1
+    top = face["candidates"][0]
+    assert set(top) >= {"person", "name", "score", "fmr", "evidence"}
+    assert top["person"] == "subject02" and top["name"] == "subject02"
+    assert len(face["candidates"]) == 3
+    assert [c["score"] for c in face["candidates"]] == sorted((c["score"] for c in face["candidates"]), reverse=True)
+    assert all(len(e) == 8 for e in top["evidence"])
+    assert 0 < face["fpir"] <= 0.0101
+    assert res[1]["error"] and "not an image" in res[1]["error"] and res[1]["faces"] == []
+    assert res[2]["error"] and "no face" in res[2]["error"]
+    assert res[3]["error"] is None   # a person not enrolled is still searched
+
+
+def test_search_human_output(built):
+    r = run_pof("search", built, YALE / "subject03.glasses")
+    assert r.returncode == 0, r.stderr
+    assert "subject03" in r.stdout and "not identifications" in r.stdout
+
+
+def test_search_missing_dataset(tmp_path):
+    r = run_pof("search", tmp_path / "nothing", YALE / "subject01.normal")
+    assert r.returncode == 2 and "pof build" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_verify_pair_and_pairs_file(tmp_path):
+    r = run_pof("verify", YALE / "subject01.normal", YALE / "subject01.happy", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["same"] is True and out["score"] >= out["threshold"] and 0 < out["fmr"] <= 1
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("file_x,file_y,Decision\nsubject01.normal,subject01.glasses,Yes\n"
+                     "subject01.normal,subject02.normal,No\nsubject01.normal,missing.png,No\n")
+    r = run_pof("verify", "--pairs", pairs, "--root", YALE, "--json")
+    assert r.returncode == 0, r.stderr
+    res = _lines(r.stdout)
+    assert [x["file_y"] for x in res] == ["subject01.glasses", "subject02.normal", "missing.png"]
+    assert res[0]["same"] is True and res[1]["same"] is False
+    assert res[1]["score"] < res[0]["score"]
+    assert "no such file" in res[2]["error"]
+
+
+def test_demo(tmp_path):
+    r = run_pof("demo", "--out", tmp_path / "demo")
+    assert r.returncode == 0, r.stderr
+    assert "possible match: Barack Obama" in r.stdout
+    assert "astronaut_eileen_collins.jpg: no confident match" in r.stdout
+    res = json.loads((tmp_path / "demo" / "demo_search.json").read_text())
+    assert {x["image"] for x in res} == {p.name for p in (DEMO / "probes").glob("*.jpg")}
+
+
+def test_unknown_device_and_missing_gpu(tmp_path, gallery_dir):
+    import onnxruntime as ort
+    r = run_pof("build", gallery_dir, "--out", tmp_path / "ds", "--device", "cuda", "--quiet")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        assert r.returncode == 2 and "CUDA" in r.stderr and "Traceback" not in r.stderr
+    r = run_pof("build", gallery_dir, "--out", tmp_path / "ds", "--device", "tpu")
+    assert r.returncode == 2 and "Invalid value" in r.stderr
