@@ -140,3 +140,28 @@ def test_workers_give_same_result(tmp_path, gallery_dir, built):
     assert r.returncode == 0, r.stderr
     a, b = np.load(out / "descriptors.npy"), np.load(built / "descriptors.npy")
     assert np.allclose(a, b, atol=1e-5)
+
+
+def test_manifest_urls_are_downloaded(tmp_path):
+    """An explicit image URL in a manifest is fetched (from a server on loopback here)."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "www"
+    served.mkdir()
+    shutil.copy(YALE / "subject02.normal", served / "s2.gif")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{httpd.server_address[1]}"
+        manifest = tmp_path / "m.csv"
+        manifest.write_text(f"url,person,licence\n{base}/s2.gif,subject02,test\n{base}/missing.gif,subject09,test\n")
+        report = Builder(tmp_path / "ds").run([str(manifest)], progress=False)
+    finally:
+        httpd.shutdown()
+    assert report.added_faces == 1 and report.counts["error"] == 1
+    assert any("download failed" in reason for _, _, reason in report.problems)
+    meta = json.loads((tmp_path / "ds" / "metadata.json").read_text())
+    assert meta[0]["provenance"]["source_url"].endswith("/s2.gif")
