@@ -1,0 +1,89 @@
+"""Tests of bench/core.py's pof-side parsing on tiny fake `pof search --json` output.
+
+Run: python -m pytest bench/test_core.py -q   (needs numpy only)
+"""
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import core  # noqa: E402
+
+P = ["bench/work/core/probes/plain/subject01/subject01.sad.png",
+     "bench/work/core/probes/plain/subject11/subject11.sad.png",
+     "bench/work/core/probes/small/subject02/subject02.wink.png",
+     "bench/work/core/probes/masked/subject03/subject03.wink.png"]
+
+FAKE = "\n".join([
+    json.dumps({"image": P[0], "error": None, "faces": [
+        {"box": [1, 1, 10, 10], "det_score": 0.9, "quality": 0.2, "decision": "match",
+         "fpir": 0.01, "candidates": [{"person": "subject07", "name": "x", "score": 0.9,
+                                       "fmr": 1e-5, "evidence": ["aaaaaaaa"]}]},
+        {"box": [50, 40, 100, 120], "det_score": 0.99, "quality": 0.8, "decision": "match",
+         "fpir": 0.01, "candidates": [
+             {"person": "subject01", "name": "subject01", "score": 0.91, "fmr": 1e-5,
+              "evidence": ["g8ltccwb"]},
+             {"person": "subject04", "name": "subject04", "score": 0.5, "fmr": 0.2,
+              "evidence": []}]}]}),
+    "progress 50% (a stray non-JSON line)",
+    json.dumps({"image": str(Path(core.REPO, P[1])), "error": None, "faces": [
+        {"box": [50, 40, 100, 120], "det_score": 0.99, "quality": 0.8,
+         "decision": "no_match", "fpir": 0.01,
+         "candidates": [{"person": "subject02", "name": "s", "score": 0.3, "fmr": 0.4,
+                         "evidence": []}]}]}),
+    json.dumps({"image": P[2], "error": None, "faces": []}),
+    "",
+])
+
+
+def test_parse_and_assign():
+    objs, bad = core.parse_json_lines(FAKE)
+    assert len(objs) == 3 and len(bad) == 1
+    got = core.assign_search_results(P, objs)
+    assert set(got) == {P[0], P[1], P[2]}          # P[3] has no line -> missing
+    o0 = core.pof_face_outcome(got[P[0]])           # largest box wins
+    assert o0["detected"] and o0["top_person"] == "subject01" and o0["match"]
+    o1 = core.pof_face_outcome(got[P[1]])
+    assert o1["detected"] and not o1["match"]
+    assert not core.pof_face_outcome(got[P[2]])["detected"]
+    assert not core.pof_face_outcome({"image": "x", "error": "unreadable"})["detected"]
+
+
+def test_metrics():
+    recs = [
+        dict(role="mated", person="a", condition="plain", detected=True, top_person="a",
+             match=True),
+        dict(role="mated", person="b", condition="plain", detected=True, top_person="a",
+             match=True),
+        dict(role="mated", person="c", condition="plain", detected=False),
+        dict(role="mated", person="d", condition="plain", detected=True, top_person="d",
+             match=False),
+        dict(role="nonmated", person="x", condition="plain", detected=True, top_person="a",
+             match=True),
+        dict(role="nonmated", person="y", condition="plain", detected=False, failed=True),
+    ]
+    m = core.ident_metrics(recs)
+    assert m["rank1_detected"] == round(2 / 3, 4)
+    assert m["rank1_all"] == 0.5
+    assert m["dir"] == 0.25
+    assert m["mated_wrong_match"] == 0.25
+    assert m["fpir"] == 0.5
+    assert m["ftd"] == round(2 / 6, 4)
+    assert m["n_failed"] == 1
+
+
+def test_verify_metrics():
+    pairs = [{"file_x": "a", "file_y": "b", "Decision": "Yes"},
+             {"file_x": "a", "file_y": "c", "Decision": "No"},
+             {"file_x": "a", "file_y": "d", "Decision": "Yes"}]
+    v = core.verif_metrics(pairs, {("a", "b"): True, ("a", "c"): False}, {("a", "d")})
+    assert v["accuracy"] == round(2 / 3, 4) and v["accuracy_scored_pairs"] == 1.0
+    assert v["genuine_accept_rate"] == 0.5 and v["false_accept_rate"] == 0.0
+
+
+if __name__ == "__main__":
+    test_parse_and_assign()
+    test_metrics()
+    test_verify_metrics()
+    print("ok")
