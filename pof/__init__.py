@@ -17,7 +17,7 @@ from .record import Face, Pose  # noqa: E402
 from .search import Gallery, Searcher  # noqa: E402
 
 
-def build(sources: list[str], out: str, workers: int = 1, progress: bool = False, **settings):
+def build(sources: list[str], out: str, workers: int = 0, progress: bool = False, **settings):
     """Build (or extend) the dataset ``out`` from folders/manifests/files; returns a BuildReport."""
     from .build import Builder
     return Builder(out, workers=workers, **settings).run(sources, progress=progress)

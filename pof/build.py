@@ -105,12 +105,14 @@ def _read(item: Item) -> bytes:
 
 
 class Builder:
-    """Builds into one dataset folder. ``settings`` as for Pipeline; ``workers`` processes."""
+    """Builds into one dataset folder. ``settings`` as for Pipeline; ``workers`` processes
+    (default: the ``workers`` setting; 0 means one per CPU core)."""
 
-    def __init__(self, out: str | Path, workers: int = 1, **settings: Any) -> None:
+    def __init__(self, out: str | Path, workers: int | None = None, **settings: Any) -> None:
         self.out = Path(out)
         self.pipeline = Pipeline(**settings)
-        self.workers = max(1, int(workers))
+        n = self.pipeline.settings["workers"] if workers is None else int(workers)
+        self.workers = n if n > 0 else (os.cpu_count() or 1)
 
     def run(self, sources: list[str], provenance: dict[str, Any] | None = None,
             progress: bool = True) -> BuildReport:

@@ -51,7 +51,7 @@ def main() -> None:
 @main.command()
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="dataset folder")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help=_HELP["workers"])
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64), help=_HELP["workers"])
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]), help=_HELP["device"])
 @click.option("--detector", default="mtcnn", show_default=True, type=click.Choice(["mtcnn", "hog"]), help=_HELP["detector"])
 @click.option("--licence", default="", help="licence or terms of the images, recorded with each")

@@ -29,7 +29,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("fpir", 0.01, "target false-positive identification rate of search decisions"),
     Setting("top", 5, "number of candidates a search returns per face"),
     Setting("fusion", "max", "how a person's score fuses their gallery images", ("max", "mean2")),
-    Setting("workers", 1, "worker processes for decoding during a build"),
+    Setting("workers", 0, "worker processes for a build (0: one per CPU core)"),
     Setting("device", "cpu", "where models run", ("cpu", "cuda")),
     Setting("jpeg_quality", 95, "JPEG quality of the 200 x 280 dataset crops"),
 )

@@ -73,7 +73,7 @@ def test_rebuild_adds_only_new(tmp_path, gallery_dir):
 
 def test_interrupted_build_resumes(tmp_path, gallery_dir, monkeypatch):
     out = tmp_path / "ds"
-    b = Builder(out)
+    b = Builder(out, workers=1)          # in-process, so the patched analyze is the one used
     calls = {"n": 0}
     real = b.pipeline.analyze
 

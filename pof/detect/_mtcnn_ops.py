@@ -7,6 +7,7 @@ regressions. Box arrays are float32/float64 of shape (N, 5+): x1, y1, x2, y2, sc
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 PNET_STRIDE = 2  # PNet's output cell step in input pixels
@@ -34,31 +35,33 @@ def pyramid_scales(height: int, width: int, min_face_size: float, factor: float)
     return scales
 
 
-def _bins(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end (exclusive) input index of each output cell of torch's adaptive pooling."""
+def integral(image: np.ndarray) -> np.ndarray:
+    """Summed-area table of a uint8 (H, W, 3) image: (H + 1, W + 1, 3) float64, exact."""
+    return cv2.integral(image, sdepth=cv2.CV_64F)
+
+
+def _bins(n_in: np.ndarray | int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """First and last-plus-one input index of each output cell of torch's adaptive average
+    pooling (``interpolate(mode="area")``), for input length(s) ``n_in``: (..., n_out)."""
     i = np.arange(n_out)
-    return (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+    n = np.asarray(n_in)[..., None]
+    return (i * n) // n_out, -((-(i + 1) * n) // n_out)
 
 
-def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize (H, W, C) to (height, width, C) exactly as torch's ``interpolate(mode="area")``
-    (adaptive average pooling: each output pixel is the plain mean of an input block), which
-    facenet-pytorch uses everywhere. Unlike cv2's INTER_AREA it also upsamples by blocks.
-    """
-    ys, ye = _bins(image.shape[0], height)
-    xs, xe = _bins(image.shape[1], width)
-    acc = np.zeros((image.shape[0] + 1,) + image.shape[1:], dtype=np.float64)
-    np.cumsum(image, axis=0, out=acc[1:])
-    rows = (acc[ye] - acc[ys]) / (ye - ys)[:, None, None]
-    acc = np.zeros((height, image.shape[1] + 1) + image.shape[2:], dtype=np.float64)
-    np.cumsum(rows, axis=1, out=acc[:, 1:])
-    return ((acc[:, xe] - acc[:, xs]) / (xe - xs)[None, :, None]).astype(np.float32)
-
-
-def resize_for_scale(image: np.ndarray, scale: float) -> np.ndarray:
-    """``image`` (H, W, 3) float32 resized to facenet-pytorch's pyramid size for ``scale``."""
-    h, w = image.shape[:2]
-    return area_resize(image, int(h * scale + 1), int(w * scale + 1))
+def pyramid_level(table: np.ndarray, scale: float) -> np.ndarray:
+    """The image resized for ``scale`` as facenet-pytorch does it (size ``int(side * scale +
+    1)``, torch's "area" resampling: each pixel the plain mean of an input block), from its
+    summed-area table. Returns (1, 3, h, w) normalised float32, PNet's input."""
+    height, width = table.shape[0] - 1, table.shape[1] - 1
+    ys, ye = _bins(height, int(height * scale + 1))
+    xs, xe = _bins(width, int(width * scale + 1))
+    # sums over each block of rows, still cumulative along x; float32 from here on (exact
+    # up to 2**24, i.e. for all but huge images at coarse scales, then off by < 0.001 level)
+    rows = (table[ye] - table[ys]).astype(np.float32).transpose(2, 0, 1)  # (3, h, W + 1)
+    sums = np.take(rows, xe, axis=2) - np.take(rows, xs, axis=2)  # (3, h, w)
+    # mean = sum / block area, then normalised as in normalise()
+    gain = (NORM_SCALE / ((ye - ys)[:, None] * (xe - xs)[None, :])).astype(np.float32)
+    return (sums * gain - np.float32(NORM_MEAN * NORM_SCALE))[None]
 
 
 def generate_boxes(reg: np.ndarray, prob: np.ndarray, scale: float, threshold: float) -> np.ndarray:
@@ -130,26 +133,28 @@ def square(boxes: np.ndarray) -> np.ndarray:
     return out
 
 
-def crop_patches(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
-    """Crop each box from ``image`` (H, W, 3) float32 and resize it to ``size`` x ``size``.
+def crop_patches(table: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """Crop each box from the image whose summed-area table is ``table``, resized to ``size``
+    x ``size`` by torch's "area" resampling, all boxes at once.
 
     The crop covers columns ``floor(x1) - 1`` up to (excluding) ``floor(x2)``, as in
-    facenet-pytorch. Where a box leaves the image, the outside is filled with black, as in the
+    facenet-pytorch. Where a box leaves the image, the outside counts as black, as in the
     original MTCNN (facenet-pytorch instead clips the box and stretches what remains; both
     agree for boxes inside the image). Returns (N, 3, size, size) normalised float32.
     """
-    h, w = image.shape[:2]
+    height, width = table.shape[0] - 1, table.shape[1] - 1
     corners = np.floor(boxes[:, :4]).astype(np.int64)
-    patches = np.empty((len(boxes), size, size, 3), dtype=np.float32)
-    for k, (bx1, by1, bx2, by2) in enumerate(corners):
-        x0, y0 = bx1 - 1, by1 - 1  # first column/row of the crop
-        cw, ch = max(bx2 - x0, 1), max(by2 - y0, 1)
-        crop = np.zeros((ch, cw, 3), dtype=np.float32)
-        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + cw, w), min(y0 + ch, h)
-        if sx1 > sx0 and sy1 > sy0:
-            crop[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
-        patches[k] = area_resize(crop, size, size)
-    return normalise(patches)
+    x0, y0 = corners[:, 0] - 1, corners[:, 1] - 1  # first column / row of each crop
+    cw = np.maximum(corners[:, 2] - x0, 1)
+    ch = np.maximum(corners[:, 3] - y0, 1)
+    ys, ye = (b + y0[:, None] for b in _bins(ch, size))  # (N, size) image rows
+    xs, xe = (b + x0[:, None] for b in _bins(cw, size))
+    area = (ye - ys)[:, :, None] * (xe - xs)[:, None, :]
+    # clipping the block edges to the image sums only the inside: the outside adds 0
+    ys, ye = np.clip(ys, 0, height)[:, :, None], np.clip(ye, 0, height)[:, :, None]
+    xs, xe = np.clip(xs, 0, width)[:, None, :], np.clip(xe, 0, width)[:, None, :]
+    sums = table[ye, xe] - table[ys, xe] - table[ye, xs] + table[ys, xs]
+    return normalise(sums / area[..., None])
 
 
 def landmarks_in_box(boxes: np.ndarray, rel: np.ndarray) -> np.ndarray:

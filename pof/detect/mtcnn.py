@@ -97,22 +97,21 @@ class MTCNNDetector(Detector):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ImageError(f"detect expects a uint8 RGB array of shape (H, W, 3), got "
                              f"{image.dtype} {image.shape}; convert it with the load stage")
-        pixels = image.astype(np.float32)
-        boxes = self._stage_pnet(pixels)
+        table = ops.integral(np.ascontiguousarray(image))  # all resampling reads this
+        boxes = self._stage_pnet(table)
         if len(boxes):
-            boxes = self._stage_rnet(pixels, boxes)
+            boxes = self._stage_rnet(table, boxes)
         if not len(boxes):
             return []
-        boxes, points = self._stage_onet(pixels, boxes)
+        boxes, points = self._stage_onet(table, boxes)
         return _to_detections(boxes, points, image.shape[1], image.shape[0])
 
-    def _stage_pnet(self, pixels: np.ndarray) -> np.ndarray:
+    def _stage_pnet(self, table: np.ndarray) -> np.ndarray:
         """Proposal stage: PNet over the pyramid -> squared candidate boxes (N, 5)."""
-        h, w = pixels.shape[:2]
+        h, w = table.shape[0] - 1, table.shape[1] - 1
         per_scale = []
         for scale in ops.pyramid_scales(h, w, self.min_face_size, self.factor):
-            level = ops.normalise(ops.resize_for_scale(pixels, scale))[None]
-            reg, prob = self._run("pnet", level)
+            reg, prob = self._run("pnet", ops.pyramid_level(table, scale))
             cand = ops.generate_boxes(reg[0], prob[0, 1], scale, self.thresholds[0])
             per_scale.append(cand[ops.nms(cand, NMS_PNET_SCALE)])
         boxes = np.concatenate(per_scale) if per_scale else np.zeros((0, 9), np.float32)
@@ -120,18 +119,18 @@ class MTCNNDetector(Detector):
         boxes = ops.regress(boxes, boxes[:, 5:9], plus_one=False)
         return ops.square(boxes)
 
-    def _stage_rnet(self, pixels: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def _stage_rnet(self, table: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Refinement stage: RNet on all candidates in one batch -> refined squares (N, 5)."""
-        reg, prob = self._run("rnet", ops.crop_patches(pixels, boxes, RNET_SIZE))
+        reg, prob = self._run("rnet", ops.crop_patches(table, boxes, RNET_SIZE))
         keep = prob[:, 1] > self.thresholds[1]
         boxes, reg = boxes[keep], reg[keep]
         boxes[:, 4] = prob[keep, 1]
         pick = ops.nms(boxes, NMS_RNET)
         return ops.square(ops.regress(boxes[pick], reg[pick]))
 
-    def _stage_onet(self, pixels: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _stage_onet(self, table: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Output stage: ONet in one batch -> final boxes (N, 5) and landmarks (N, 5, 2)."""
-        reg, rel_points, prob = self._run("onet", ops.crop_patches(pixels, boxes, ONET_SIZE))
+        reg, rel_points, prob = self._run("onet", ops.crop_patches(table, boxes, ONET_SIZE))
         keep = prob[:, 1] > self.thresholds[2]
         boxes, reg, rel_points = boxes[keep], reg[keep], rel_points[keep]
         boxes[:, 4] = prob[keep, 1]
