@@ -259,8 +259,27 @@ def ident_by_condition(recs: list[dict]) -> dict:
     return out
 
 
-def verif_metrics(pairs: list[dict], same: dict, failed: set) -> dict:
-    """Pair accuracy; a pair the system could not score counts as "not same"."""
+def cv_accuracy(pairs: list[dict], scores: dict, folds: int = 10) -> float | None:
+    """LFW-protocol accuracy: 10 folds; each fold is judged at the threshold that is best on
+    the other nine. Higher score = more alike; an unscored pair counts as "not same"."""
+    if not scores:
+        return None
+    key = lambda p: (p["file_x"], p["file_y"])  # noqa: E731
+    s = np.array([scores.get(key(p), -np.inf) for p in pairs], float)
+    y = np.array([p["Decision"] == "Yes" for p in pairs])
+    idx = np.random.default_rng(0).permutation(len(pairs)) % folds
+    right = 0
+    for f in range(folds):
+        tr, te = idx != f, idx == f
+        cands = np.unique(s[tr & np.isfinite(s)])
+        best = max(cands, key=lambda t: ((s[tr] >= t) == y[tr]).mean())
+        right += int(((s[te] >= best) == y[te]).sum())
+    return round(right / len(pairs), 4)
+
+
+def verif_metrics(pairs: list[dict], same: dict, failed: set, scores: dict | None = None) -> dict:
+    """Pair accuracy at the system's own threshold (a pair the system could not score counts
+    as "not same"), and the 10-fold accuracy of the LFW protocol from the raw scores."""
     n = len(pairs)
     gen = [p for p in pairs if p["Decision"] == "Yes"]
     imp = [p for p in pairs if p["Decision"] != "Yes"]
@@ -273,7 +292,8 @@ def verif_metrics(pairs: list[dict], same: dict, failed: set) -> dict:
             "accuracy": r(sum(right(p) for p in pairs), n),
             "accuracy_scored_pairs": r(sum(right(p) for p in ok), len(ok)),
             "genuine_accept_rate": r(sum(bool(same.get(key(p))) for p in gen), len(gen)),
-            "false_accept_rate": r(sum(bool(same.get(key(p))) for p in imp), len(imp))}
+            "false_accept_rate": r(sum(bool(same.get(key(p))) for p in imp), len(imp)),
+            "accuracy_10fold": cv_accuracy(pairs, scores or {})}
 
 
 # ----------------------------------------------------------------------------- pof side
@@ -385,7 +405,7 @@ def pof_verify(base, log, pairs_csv: Path, root: Path, pairs: list[dict], timeou
                          (rec.get("error") or (rec.get("stderr") or "").strip()[-500:])})
         if not per_pair:
             continue
-        same, failed, thresholds = {}, set(), []
+        same, failed, thresholds, scores = {}, set(), [], {}
         got = {(str(o["file_x"]), str(o["file_y"])): o for o in per_pair}
         for p in pairs:
             k = (p["file_x"], p["file_y"])
@@ -394,9 +414,11 @@ def pof_verify(base, log, pairs_csv: Path, root: Path, pairs: list[dict], timeou
                 failed.add(k)
                 continue
             same[k] = bool(o["same"])
+            if o.get("score") is not None:
+                scores[k] = float(o["score"])
             if o.get("threshold") is not None:
                 thresholds.append(o["threshold"])
-        res = verif_metrics(pairs, same, failed)
+        res = verif_metrics(pairs, same, failed, scores)
         res.update(threshold=(float(np.median(thresholds)) if thresholds else None),
                    cmd=rec["cmd"], wall_s=rec["wall_s"], rc=rec.get("rc"),
                    bad_json_lines=len(bad), attempts=attempts)
@@ -470,15 +492,17 @@ def _dist_version(name: str):
 
 
 def peer_verify(pairs: list[dict], encs: dict[str, np.ndarray | None]) -> dict:
-    same, failed = {}, set()
+    same, failed, scores = {}, set(), {}
     for p in pairs:
         k = (p["file_x"], p["file_y"])
         a, b = encs.get(p["file_x"]), encs.get(p["file_y"])
         if a is None or b is None:
             failed.add(k)
             continue
-        same[k] = bool(np.linalg.norm(a - b) <= PEER_TOLERANCE)
-    res = verif_metrics(pairs, same, failed)
+        dist = float(np.linalg.norm(a - b))
+        same[k] = dist <= PEER_TOLERANCE
+        scores[k] = -dist
+    res = verif_metrics(pairs, same, failed, scores)
     res["threshold"] = PEER_TOLERANCE
     return res
 
@@ -519,17 +543,17 @@ def markdown(res: dict) -> str:
                  f"{res['pof'].get('search_fpir_target')}; peer: distance <= {PEER_TOLERANCE}")
     L.append("\n### Verification pairs\n")
     L.append("| system | pairs | accuracy | accuracy (scored pairs) | genuine accept | "
-             "false accept | unscored | threshold |")
-    L.append("|---|---|---|---|---|---|---|---|")
+             "false accept | unscored | threshold | 10-fold accuracy (LFW protocol) |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
     for s in systems:
         v = res[s].get("verify") or {}
         if "accuracy" not in v:
-            L.append(f"| {s} | | {v.get('error', 'n/a')} | | | | | |")
+            L.append(f"| {s} | | {v.get('error', 'n/a')} | | | | | | |")
             continue
         L.append(f"| {s} | {v['n_pairs']} | {fmt(v['accuracy'])} | "
                  f"{fmt(v['accuracy_scored_pairs'])} | {fmt(v['genuine_accept_rate'])} | "
                  f"{fmt(v['false_accept_rate'])} | {v['n_failed']} | "
-                 f"{fmt(v.get('threshold'), pct=False)} |")
+                 f"{fmt(v.get('threshold'), pct=False)} | {fmt(v.get('accuracy_10fold'))} |")
     L.append("\n### Speed (same run, same cores)\n")
     L.append("| test | pof | peer | pof/peer |")
     L.append("|---|---|---|---|")
