@@ -11,7 +11,6 @@ import hashlib
 import io
 import os
 from collections import Counter, deque
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,6 +22,7 @@ from tqdm import tqdm
 from .catalog import Catalog
 from .errors import ImageError, PofError
 from .load import decode_image, read_bytes
+from .parallel import pipeline_map
 from .pipeline import Pipeline
 from .record import Face
 from .sources import Item, collect, fetch_url
@@ -62,14 +62,6 @@ class BuildReport:
     problems: list[tuple[str, str, str]] = field(default_factory=list)   # location, status, reason
 
 
-_WORKER: Pipeline | None = None
-
-
-def _init_worker(settings: dict[str, Any]) -> None:
-    global _WORKER
-    _WORKER = Pipeline(**settings)
-
-
 def _analyze(pipeline: Pipeline, item: Item, data: bytes, sha: str) -> Outcome:
     try:
         img = decode_image(data, item.location, pipeline.settings["max_pixels"])
@@ -82,12 +74,6 @@ def _analyze(pipeline: Pipeline, item: Item, data: bytes, sha: str) -> Outcome:
     elif item.person is not None:
         out.faces, out.status, out.reason = _pick_named_face(faces)
     return out
-
-
-def _worker_analyze(args: tuple[Item, bytes, str]) -> Outcome:
-    if _WORKER is None:   # set by the pool initializer
-        raise RuntimeError("worker pipeline not initialised")
-    return _analyze(_WORKER, *args)
 
 
 def _pick_named_face(faces: list[Face]) -> tuple[list[Face], str, str]:
@@ -154,22 +140,16 @@ class Builder:
             yield item, data, sha
 
     def _outcomes(self, pending: Iterator[tuple[Item, bytes, str]]) -> Iterator[tuple[Outcome, Item]]:
-        """Analyse pending items, in order; at most 2 per worker are in flight at once."""
-        if self.workers == 1:
+        """Analyse pending items in order (in worker processes when workers > 1)."""
+        items: deque = deque()
+
+        def jobs():
             for item, data, sha in pending:
-                yield _analyze(self.pipeline, item, data, sha), item
-            return
-        with ProcessPoolExecutor(self.workers, initializer=_init_worker,
-                                 initargs=(self.pipeline.settings,)) as pool:
-            window: deque = deque()
-            for job in pending:
-                window.append((pool.submit(_worker_analyze, job), job[0]))
-                if len(window) >= 2 * self.workers:
-                    fut, item = window.popleft()
-                    yield fut.result(), item
-            while window:
-                fut, item = window.popleft()
-                yield fut.result(), item
+                items.append(item)
+                yield item, data, sha
+
+        for outcome in pipeline_map(self.pipeline, _analyze, jobs(), self.workers):
+            yield outcome, items.popleft()
 
     def _commit(self, cat: Catalog, item: Item, o: Outcome, report: BuildReport) -> None:
         if o.status == "error":

@@ -80,12 +80,21 @@ def build(sources, out, workers, device, detector, licence, legal_basis, agreeme
     click.echo(f"built {out}: {report.added_faces} faces from {report.added_images} new images ({summary})")
 
 
-def _searchable(pipeline, path: str):
-    """(faces, error message) for one probe image."""
-    try:
-        return pipeline.analyze_file(path, with_crops=False), None
-    except PofError as exc:
-        return [], str(exc)
+def _probe_workers(requested: int, n_images: int) -> int:
+    """Worker processes for probes: none for a few images (start-up costs ~1 s each)."""
+    if n_images < 4:
+        return 1
+    return requested if requested > 0 else min(os.cpu_count() or 1, n_images // 2)
+
+
+def _analyzed(pipeline, paths: list[str], workers: int):
+    """(path, faces, error) for each probe, in order, with a progress bar."""
+    from .parallel import pipeline_map
+    from .pipeline import faces_or_error
+    jobs = ((p,) for p in paths)
+    results = pipeline_map(pipeline, faces_or_error, jobs, _probe_workers(workers, len(paths)))
+    for path, (faces, error) in zip(paths, results):
+        yield path, faces, error
 
 
 @main.command()
@@ -94,8 +103,9 @@ def _searchable(pipeline, path: str):
 @click.option("--top", default=5, show_default=True, type=click.IntRange(1, 100), help=_HELP["top"])
 @click.option("--fpir", default=0.01, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True), help=_HELP["fpir"])
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per image, one per line")
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64), help=_HELP["workers"])
 @friendly
-def search(dataset, images, top, fpir, as_json) -> None:
+def search(dataset, images, top, fpir, as_json, workers) -> None:
     """Search every face in IMAGES against DATASET: ranked candidates, open-set decision."""
     from .pipeline import Pipeline
     from .search import Gallery, Searcher, result_line
@@ -104,13 +114,15 @@ def search(dataset, images, top, fpir, as_json) -> None:
     if gallery.descriptor_key and gallery.descriptor_key != pipeline.descriptor_key():
         raise PofError(f"{dataset} was built with other models ({gallery.descriptor_key}); rebuild it")
     searcher = Searcher(gallery, target_fpir=fpir)
-    for path in tqdm(images, desc="search", unit="img", disable=len(images) < 5 or as_json):
-        faces, error = _searchable(pipeline, path)
+    bar = tqdm(total=len(images), desc="search", unit="img", disable=len(images) < 5 or as_json)
+    for path, faces, error in _analyzed(pipeline, list(images), workers):
+        bar.update(1)
         results = searcher.search(faces, top) if faces else []
         if as_json:
             click.echo(result_line(path, results, error))
         else:
             _print_search(path, results, error)
+    bar.close()
 
 
 def _print_search(path: str, results: list[dict], error: str | None) -> None:
@@ -135,8 +147,9 @@ def _print_search(path: str, results: list[dict], error: str | None) -> None:
 @click.option("--root", type=click.Path(file_okay=False), default=".", help="folder the pair paths are relative to")
 @click.option("--fmr", default=1e-3, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="target false-match rate")
 @click.option("--json", "as_json", is_flag=True, help="JSON output, one object per pair")
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64), help=_HELP["workers"])
 @friendly
-def verify(images, pairs, root, fmr, as_json) -> None:
+def verify(images, pairs, root, fmr, as_json, workers) -> None:
     """Are IMAGE_A and IMAGE_B the same person? Or every pair in --pairs."""
     from .pipeline import Pipeline
     from .verify import Verifier, largest
@@ -146,16 +159,16 @@ def verify(images, pairs, root, fmr, as_json) -> None:
         todo = [(images[0], images[1], images[0], images[1])]
     else:
         raise PofError("give two images, or --pairs PAIRS.csv")
-    pipeline, verifier, cache = Pipeline(), Verifier(fmr), {}
-
-    def face_of(path: str):
-        if path not in cache:
-            faces, err = _searchable(pipeline, path)
-            cache[path] = (largest(faces) if faces else None, err)
-        return cache[path]
-
-    for shown_x, shown_y, px, py in tqdm(todo, desc="verify", unit="pair", disable=len(todo) < 5 or as_json):
-        (fa, ea), (fb, eb) = face_of(px), face_of(py)
+    verifier = Verifier(fmr)
+    paths = list(dict.fromkeys(p for t in todo for p in t[2:]))
+    bar = tqdm(total=len(paths), desc="verify", unit="img", disable=len(paths) < 5 or as_json)
+    face_of = {}
+    for path, faces, error in _analyzed(Pipeline(), paths, workers):
+        face_of[path] = (largest(faces) if faces else None, error)
+        bar.update(1)
+    bar.close()
+    for shown_x, shown_y, px, py in todo:
+        (fa, ea), (fb, eb) = face_of[px], face_of[py]
         out = {"file_x": shown_x, "file_y": shown_y}
         out.update({"error": ea or eb} if (ea or eb) else verifier.compare(fa, fb))
         if as_json:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import align, detect, embed, quality
-from .errors import NoFaceError
+from .errors import NoFaceError, PofError
 from .landmarks import DlibLandmarks
 from .load import LoadedImage, load_image
 from .record import Face
@@ -92,3 +92,12 @@ class Pipeline:
         if not faces:
             raise NoFaceError(f"{path}: no face found")
         return faces
+
+
+def faces_or_error(pipeline: Pipeline, path: str | Path) -> tuple[list[Face], str | None]:
+    """(faces without crops, None) for one probe image, or ([], reason) if it has none or
+    cannot be read. Module-level so worker processes can run it (see pof.parallel)."""
+    try:
+        return pipeline.analyze_file(path, with_crops=False), None
+    except PofError as exc:
+        return [], str(exc)

@@ -1,0 +1,44 @@
+"""Run pipeline work over many items in worker processes, results in input order.
+
+Each worker builds its own Pipeline once (models load lazily in it); at most two jobs per
+worker are in flight, so memory stays bounded however many items there are.
+"""
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Callable, Iterable, Iterator
+
+from .pipeline import Pipeline
+
+_PIPELINE: Pipeline | None = None   # one per worker process, set by _init
+
+
+def _init(settings: dict[str, Any]) -> None:
+    global _PIPELINE
+    _PIPELINE = Pipeline(**settings)
+
+
+def _call(fn: Callable, args: tuple) -> Any:
+    if _PIPELINE is None:
+        raise RuntimeError("worker pipeline not initialised")
+    return fn(_PIPELINE, *args)
+
+
+def pipeline_map(pipeline: Pipeline, fn: Callable[..., Any], jobs: Iterable[tuple],
+                 workers: int) -> Iterator[Any]:
+    """Yield ``fn(pipeline, *job)`` for each job, in order. ``fn`` must be a module-level
+    function; with workers > 1 it runs in that many processes, each with a Pipeline made
+    from ``pipeline.settings``."""
+    if workers <= 1:
+        for job in jobs:
+            yield fn(pipeline, *job)
+        return
+    with ProcessPoolExecutor(workers, initializer=_init, initargs=(pipeline.settings,)) as pool:
+        window: deque = deque()
+        for job in jobs:
+            window.append(pool.submit(_call, fn, job))
+            if len(window) >= 2 * workers:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
