@@ -204,7 +204,7 @@ def verify(net: str, model: onnx.ModelProto, sd: dict[str, np.ndarray], tol: flo
         for ref in refs:
             with torch.no_grad():
                 want = [t.numpy() for t in ref(torch.from_numpy(x))]
-            for g, w in zip(got, want):
+            for g, w in zip(got, want, strict=True):
                 err = float(np.abs(g - w).max())
                 if g.shape != w.shape or err > tol:
                     raise SystemExit(f"{net} {shape}: ONNX differs from torch ({err:.2e})")

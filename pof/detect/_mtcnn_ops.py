@@ -14,6 +14,9 @@ PNET_STRIDE = 2  # PNet's output cell step in input pixels
 PNET_CELL = 12  # PNet's receptive field (input pixels) = smallest face it sees at scale 1
 NORM_MEAN = 127.5
 NORM_SCALE = 0.0078125  # 1 / 128
+# Second-look crops for rejected candidates: (shift x, shift y) in box sizes, and scale
+RESCUE_JITTERS = ((0.1, 0.0, 1.0), (-0.1, 0.0, 1.0), (0.0, 0.1, 1.0), (0.0, -0.1, 1.0),
+                  (0.0, 0.0, 0.9), (0.0, 0.0, 1.12))
 
 
 def normalise(pixels: np.ndarray) -> np.ndarray:
@@ -108,6 +111,17 @@ def nms(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarra
     return np.asarray(keep, dtype=np.int64)
 
 
+def max_iou(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """For each of ``boxes`` (N, 4+), its highest IoU with any of ``others`` (M, 4+): (N,)."""
+    a, b = boxes[:, None, :4], others[None, :, :4]
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return (inter / np.maximum(area_a + area_b - inter, 1e-9)).max(axis=1)
+
+
 def regress(boxes: np.ndarray, reg: np.ndarray, plus_one: bool = True) -> np.ndarray:
     """Shift box corners by ``reg`` (N, 4) times the box size; returns a new (N, 5) array.
 
@@ -150,11 +164,35 @@ def crop_patches(table: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     ys, ye = (b + y0[:, None] for b in _bins(ch, size))  # (N, size) image rows
     xs, xe = (b + x0[:, None] for b in _bins(cw, size))
     area = (ye - ys)[:, :, None] * (xe - xs)[:, None, :]
-    # clipping the block edges to the image sums only the inside: the outside adds 0
-    ys, ye = np.clip(ys, 0, height)[:, :, None], np.clip(ye, 0, height)[:, :, None]
-    xs, xe = np.clip(xs, 0, width)[:, None, :], np.clip(xe, 0, width)[:, None, :]
-    sums = table[ye, xe] - table[ys, xe] - table[ye, xs] + table[ys, xs]
-    return normalise(sums / area[..., None])
+    # block sums from the four corners; clipping the corners to the image sums only the
+    # inside (the outside adds 0). Flat indices into the table: np.take is the fast gather.
+    stride = width + 1
+    ys, ye = (np.clip(v, 0, height)[:, :, None] * stride for v in (ys, ye))
+    xs, xe = (np.clip(v, 0, width)[:, None, :] for v in (xs, xe))
+    flat = table.reshape(-1, table.shape[2])
+    sums = np.take(flat, ye + xe, axis=0)  # (N, size, size, 3)
+    sums -= np.take(flat, ys + xe, axis=0)
+    sums -= np.take(flat, ye + xs, axis=0)
+    sums += np.take(flat, ys + xs, axis=0)
+    sums *= (NORM_SCALE / area)[..., None]  # mean, then normalised as in normalise()
+    sums -= NORM_MEAN * NORM_SCALE
+    return np.ascontiguousarray(sums.astype(np.float32).transpose(0, 3, 1, 2))
+
+
+def jitter(boxes: np.ndarray, jitters: tuple) -> np.ndarray:
+    """Shifted and rescaled copies of ``boxes`` (N, 5+): (N, len(jitters), 5).
+
+    Each jitter (dx, dy, s) moves the centre by (dx * width, dy * height) and scales the
+    size by s; the score column is copied.
+    """
+    dx, dy, s = (np.asarray(v, dtype=np.float64)[None, :] for v in zip(*jitters, strict=True))
+    w = (boxes[:, 2] - boxes[:, 0])[:, None]
+    h = (boxes[:, 3] - boxes[:, 1])[:, None]
+    cx = (boxes[:, 0:1] + boxes[:, 2:3]) / 2 + dx * w
+    cy = (boxes[:, 1:2] + boxes[:, 3:4]) / 2 + dy * h
+    score = np.broadcast_to(boxes[:, 4:5], cx.shape)
+    out = np.stack([cx - s * w / 2, cy - s * h / 2, cx + s * w / 2, cy + s * h / 2, score], -1)
+    return out.astype(boxes.dtype)
 
 
 def landmarks_in_box(boxes: np.ndarray, rel: np.ndarray) -> np.ndarray:
