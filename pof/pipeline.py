@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import align, detect, embed, quality
+from .device import onnx_providers
 from .errors import NoFaceError, PofError
 from .landmarks import DlibLandmarks
 from .load import LoadedImage, load_image
@@ -37,10 +38,16 @@ class Pipeline:
         self._landmarks = None
         self._embedder = None
 
+    def _make_detector(self) -> detect.Detector:
+        opts: dict[str, Any] = {"min_face_size": self.settings["min_face"]}
+        if self.settings["detector"] == "mtcnn":
+            opts["providers"] = onnx_providers(self.settings["device"])
+        return detect.create(self.settings["detector"], **opts)
+
     @property
     def detector(self) -> detect.Detector:
         if self._detector is None:
-            self._detector = detect.create(self.settings["detector"], min_face_size=self.settings["min_face"])
+            self._detector = self._make_detector()
         return self._detector
 
     @property
@@ -57,9 +64,9 @@ class Pipeline:
 
     def describe(self) -> dict[str, str]:
         """Models and settings that change a descriptor (cheap: loads no model)."""
-        det = detect.create(self.settings["detector"])
+        det = detect.create(self.settings["detector"], min_face_size=self.settings["min_face"])
         emb = embed.create(self.settings["embedder"])
-        return {"detector": f"{det.name}/{det.version}", "landmarks": DlibLandmarks.version,
+        return {"detector": f"{det.name}/{det.version}/{det.settings_key()}/score{self.settings['det_threshold']:g}", "landmarks": DlibLandmarks.version,
                 "alignment": f"dlib-chip-{150}-pad0.25", "embedder": f"{emb.name}/{emb.version}",
                 "normalisation": "l2"}
 

@@ -24,7 +24,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("detector", "mtcnn", "face detector backend", ("mtcnn", "hog")),
     Setting("embedder", "dlib-resnet", "face descriptor backend", ("dlib-resnet",)),
     Setting("min_face", 20, "smallest face the detector looks for, in pixels"),
-    Setting("det_threshold", 0.90, "minimum detector score for a face to be kept"),
+    Setting("det_threshold", 0.70, "minimum detector score for a face to be kept"),
     Setting("max_pixels", 60_000_000, "largest image accepted, in pixels (pixel-bomb guard)"),
     Setting("fpir", 0.01, "target false-positive identification rate of search decisions"),
     Setting("top", 5, "number of candidates a search returns per face"),

@@ -36,6 +36,10 @@ class Detector:
     name: str = "base"
     version: str = "0"
 
+    def settings_key(self) -> str:
+        """The settings that change what this detector finds (part of the descriptor key)."""
+        return ""
+
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Find every face in ``image`` (uint8 RGB array, shape (H, W, 3)).
 

@@ -19,6 +19,9 @@ class HOGDetector(Detector):
         self.upsample = upsample
         self._detector = None
 
+    def settings_key(self) -> str:
+        return f"upsample{self.upsample}"
+
     def detect(self, image: np.ndarray) -> list[Detection]:
         if self._detector is None:
             self._detector = dlib.get_frontal_face_detector()

@@ -54,6 +54,7 @@ class MTCNNDetector(Detector):
             rescaled crops (default True; see ``_second_look``). It finds many more faces that
             are partly covered (masks, eye bands) or rotated, at little cost in false
             detections; False gives facenet-pytorch's results exactly.
+        threads: ONNX Runtime threads per session (default 1: pof parallelises by process).
 
     Sessions are created on the first :meth:`detect` call, not at construction.
     """
@@ -68,6 +69,7 @@ class MTCNNDetector(Detector):
         factor: float = 0.709,
         providers: Sequence[str] | None = None,
         rescue: bool = True,
+        threads: int = 1,
     ) -> None:
         if not min_face_size > 0:
             raise SettingError(f"min_face_size must be > 0 pixels, got {min_face_size!r}")
@@ -81,20 +83,32 @@ class MTCNNDetector(Detector):
         self.factor = float(factor)
         self.providers = list(providers) if providers else ["CPUExecutionProvider"]
         self.rescue = bool(rescue)
+        self.threads = max(1, int(threads))
         self._sessions: dict | None = None
+
+    def settings_key(self) -> str:
+        """The settings that change what this detector finds (part of the descriptor key)."""
+        t = ",".join(f"{x:g}" for x in self.thresholds)
+        return f"min{self.min_face_size:g}-t{t}-f{self.factor:g}-rescue{int(self.rescue)}"
 
     def _session(self, net: str):
         """The ONNX Runtime session of ``net`` ("pnet", "rnet", "onet"), loaded on first use."""
         if self._sessions is None:
             import onnxruntime as ort  # imported lazily: no work at import time
 
+            opts = ort.SessionOptions()
+            # pof runs one process per core (pof.parallel): one thread each, and no idle
+            # spinning that would steal the core from dlib between detector calls.
+            opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             sessions = {}
             for name in ("pnet", "rnet", "onet"):
                 path = MODEL_DIR / f"{name}.onnx"
                 if not path.is_file():
                     raise PofError(f"MTCNN model {path} is missing; reinstall pof or run "
                                    f"tools/convert_mtcnn.py to recreate it")
-                sessions[name] = ort.InferenceSession(str(path), providers=self.providers)
+                sessions[name] = ort.InferenceSession(str(path), opts, providers=self.providers)
             self._sessions = sessions
         return self._sessions[net]
 

@@ -1,0 +1,128 @@
+"""Evaluation figures, pure numpy: verification (ROC, TAR at FAR, EER, accuracy) and open-set
+identification (CMC, FNIR at FPIR, fail-to-detect), following NIST FRVT's definitions.
+
+Scores are similarities (higher = more alike). A mated search is of a person who is enrolled;
+a nonmated search is of someone who is not. FPIR(t): share of nonmated searches whose top
+candidate scores >= t. FNIR(t): share of mated searches whose mate is not the top candidate
+with a score >= t (a face that was not detected is a miss).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+FARS = (1e-2, 1e-3, 1e-4)
+FPIRS = (0.01, 0.05)
+
+
+def roc(genuine: np.ndarray, impostor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(far, tar, thresholds) at every distinct score, thresholds descending."""
+    g, i = np.sort(np.asarray(genuine, float)), np.sort(np.asarray(impostor, float))
+    t = np.unique(np.concatenate([g, i]))[::-1]
+    tar = (len(g) - np.searchsorted(g, t, side="left")) / max(len(g), 1)
+    far = (len(i) - np.searchsorted(i, t, side="left")) / max(len(i), 1)
+    return far, tar, t
+
+
+def auc(genuine: np.ndarray, impostor: np.ndarray) -> float:
+    """Area under the ROC curve (probability a genuine score beats an impostor one)."""
+    g, i = np.asarray(genuine, float), np.sort(np.asarray(impostor, float))
+    if not len(g) or not len(i):
+        return float("nan")
+    below = np.searchsorted(i, g, side="left")
+    ties = np.searchsorted(i, g, side="right") - below
+    return float((below + 0.5 * ties).sum() / (len(g) * len(i)))
+
+
+def tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> float | None:
+    """TAR at the threshold where at most ``far`` of impostors pass; None if the impostor set is
+    too small to show that rate (fewer than 1/far scores)."""
+    i = np.sort(np.asarray(impostor, float))
+    if len(i) * far < 1:
+        return None
+    k = int(np.floor(len(i) * far))          # impostors allowed above the threshold
+    t = np.nextafter(i[len(i) - k - 1], np.inf) if k < len(i) else -np.inf
+    return float((np.asarray(genuine) >= t).mean())
+
+
+def eer(genuine: np.ndarray, impostor: np.ndarray) -> float:
+    far, tar, _ = roc(genuine, impostor)
+    frr = 1 - tar
+    j = int(np.argmin(np.abs(far - frr)))
+    return float((far[j] + frr[j]) / 2)
+
+
+def accuracy_10fold(scores: np.ndarray, same: np.ndarray, folds: int = 10) -> float:
+    """LFW protocol: each fold judged at the threshold that is best on the other folds.
+    Unscored pairs (score -inf) count as "not same"."""
+    s, y = np.asarray(scores, float), np.asarray(same, bool)
+    idx = np.random.default_rng(0).permutation(len(s)) % folds
+    right = 0
+    for f in range(folds):
+        tr = idx != f
+        cands = np.unique(s[tr & np.isfinite(s)])
+        if not len(cands):
+            right += int((~y[~tr]).sum())
+            continue
+        acc = [((s[tr] >= t) == y[tr]).mean() for t in cands]
+        best = cands[int(np.argmax(acc))]
+        right += int(((s[~tr] >= best) == y[~tr]).sum())
+    return right / max(len(s), 1)
+
+
+def pair_figures(scores: np.ndarray, same: np.ndarray, threshold: float) -> dict:
+    """Verification figures for pairs; ``scores`` -inf where a pair could not be scored."""
+    s, y = np.asarray(scores, float), np.asarray(same, bool)
+    ok = np.isfinite(s)
+    g, i = s[y & ok], s[~y & ok]
+    out = {"pairs": int(len(s)), "genuine": int(y.sum()), "impostor": int((~y).sum()),
+           "unscored": int((~ok).sum()), "threshold": round(threshold, 4),
+           "accuracy": round(float(((s >= threshold) == y).mean()), 4) if len(s) else None,
+           "accuracy_10fold": round(accuracy_10fold(s, y), 4) if len(s) else None,
+           "auc": round(auc(g, i), 5), "eer": round(eer(g, i), 4) if len(g) and len(i) else None}
+    for far in FARS:
+        v = tar_at_far(g, i, far)
+        out[f"tar_at_far_{far:g}"] = None if v is None else round(v, 4)
+    return out
+
+
+def cmc(ranks: np.ndarray, max_rank: int = 20) -> np.ndarray:
+    """Share of mated searches whose mate is within rank r, for r = 1..max_rank. ``ranks`` are
+    1-based; 0 (or less) means the mate was not returned or the face was not detected."""
+    r = np.asarray(ranks)
+    return np.array([float(((r >= 1) & (r <= k)).mean()) if len(r) else float("nan")
+                     for k in range(1, max_rank + 1)])
+
+
+def fnir_at_fpir(mated_top_ok: np.ndarray, mated_top_score: np.ndarray,
+                 nonmated_top_score: np.ndarray, fpir: float) -> tuple[float | None, float | None]:
+    """(FNIR, threshold) at the threshold that gives ``fpir`` on the nonmated searches.
+    mated_top_ok: the top candidate is the mate; scores -inf where nothing was detected."""
+    nm = np.sort(np.asarray(nonmated_top_score, float))
+    if len(nm) * fpir < 1:
+        return None, None
+    k = int(np.floor(len(nm) * fpir))
+    t = float(np.nextafter(nm[len(nm) - k - 1], np.inf)) if k < len(nm) else float("-inf")
+    hit = np.asarray(mated_top_ok, bool) & (np.asarray(mated_top_score, float) >= t)
+    return float(1 - hit.mean()) if len(hit) else None, t
+
+
+def ident_figures(searches: list[dict]) -> dict:
+    """Figures over searches: dicts with keys mated (bool), detected (bool), rank (int, 1-based,
+    0 if not found), top_score (float or -inf), top_ok (bool), decision_match (bool)."""
+    m = [s for s in searches if s["mated"]]
+    n = [s for s in searches if not s["mated"]]
+    ranks = np.array([s["rank"] if s["detected"] else 0 for s in m])
+    curve = cmc(ranks)
+    out = {"mated": len(m), "nonmated": len(n),
+           "fail_to_detect": round(float(np.mean([not s["detected"] for s in searches])), 4) if searches else None,
+           "rank1": round(float(curve[0]), 4) if len(m) else None,
+           "rank5": round(float(curve[4]), 4) if len(m) else None,
+           "dir_at_threshold": round(float(np.mean([s["top_ok"] and s["decision_match"] for s in m])), 4) if m else None,
+           "fpir_at_threshold": round(float(np.mean([s["decision_match"] for s in n])), 4) if n else None,
+           "predicted_fpir": round(float(np.mean([s["predicted_fpir"] for s in searches if s.get("predicted_fpir") is not None] or [np.nan])), 4),
+           "cmc": [round(float(v), 4) for v in curve]}
+    for f in FPIRS:
+        fnir, t = fnir_at_fpir([s["top_ok"] for s in m], [s["top_score"] for s in m],
+                               [s["top_score"] for s in n], f)
+        out[f"fnir_at_fpir_{f:g}"] = None if fnir is None else round(fnir, 4)
+    return out
