@@ -259,22 +259,15 @@ def ident_by_condition(recs: list[dict]) -> dict:
     return out
 
 
-def cv_accuracy(pairs: list[dict], scores: dict, folds: int = 10) -> float | None:
-    """LFW-protocol accuracy: 10 folds; each fold is judged at the threshold that is best on
-    the other nine. Higher score = more alike; an unscored pair counts as "not same"."""
+def cv_accuracy(pairs: list[dict], scores: dict) -> float | None:
+    """LFW-protocol 10-fold accuracy from raw scores (pof.evaluate.accuracy_10fold)."""
     if not scores:
         return None
+    from pof.evaluate import accuracy_10fold
     key = lambda p: (p["file_x"], p["file_y"])  # noqa: E731
     s = np.array([scores.get(key(p), -np.inf) for p in pairs], float)
     y = np.array([p["Decision"] == "Yes" for p in pairs])
-    idx = np.random.default_rng(0).permutation(len(pairs)) % folds
-    right = 0
-    for f in range(folds):
-        tr, te = idx != f, idx == f
-        cands = np.unique(s[tr & np.isfinite(s)])
-        best = max(cands, key=lambda t: ((s[tr] >= t) == y[tr]).mean())
-        right += int(((s[te] >= best) == y[te]).sum())
-    return round(right / len(pairs), 4)
+    return round(accuracy_10fold(s, y), 4)
 
 
 def verif_metrics(pairs: list[dict], same: dict, failed: set, scores: dict | None = None) -> dict:

@@ -192,6 +192,61 @@ def _read_pairs(pairs: Path, root: Path) -> list[tuple[str, str, str, str]]:
     return [(r["file_x"], r["file_y"], str(root / r["file_x"]), str(root / r["file_y"])) for r in rows]
 
 
+@main.group(name="eval")
+def eval_group() -> None:
+    """Measure pof on a labelled set: verification pairs or open-set identification."""
+
+
+def _eval_common(fn):
+    fn = click.option("--root", type=click.Path(file_okay=False, exists=True), default=".", help="folder the CSV's paths are relative to")(fn)
+    fn = click.option("--by", default=None, help="also give figures per value of this column")(fn)
+    fn = click.option("--out", type=click.Path(file_okay=False), default="pof-eval", show_default=True, help="where figures and pictures go")(fn)
+    fn = click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")(fn)
+    fn = click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64), help=_HELP["workers"])(fn)
+    return fn
+
+
+def _print_eval(result: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    for name, fig in result["groups"].items():
+        shown = ", ".join(f"{k} {v}" for k, v in fig.items() if not isinstance(v, list))
+        click.echo(f"{name}: {shown}")
+    click.echo("pictures: " + ", ".join(result["pictures"]))
+
+
+@eval_group.command(name="pairs")
+@click.argument("pairs", type=click.Path(dir_okay=False, exists=True))
+@_eval_common
+@friendly
+def eval_pairs(pairs, root, by, out, as_json, workers) -> None:
+    """Verification figures over PAIRS.csv (columns file_x,file_y,Decision Yes/No): accuracy,
+    ROC AUC, EER, TAR at FAR 1e-2/1e-3/1e-4; ROC and DET curves as PNG."""
+    from .evalrun import read_rows, run_pairs
+    n = len({p for r in read_rows(Path(pairs), {"file_x", "file_y"}) for p in (r["file_x"], r["file_y"])})
+    with tqdm(total=n, desc="eval", unit="img", disable=as_json) as bar:
+        result = run_pairs(Path(pairs), Path(root), Path(out), by, _probe_workers(workers, n), lambda: bar.update(1))
+    _print_eval(result, as_json)
+
+
+@eval_group.command(name="ident")
+@click.argument("manifest", type=click.Path(dir_okay=False, exists=True))
+@_eval_common
+@click.option("--fpir", default=0.01, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True), help=_HELP["fpir"])
+@friendly
+def eval_ident(manifest, root, by, out, as_json, workers, fpir) -> None:
+    """Open-set identification over MANIFEST.csv (columns path,person,role; role gallery or
+    probe): rank-1/5, FNIR at FPIR 1%/5%, DIR and FPIR at pof's threshold, fail-to-detect;
+    CMC and FNIR-FPIR curves as PNG."""
+    from .evalrun import read_rows, run_ident
+    n = len({r["path"] for r in read_rows(Path(manifest), {"path", "person", "role"})})
+    with tqdm(total=n, desc="eval", unit="img", disable=as_json) as bar:
+        result = run_ident(Path(manifest), Path(root), Path(out), by, _probe_workers(workers, n),
+                           lambda: bar.update(1), fpir)
+    _print_eval(result, as_json)
+
+
 @main.command()
 @click.option("--out", default="pof-demo", show_default=True, type=click.Path(file_okay=False), help="where to write the demo dataset")
 @friendly

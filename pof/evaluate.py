@@ -64,7 +64,8 @@ def accuracy_10fold(scores: np.ndarray, same: np.ndarray, folds: int = 10) -> fl
             right += int((~y[~tr]).sum())
             continue
         acc = [((s[tr] >= t) == y[tr]).mean() for t in cands]
-        best = cands[int(np.argmax(acc))]
+        j = int(np.argmax(acc))
+        best = (cands[j] + cands[j - 1]) / 2 if j > 0 else cands[0]   # mid-gap, not on a sample
         right += int(((s[~tr] >= best) == y[~tr]).sum())
     return right / max(len(s), 1)
 

@@ -35,6 +35,20 @@ class Gallery:
     descriptor_key: str
 
     @classmethod
+    def from_arrays(cls, descriptors: np.ndarray, face_ids: list[str], persons: list[str],
+                    names: dict[str, str] | None = None, descriptor_key: str = "") -> "Gallery":
+        """A gallery held in memory (rows in any order; they are grouped by person here)."""
+        if not len(face_ids):
+            raise DatasetError("the gallery is empty: enrol at least one face")
+        order = sorted(range(len(persons)), key=lambda i: (persons[i], face_ids[i]))
+        desc = np.asarray(descriptors, np.float32)[order]
+        ids, pers = [face_ids[i] for i in order], [persons[i] for i in order]
+        lab = np.array(pers)
+        starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+        labels = [pers[i] for i in starts]
+        return cls(desc, ids, pers, labels, names or {p: p for p in labels}, starts, descriptor_key)
+
+    @classmethod
     def load(cls, folder: str | Path) -> "Gallery":
         with Catalog(folder) as cat:
             desc, ids, persons, _ = cat.gallery()
@@ -42,9 +56,7 @@ class Gallery:
             key = cat.get_meta("descriptor_key") or ""
         if not ids:
             raise DatasetError(f"{folder}: the dataset has no enrolled faces; build it from named images")
-        lab = np.array(persons)
-        starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
-        return cls(desc, ids, persons, [persons[i] for i in starts], names, starts, key)
+        return cls.from_arrays(desc, ids, persons, names, key)
 
 
 class Searcher:
@@ -57,6 +69,10 @@ class Searcher:
         self.index = build_index(gallery.descriptors)
         imp = impostor_scores(gallery.descriptors, gallery.persons, fusion)
         self.calibration: Calibration = calibrate(imp, len(gallery.labels), target_fpir)
+
+    def fused(self, queries: np.ndarray) -> np.ndarray:
+        """Per-person scores (Q, P) of descriptors (Q, D), persons in ``gallery.labels`` order."""
+        return fuse_by_person(self.index.scores(queries), self.gallery.starts, self.fusion)
 
     def search(self, faces: list[Face], top: int = 5) -> list[dict]:
         """One result dict per face, as in SPEC §4 (``faces`` entries)."""

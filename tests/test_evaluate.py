@@ -1,0 +1,71 @@
+"""Evaluation figures on known scores, and `pof eval` through the CLI on real images."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pof import evaluate as ev
+
+from .conftest import YALE, run_pof
+
+
+def test_auc_tar_eer_on_known_scores():
+    g = np.array([0.9, 0.8, 0.7, 0.6])
+    i = np.array([0.1, 0.2, 0.3, 0.65])
+    assert ev.auc(g, i) == (4 * 4 - 1) / 16          # one impostor beats one genuine
+    assert ev.auc(np.array([0.5]), np.array([0.5])) == 0.5
+    assert ev.tar_at_far(g, i, 0.25) == 1.0          # threshold just above 0.3 admits 0.65 only
+    assert ev.tar_at_far(g, i, 1e-3) is None         # four impostors cannot show 1e-3
+    assert 0 < ev.eer(g, i) <= 0.25
+
+
+def test_accuracy_10fold_separable():
+    rng = np.random.default_rng(0)
+    s = np.r_[rng.uniform(0.8, 1, 100), rng.uniform(0, 0.5, 100)]
+    y = np.r_[np.ones(100, bool), np.zeros(100, bool)]
+    assert ev.accuracy_10fold(s, y) == 1.0
+    s[0] = -np.inf                                   # an unscored genuine pair is an error
+    assert ev.accuracy_10fold(s, y) == 0.995
+
+
+def test_cmc_and_fnir():
+    assert ev.cmc(np.array([1, 2, 0, 1]), 3).tolist() == [0.5, 0.75, 0.75]
+    fnir, t = ev.fnir_at_fpir([True, True, False], [0.9, 0.5, 0.95], np.linspace(0, 0.8, 100), 0.01)
+    assert t > 0.79 and fnir == pytest.approx(2 / 3)   # only the 0.9 mate passes
+
+
+def test_ident_figures():
+    s = [{"mated": True, "detected": True, "rank": 1, "top_score": 0.9, "top_ok": True, "decision_match": True},
+         {"mated": True, "detected": False, "rank": 0, "top_score": -np.inf, "top_ok": False, "decision_match": False},
+         {"mated": False, "detected": True, "rank": 0, "top_score": 0.3, "top_ok": False, "decision_match": False}]
+    f = ev.ident_figures(s)
+    assert f["rank1"] == 0.5 and f["fail_to_detect"] == round(1 / 3, 4)
+    assert f["dir_at_threshold"] == 0.5 and f["fpir_at_threshold"] == 0.0
+
+
+def test_eval_pairs_and_ident_cli(tmp_path):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("file_x,file_y,Decision,kind\n"
+                     "subject01.normal,subject01.happy,Yes,a\nsubject02.normal,subject02.glasses,Yes,a\n"
+                     "subject01.normal,subject02.normal,No,b\nsubject03.normal,subject02.happy,No,b\n")
+    r = run_pof("eval", "pairs", pairs, "--root", YALE, "--by", "kind", "--out", tmp_path / "ev", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["groups"]["all"]["pairs"] == 4 and res["groups"]["all"]["auc"] == 1.0
+    assert set(res["groups"]) == {"all", "kind=a", "kind=b"}
+    for pic in res["pictures"]:
+        assert Image.open(pic).size[0] > 300
+    man = tmp_path / "ident.csv"
+    man.write_text("path,person,role\nsubject01.normal,s1,gallery\nsubject02.normal,s2,gallery\n"
+                   "subject03.normal,s3,gallery\nsubject01.happy,s1,probe\nsubject02.glasses,s2,probe\n"
+                   "subject04.normal,s4,probe\nmissing.png,s1,probe\n")
+    r = run_pof("eval", "ident", man, "--root", YALE, "--out", tmp_path / "ei", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    fig = res["groups"]["all"]
+    assert fig["mated"] == 3 and fig["nonmated"] == 1
+    assert fig["rank1"] == round(2 / 3, 4) and fig["fail_to_detect"] == 0.25
+    assert (tmp_path / "ei" / "cmc.png").is_file() and (tmp_path / "ei" / "ident.json").is_file()
