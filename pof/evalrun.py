@@ -118,7 +118,7 @@ def run_ident(manifest: Path, root: Path, out: Path, by: str | None, workers: in
     cmcs, dets = {}, {}
     for name, idx in _groups(probes, by).items():
         sub = [recs[i] for i in idx]
-        result["groups"][name] = fig = ev.ident_figures(sub)
+        result["groups"][name] = fig = ev.ident_figures(sub, max_rank=min(20, len(enrolled)))
         if fig["mated"]:
             cmcs[name] = np.array(fig["cmc"])
         dets[name] = _fnir_fpir_curve(sub)

@@ -107,17 +107,17 @@ def fnir_at_fpir(mated_top_ok: np.ndarray, mated_top_score: np.ndarray,
     return float(1 - hit.mean()) if len(hit) else None, t
 
 
-def ident_figures(searches: list[dict]) -> dict:
+def ident_figures(searches: list[dict], max_rank: int = 20) -> dict:
     """Figures over searches: dicts with keys mated (bool), detected (bool), rank (int, 1-based,
     0 if not found), top_score (float or -inf), top_ok (bool), decision_match (bool)."""
     m = [s for s in searches if s["mated"]]
     n = [s for s in searches if not s["mated"]]
     ranks = np.array([s["rank"] if s["detected"] else 0 for s in m])
-    curve = cmc(ranks)
+    curve = cmc(ranks, max_rank)
     out = {"mated": len(m), "nonmated": len(n),
            "fail_to_detect": round(float(np.mean([not s["detected"] for s in searches])), 4) if searches else None,
            "rank1": round(float(curve[0]), 4) if len(m) else None,
-           "rank5": round(float(curve[4]), 4) if len(m) else None,
+           "rank5": round(float(curve[4]), 4) if len(m) and max_rank >= 5 else None,
            "dir_at_threshold": round(float(np.mean([s["top_ok"] and s["decision_match"] for s in m])), 4) if m else None,
            "fpir_at_threshold": round(float(np.mean([s["decision_match"] for s in n])), 4) if n else None,
            "predicted_fpir": round(float(np.mean([s["predicted_fpir"] for s in searches if s.get("predicted_fpir") is not None] or [np.nan])), 4),

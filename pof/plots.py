@@ -15,6 +15,9 @@ def _figure():
 
 
 def _finish(plt, fig, ax, path: Path, title: str) -> Path:
+    from matplotlib.ticker import NullFormatter
+    ax.xaxis.set_minor_formatter(NullFormatter())    # log axes: label decades only
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best", fontsize=8)
