@@ -25,6 +25,8 @@ import numpy as np
 MIN_TAIL = 5
 MIN_OWN = 100
 MAX_PROBES = 4000
+MAX_SCORES = 20_000_000     # probes x persons kept at most
+CHUNK_CELLS = 50_000_000    # probe x gallery similarities computed at once
 REFERENCE = Path(__file__).parent / "data" / "reference_impostors.npy"
 
 
@@ -75,19 +77,28 @@ def fuse_by_person(scores: np.ndarray, starts: np.ndarray, how: str = "max") -> 
 def impostor_scores(desc: np.ndarray, persons: list[str], how: str = "max",
                     seed: int = 0) -> np.ndarray:
     """Fused scores of gallery faces against every person they are not (sorted ascending).
-    At most MAX_PROBES faces are used as probes (a fixed-seed sample)."""
+
+    At most MAX_PROBES faces are used as probes (a fixed-seed sample), and fewer for very large
+    galleries so that probes x persons stays under MAX_SCORES; the work is done in chunks so
+    memory stays bounded.
+    """
     labels = np.array(persons)
     if len(set(persons)) < 2:
         return np.zeros(0, np.float32)
     starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
     owner = np.cumsum(np.r_[False, labels[1:] != labels[:-1]])
+    n_probes = min(len(desc), MAX_PROBES, max(50, MAX_SCORES // len(starts)))
     probes = np.arange(len(desc))
-    if len(probes) > MAX_PROBES:
-        probes = np.sort(np.random.default_rng(seed).choice(probes, MAX_PROBES, replace=False))
-    fused = fuse_by_person(desc[probes] @ desc.T, starts, how)
-    mask = np.ones_like(fused, bool)
-    mask[np.arange(len(probes)), owner[probes]] = False
-    return np.sort(fused[mask].astype(np.float32))
+    if n_probes < len(desc):
+        probes = np.sort(np.random.default_rng(seed).choice(probes, n_probes, replace=False))
+    chunk = max(1, CHUNK_CELLS // len(desc))
+    out = []
+    for a in range(0, len(probes), chunk):
+        p = probes[a:a + chunk]
+        fused = fuse_by_person(desc[p] @ desc.T, starts, how)
+        fused[np.arange(len(p)), owner[p]] = np.nan
+        out.append(fused[~np.isnan(fused)].astype(np.float32))
+    return np.sort(np.concatenate(out))
 
 
 def reference_impostors() -> np.ndarray:

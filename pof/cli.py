@@ -113,7 +113,9 @@ def search(dataset, images, top, fpir, as_json, workers) -> None:
     pipeline = Pipeline()
     if gallery.descriptor_key and gallery.descriptor_key != pipeline.descriptor_key():
         raise PofError(f"{dataset} was built with other models ({gallery.descriptor_key}); rebuild it")
-    searcher = Searcher(gallery, target_fpir=fpir)
+    from .index import load_or_build
+    index = load_or_build(Path(dataset), gallery.descriptors, gallery.descriptor_key)
+    searcher = Searcher(gallery, target_fpir=fpir, index=index)
     bar = tqdm(total=len(images), desc="search", unit="img", disable=len(images) < 5 or as_json)
     for path, faces, error in _analyzed(pipeline, list(images), workers):
         bar.update(1)

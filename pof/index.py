@@ -1,11 +1,23 @@
-"""Nearest-neighbour search over unit descriptors (cosine similarity = dot product).
+"""Nearest-neighbour search over unit descriptors (cosine similarity = inner product).
 
-``build(descriptors) -> Index``; ``Index.search(queries, k) -> (scores, ids)``, numpy in and
-out, ids being row numbers of ``descriptors``. Exact (a matrix product) for now.
+``build(descriptors) -> Index`` and ``Index.search(queries, k) -> (scores, ids)``: numpy in,
+numpy out; ids are row numbers of ``descriptors``, scores are inner products, best first.
+Below EXACT_MAX rows the search is exact (one matrix product); above it, a FAISS HNSW graph
+(approximate; recall@10 against exact is measured in bench/index_scale.py). An index can be
+saved inside a dataset under a name derived from the descriptor key, so an index made by other
+models or settings is never reused.
 """
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
+
+EXACT_MAX = 50_000
+HNSW_M = 32                 # graph degree
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 96
 
 
 class Index:
@@ -27,12 +39,70 @@ class Index:
         """The k best rows per query: (scores (Q, k) float32, ids (Q, k) int64), best first."""
         s = self.scores(queries)
         k = min(k, s.shape[1])
-        part = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < s.shape[1] else np.tile(np.arange(k), (len(s), 1))
+        if k < s.shape[1]:
+            part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        else:
+            part = np.tile(np.arange(k), (len(s), 1))
         top = np.take_along_axis(s, part, axis=1)
         order = np.argsort(-top, axis=1, kind="stable")
         return np.take_along_axis(top, order, axis=1), np.take_along_axis(part, order, axis=1).astype(np.int64)
 
+    def save(self, path: Path) -> None:
+        """Nothing to save: an exact index is the descriptors themselves."""
 
-def build(descriptors: np.ndarray) -> Index:
-    """An index over ``descriptors`` (float32 (N, D), unit rows)."""
-    return Index(descriptors)
+
+class FaissIndex(Index):
+    """Approximate inner-product search with a FAISS HNSW graph (the vectors are kept too,
+    for exact re-scoring and for ``scores``)."""
+
+    kind = "faiss-hnsw"
+
+    def __init__(self, descriptors: np.ndarray, graph=None) -> None:
+        import faiss    # imported only when a large gallery needs it
+        super().__init__(descriptors)
+        if graph is None:
+            graph = faiss.IndexHNSWFlat(self.vectors.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            graph.add(self.vectors)
+        graph.hnsw.efSearch = HNSW_EF_SEARCH
+        self.graph = graph
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        self.graph.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
+        scores, ids = self.graph.search(np.ascontiguousarray(queries, np.float32), min(k, len(self)))
+        return scores.astype(np.float32), ids.astype(np.int64)
+
+    def save(self, path: Path) -> None:
+        import faiss
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        faiss.write_index(self.graph, str(tmp))
+        tmp.replace(path)
+
+
+def build(descriptors: np.ndarray, kind: str = "auto") -> Index:
+    """An index over ``descriptors`` (float32 (N, D), unit rows). kind: auto (exact up to
+    EXACT_MAX rows, FAISS HNSW above), exact, or faiss."""
+    if kind == "exact" or (kind == "auto" and len(descriptors) <= EXACT_MAX):
+        return Index(descriptors)
+    return FaissIndex(descriptors)
+
+
+def index_path(folder: Path, descriptor_key: str, n: int) -> Path:
+    """Where a dataset keeps its index: named after the descriptor key and the row count."""
+    h = hashlib.sha256(descriptor_key.encode()).hexdigest()[:16]
+    return Path(folder) / "index" / f"hnsw-{h}-{n}.faiss"
+
+
+def load_or_build(folder: Path, descriptors: np.ndarray, descriptor_key: str) -> Index:
+    """The dataset's index: exact for small galleries; for large ones the saved FAISS graph
+    named after this descriptor key and size, built and saved if absent."""
+    if len(descriptors) <= EXACT_MAX:
+        return Index(descriptors)
+    path = index_path(folder, descriptor_key, len(descriptors))
+    if path.exists():
+        import faiss
+        return FaissIndex(descriptors, faiss.read_index(str(path)))
+    idx = FaissIndex(descriptors)
+    idx.save(path)
+    return idx

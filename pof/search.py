@@ -16,10 +16,11 @@ import numpy as np
 from .calibrate import Calibration, calibrate, fuse_by_person, impostor_scores
 from .catalog import Catalog
 from .errors import DatasetError
-from .index import build as build_index
+from .index import Index, build as build_index
 from .record import Face
 
 EVIDENCE = 3
+NEIGHBOURS = 200      # images an approximate index returns per query before fusion
 
 
 @dataclass
@@ -63,34 +64,49 @@ class Searcher:
     """Searches faces against one dataset. ``fusion``: max or mean2; ``target_fpir``: the
     decision rule's false-positive identification rate."""
 
-    def __init__(self, gallery: Gallery, target_fpir: float = 0.01, fusion: str = "max") -> None:
+    def __init__(self, gallery: Gallery, target_fpir: float = 0.01, fusion: str = "max",
+                 index: Index | None = None) -> None:
         self.gallery = gallery
         self.fusion = fusion
-        self.index = build_index(gallery.descriptors)
+        self.index = index if index is not None else build_index(gallery.descriptors)
         imp = impostor_scores(gallery.descriptors, gallery.persons, fusion)
         self.calibration: Calibration = calibrate(imp, len(gallery.labels), target_fpir)
 
+    def image_scores(self, queries: np.ndarray) -> np.ndarray:
+        """Similarity of each query (Q, D) to each gallery image: (Q, N). With an approximate
+        index (large galleries, max fusion) only the NEIGHBOURS nearest images are scored and
+        the rest are -inf, which leaves every person's max among them unchanged."""
+        if self.index.kind == "exact" or self.fusion != "max":
+            return Index.scores(self.index, queries)
+        scores, ids = self.index.search(queries, NEIGHBOURS)
+        out = np.full((len(queries), len(self.index)), -np.inf, np.float32)
+        valid = ids >= 0
+        rows = np.repeat(np.arange(len(queries)), ids.shape[1]).reshape(ids.shape)
+        out[rows[valid], ids[valid]] = scores[valid]
+        return out
+
     def fused(self, queries: np.ndarray) -> np.ndarray:
         """Per-person scores (Q, P) of descriptors (Q, D), persons in ``gallery.labels`` order."""
-        return fuse_by_person(self.index.scores(queries), self.gallery.starts, self.fusion)
+        return fuse_by_person(self.image_scores(queries), self.gallery.starts, self.fusion)
 
     def search(self, faces: list[Face], top: int = 5) -> list[dict]:
         """One result dict per face, as in SPEC §4 (``faces`` entries)."""
         if not faces:
             return []
         q = np.stack([f.descriptor for f in faces])
-        image_scores = self.index.scores(q)
+        image_scores = self.image_scores(q)
         fused = fuse_by_person(image_scores, self.gallery.starts, self.fusion)
         return [self._result(f, image_scores[i], fused[i], top) for i, f in enumerate(faces)]
 
     def _result(self, face: Face, image_scores: np.ndarray, fused: np.ndarray, top: int) -> dict:
         g, cal = self.gallery, self.calibration
-        order = np.argsort(-fused, kind="stable")[:top]
+        order = [p for p in np.argsort(-fused, kind="stable")[:top] if np.isfinite(fused[p])]
         ends = np.append(g.starts[1:], len(g.face_ids))
         cands = []
         for p in order:
             a, b = g.starts[p], ends[p]
-            best = a + np.argsort(-image_scores[a:b], kind="stable")[:EVIDENCE]
+            best = [i for i in a + np.argsort(-image_scores[a:b], kind="stable")[:EVIDENCE]
+                    if np.isfinite(image_scores[i])]
             rate, bound = cal.fmr(float(fused[p]))
             label = g.labels[p]
             cands.append({"person": label, "name": g.names.get(label, label),

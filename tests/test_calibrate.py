@@ -41,3 +41,15 @@ def test_fusion_and_impostors():
     d = np.eye(3, dtype=np.float32)
     imp = impostor_scores(d, ["a", "b", "c"])
     assert len(imp) == 6 and imp.max() == 0.0
+
+
+def test_impostor_scores_chunked_equals_direct(monkeypatch):
+    import pof.calibrate as cal
+    rng = np.random.default_rng(3)
+    d = rng.normal(size=(60, 8)).astype(np.float32)
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    people = [f"p{i // 4:02d}" for i in range(60)]
+    whole = impostor_scores(d, people)
+    monkeypatch.setattr(cal, "CHUNK_CELLS", 100)      # 1 probe row per chunk
+    assert np.allclose(impostor_scores(d, people), whole, atol=1e-6)
+    assert len(whole) == 60 * 14

@@ -1,0 +1,105 @@
+"""Search latency, recall@10 and memory of pof.index at 10^4, 10^5 and 10^6 descriptors.
+
+    python bench/index_scale.py [--sizes 10000 100000 1000000] [--queries 1000]
+
+The descriptors are synthetic (no million-face set is at hand): unit 128-d vectors grouped
+into persons of 10 images each, with the spread of real dlib descriptors (mean cosine between
+persons about 0.8, within a person about 0.94). Each size runs in its own process so its peak
+memory (max RSS) is its own. Latency is per single-query call, as a search of one face makes.
+Recall@10 is the share of the exact top 10 (numpy matrix product) that the index returns.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def synthetic(n: int, d: int = 128, per_person: int = 10, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    mean = rng.normal(size=d)
+    mean /= np.linalg.norm(mean)
+    persons = max(1, n // per_person)
+    centres = mean + 0.5 * rng.normal(size=(persons, d)).astype(np.float32) / np.sqrt(d)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    out = np.empty((n, d), np.float32)
+    for a in range(0, n, 100_000):
+        b = min(n, a + 100_000)
+        x = centres[np.arange(a, b) // per_person % persons] + 0.25 * rng.normal(size=(b - a, d)) / np.sqrt(d)
+        out[a:b] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def exact_top(data: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
+    s = q @ data.T
+    return np.argsort(-s, axis=1)[:, :k]
+
+
+def one_size(n: int, queries: int) -> dict:
+    from pof.index import build
+    data = synthetic(n)
+    rng = np.random.default_rng(1)
+    # queries: new images of enrolled persons (a fresh noisy copy of random rows)
+    q = data[rng.choice(n, queries, replace=False)] + 0.2 * rng.normal(size=(queries, 128)).astype(np.float32) / np.sqrt(128)
+    q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+    t = time.perf_counter()
+    idx = build(data)
+    build_s = time.perf_counter() - t
+    idx.search(q[:5], 10)
+    lat = []
+    got = []
+    for i in range(queries):
+        t = time.perf_counter()
+        _, ids = idx.search(q[i:i + 1], 10)
+        lat.append(time.perf_counter() - t)
+        got.append(ids[0])
+    truth = np.concatenate([exact_top(data, q[a:a + 100], 10) for a in range(0, queries, 100)])
+    recall = float(np.mean([len(set(g) & set(t)) / 10 for g, t in zip(got, truth)]))
+    lat_ms = np.array(lat) * 1000
+    return {"n": n, "index": idx.kind, "build_s": round(build_s, 2),
+            "p50_ms": round(float(np.percentile(lat_ms, 50)), 3),
+            "p95_ms": round(float(np.percentile(lat_ms, 95)), 3),
+            "recall_at_10": round(recall, 4),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.one:
+        print(json.dumps(one_size(a.one, a.queries)))
+        return
+    rows = []
+    for n in a.sizes:
+        r = subprocess.run([sys.executable, __file__, "--one", str(n), "--queries", str(a.queries)],
+                           capture_output=True, text=True)
+        if r.returncode:
+            print(f"size {n} failed: {r.stderr[-800:]}")
+            continue
+        rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+        print(rows[-1], flush=True)
+    out = ROOT / "bench" / "results" / "index_scale.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"cpu": os.cpu_count(), "rows": rows}, indent=1) + "\n")
+    print("| descriptors | index | build s | p50 ms | p95 ms | recall@10 | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['n']:,} | {r['index']} | {r['build_s']} | {r['p50_ms']} | {r['p95_ms']} | "
+              f"{r['recall_at_10']} | {r['peak_rss_mb']} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The index: exact and FAISS agree on real-looking data; saved indexes are keyed by model."""
+from __future__ import annotations
+
+import numpy as np
+
+from pof import index as ix
+from pof.calibrate import fuse_by_person
+from pof.search import Gallery, Searcher
+
+
+def _data(n=3000, d=128, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_exact_search_order():
+    x = _data(50)
+    s, i = ix.build(x).search(x[:3], 5)
+    assert i[:, 0].tolist() == [0, 1, 2] and np.allclose(s[:, 0], 1, atol=1e-5)
+    assert np.all(np.diff(s, axis=1) <= 0)
+
+
+def test_faiss_matches_exact():
+    x = _data()
+    q = x[:200] + 0.05 * _data(200, seed=1)
+    exact = ix.build(x, "exact").search(q, 10)[1]
+    approx = ix.build(x, "faiss").search(q, 10)[1]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx, exact)])
+    assert recall > 0.98
+
+
+def test_saved_index_keyed_by_model(tmp_path, monkeypatch):
+    monkeypatch.setattr(ix, "EXACT_MAX", 100)
+    x = _data(500)
+    a = ix.load_or_build(tmp_path, x, "model-a")
+    assert a.kind == "faiss-hnsw" and ix.index_path(tmp_path, "model-a", 500).exists()
+    b = ix.load_or_build(tmp_path, x, "model-b")          # other model: not reused, a new file
+    assert len(list((tmp_path / "index").glob("*.faiss"))) == 2
+    again = ix.load_or_build(tmp_path, x, "model-a")       # same model: read back
+    assert np.array_equal(again.search(x[:5], 3)[1], a.search(x[:5], 3)[1])
+    assert b.kind == again.kind == "faiss-hnsw"
+
+
+def test_searcher_with_approximate_index_same_candidates():
+    x = _data(2000)
+    people = [f"p{i // 5:04d}" for i in range(2000)]
+    g = Gallery.from_arrays(x, [f"f{i:05d}" for i in range(2000)], people)
+    exact = Searcher(g)
+    approx = Searcher(g, index=ix.build(g.descriptors, "faiss"))
+    q = g.descriptors[:50] + 0.02 * _data(50, seed=2)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    fe, fa = exact.fused(q), approx.fused(q)
+    assert (fe.argmax(1) == fa.argmax(1)).mean() > 0.98
+    assert np.allclose(fe.max(1), fa.max(1), atol=1e-5)
+    assert fuse_by_person(np.array([[1.0, 2.0]]), np.array([0]), "max")[0, 0] == 2.0
