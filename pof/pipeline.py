@@ -60,7 +60,7 @@ class Pipeline:
     @property
     def embedder(self):
         if self._embedder is None:
-            self._embedder = embed.create(self.settings["embedder"])
+            self._embedder = embed.create(self.settings["embedder"], self.settings["device"])
         return self._embedder
 
     def describe(self) -> dict[str, str]:

@@ -22,7 +22,7 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("detector", "mtcnn", "face detector backend", ("mtcnn", "hog")),
-    Setting("embedder", "dlib-resnet", "face descriptor backend", ("dlib-resnet",)),
+    Setting("embedder", "dlib-resnet-onnx", "face descriptor backend", ("dlib-resnet-onnx", "dlib-resnet")),
     Setting("min_face", 20, "smallest face the detector looks for, in pixels"),
     Setting("det_threshold", 0.70, "minimum detector score for a face to be kept"),
     Setting("max_pixels", 60_000_000, "largest image accepted, in pixels (pixel-bomb guard)"),

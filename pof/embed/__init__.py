@@ -3,13 +3,18 @@ from __future__ import annotations
 
 from importlib import import_module
 
-EMBEDDERS = {"dlib-resnet": "pof.embed.dlib_resnet:DlibResNet"}
+EMBEDDERS = {
+    "dlib-resnet-onnx": "pof.embed.onnx_resnet:OnnxResNet",   # dlib's network in ONNX Runtime
+    "dlib-resnet": "pof.embed.dlib_resnet:DlibResNet",        # the same network in dlib itself
+}
 
 
-def create(name: str):
-    """Instantiate the embedder backend registered as ``name``."""
+def create(name: str, device: str = "cpu"):
+    """Instantiate the embedder backend registered as ``name`` (``device`` for those that
+    run on ONNX Runtime)."""
     from ..errors import SettingError
     if name not in EMBEDDERS:
         raise SettingError(f"unknown embedder {name!r}; known: {', '.join(EMBEDDERS)}")
     module, cls = EMBEDDERS[name].split(":")
-    return getattr(import_module(module), cls)()
+    backend = getattr(import_module(module), cls)
+    return backend(device=device) if name.endswith("-onnx") else backend()
