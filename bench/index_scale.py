@@ -45,31 +45,46 @@ def exact_top(data: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-s, axis=1)[:, :k]
 
 
+def rss_mb() -> float:
+    """Current resident memory of this process, MB."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def timed(idx, q: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
+    """(p50 ms, p95 ms, recall@10) of single-query searches."""
+    idx.search(q[:5], 10)
+    lat, got = [], []
+    for i in range(len(q)):
+        t = time.perf_counter()
+        _, ids = idx.search(q[i:i + 1], 10)
+        lat.append(time.perf_counter() - t)
+        got.append(ids[0])
+    recall = float(np.mean([len(set(g) & set(t)) / 10 for g, t in zip(got, truth)]))
+    ms = np.array(lat) * 1000
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 95)), recall
+
+
 def one_size(n: int, queries: int) -> dict:
-    from pof.index import build
+    import pof.index as ix
     data = synthetic(n)
     rng = np.random.default_rng(1)
     # queries: new images of enrolled persons (a fresh noisy copy of random rows)
     q = data[rng.choice(n, queries, replace=False)] + 0.2 * rng.normal(size=(queries, 128)).astype(np.float32) / np.sqrt(128)
     q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
-    t = time.perf_counter()
-    idx = build(data)
-    build_s = time.perf_counter() - t
-    idx.search(q[:5], 10)
-    lat = []
-    got = []
-    for i in range(queries):
-        t = time.perf_counter()
-        _, ids = idx.search(q[i:i + 1], 10)
-        lat.append(time.perf_counter() - t)
-        got.append(ids[0])
     truth = np.concatenate([exact_top(data, q[a:a + 100], 10) for a in range(0, queries, 100)])
-    recall = float(np.mean([len(set(g) & set(t)) / 10 for g, t in zip(got, truth)]))
-    lat_ms = np.array(lat) * 1000
-    return {"n": n, "index": idx.kind, "build_s": round(build_s, 2),
-            "p50_ms": round(float(np.percentile(lat_ms, 50)), 3),
-            "p95_ms": round(float(np.percentile(lat_ms, 95)), 3),
-            "recall_at_10": round(recall, 4),
+    before = rss_mb()
+    t = time.perf_counter()
+    idx = ix.build(data)
+    build_s = time.perf_counter() - t
+    index_mb = rss_mb() - before
+    sweep = {}
+    for ef in ([ix.HNSW_EF_SEARCH, 256, 512] if idx.kind != "exact" else [0]):
+        ix.HNSW_EF_SEARCH = ef or ix.HNSW_EF_SEARCH
+        p50, p95, rec = timed(idx, q, truth)
+        sweep[ef] = {"p50_ms": round(p50, 3), "p95_ms": round(p95, 3), "recall_at_10": round(rec, 4)}
+    return {"n": n, "index": idx.kind, "build_s": round(build_s, 2), "sweep_ef_search": sweep,
+            "index_rss_mb": round(index_mb, 1),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
@@ -94,11 +109,12 @@ def main() -> None:
     out = ROOT / "bench" / "results" / "index_scale.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"cpu": os.cpu_count(), "rows": rows}, indent=1) + "\n")
-    print("| descriptors | index | build s | p50 ms | p95 ms | recall@10 | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|")
+    print("| descriptors | index | efSearch | build s | p50 ms | p95 ms | recall@10 | index MB | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['n']:,} | {r['index']} | {r['build_s']} | {r['p50_ms']} | {r['p95_ms']} | "
-              f"{r['recall_at_10']} | {r['peak_rss_mb']} |")
+        for ef, m in r["sweep_ef_search"].items():
+            print(f"| {r['n']:,} | {r['index']} | {ef or '-'} | {r['build_s']} | {m['p50_ms']} | "
+                  f"{m['p95_ms']} | {m['recall_at_10']} | {r['index_rss_mb']} | {r['peak_rss_mb']} |")
 
 
 if __name__ == "__main__":
