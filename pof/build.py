@@ -20,7 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .catalog import Catalog
-from .errors import ImageError, PofError
+from .errors import PofError
 from .load import decode_image, read_bytes
 from .parallel import pipeline_map
 from .pipeline import Pipeline

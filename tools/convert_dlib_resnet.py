@@ -214,7 +214,7 @@ def _fc(r: Reader, layer: Layer) -> None:
     r.expect_version("fc_", version, ("fc_2", "fc_3"))
     num_outputs, num_inputs = r.int(), r.int()
     params = r.tensor().ravel()
-    weights, _biases = r.alias_tensor(), r.alias_tensor()
+    _weights, _biases = r.alias_tensor(), r.alias_tensor()
     bias_mode = r.int()
     [r.float() for _ in range(4)]
     if version == "fc_3":
