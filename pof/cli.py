@@ -250,6 +250,38 @@ def eval_ident(manifest, root, by, out, as_json, workers, fpir) -> None:
 
 
 @main.command()
+@click.argument("images", nargs=-1, required=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="folder for the redacted copies")
+@click.option("--method", default="pixelate", show_default=True, type=click.Choice(["pixelate", "blur"]))
+@click.option("--strength", default=1.0, show_default=True, type=click.FloatRange(0.1, 10), help="1 = default; higher is coarser")
+@click.option("--margin", default=0.25, show_default=True, type=click.FloatRange(0, 2), help="widen each face box by this share of its size")
+@click.option("--keep", multiple=True, type=int, help="index of a face to leave visible (as listed by a dry run); repeatable")
+@click.option("--no-check", is_flag=True, help="skip looking for faces again in the result")
+@friendly
+def redact(images, out, method, strength, margin, keep, no_check) -> None:
+    """Blur or pixelate every face in IMAGES; copies go to OUT, without metadata."""
+    from .pipeline import Pipeline
+    from .redact import output_path, redact_file
+    pipeline, taken, missed = Pipeline(), set(), 0
+    for src in tqdm(images, desc="redact", unit="img", disable=len(images) < 5):
+        dest = output_path(Path(out), Path(src), taken)
+        r = redact_file(pipeline, Path(src), dest, method, strength, margin, tuple(keep), not no_check)
+        if r.error:
+            click.echo(f"error: {src}: {r.error}", err=True)
+            continue
+        kept = f", kept face(s) {', '.join(map(str, r.kept))}" if r.kept else ""
+        click.echo(f"{src}: {len(r.faces) - len(r.kept)} face(s) redacted{kept} -> {r.output}")
+        for i, (x, y, w, h) in enumerate(r.faces):
+            click.echo(f"    face {i} at ({x:.0f}, {y:.0f}, {w:.0f} x {h:.0f})")
+        if r.still_found:
+            missed += 1
+            click.echo(f"WARNING: {r.output}: the detector still finds {r.still_found} face(s); "
+                       "raise --strength or --margin", err=True)
+    if missed:
+        sys.exit(3)
+
+
+@main.command()
 @click.option("--out", default="pof-demo", show_default=True, type=click.Path(file_okay=False), help="where to write the demo dataset")
 @friendly
 def demo(out) -> None:
