@@ -44,11 +44,7 @@ class Calibration:
 
     def fmr(self, score: float) -> tuple[float, bool]:
         """Estimated FMR at ``score``: (rate, is_upper_bound)."""
-        m = len(self.impostors)
-        above = m - int(np.searchsorted(self.impostors, score, side="left"))
-        if above > 0:
-            return above / m, False
-        return 1.0 / (m + 1), True
+        return tail_rate(self.impostors, score)
 
     def fpir(self) -> float:
         """Expected FPIR of the decision rule on this gallery."""
@@ -59,6 +55,16 @@ class Calibration:
         d.pop("impostors")
         d["expected_fpir"] = round(self.fpir(), 6)
         return d
+
+
+def tail_rate(sorted_scores: np.ndarray, score: float) -> tuple[float, bool]:
+    """Share of ``sorted_scores`` (ascending) at or above ``score``, and whether that is only
+    an upper bound: when none reaches it, the rate is reported as below 1 / (M + 1)."""
+    m = len(sorted_scores)
+    above = m - int(np.searchsorted(sorted_scores, score, side="left"))
+    if above > 0:
+        return above / m, False
+    return 1.0 / (m + 1), True
 
 
 def fuse_by_person(scores: np.ndarray, starts: np.ndarray, how: str = "max") -> np.ndarray:

@@ -33,15 +33,21 @@ def auc(genuine: np.ndarray, impostor: np.ndarray) -> float:
     return float((below + 0.5 * ties).sum() / (len(g) * len(i)))
 
 
+def threshold_at(negatives: np.ndarray, rate: float) -> float | None:
+    """The lowest threshold that at most ``rate`` of ``negatives`` reach (None when there are
+    too few of them to show that rate, fewer than 1/rate)."""
+    n = np.sort(np.asarray(negatives, float))
+    if len(n) * rate < 1:
+        return None
+    k = int(np.floor(len(n) * rate))          # negatives allowed at or above the threshold
+    return float(np.nextafter(n[len(n) - k - 1], np.inf)) if k < len(n) else float("-inf")
+
+
 def tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> float | None:
     """TAR at the threshold where at most ``far`` of impostors pass; None if the impostor set is
     too small to show that rate (fewer than 1/far scores)."""
-    i = np.sort(np.asarray(impostor, float))
-    if len(i) * far < 1:
-        return None
-    k = int(np.floor(len(i) * far))          # impostors allowed above the threshold
-    t = np.nextafter(i[len(i) - k - 1], np.inf) if k < len(i) else -np.inf
-    return float((np.asarray(genuine) >= t).mean())
+    t = threshold_at(impostor, far)
+    return None if t is None else float((np.asarray(genuine) >= t).mean())
 
 
 def eer(genuine: np.ndarray, impostor: np.ndarray) -> float:
@@ -98,11 +104,9 @@ def fnir_at_fpir(mated_top_ok: np.ndarray, mated_top_score: np.ndarray,
                  nonmated_top_score: np.ndarray, fpir: float) -> tuple[float | None, float | None]:
     """(FNIR, threshold) at the threshold that gives ``fpir`` on the nonmated searches.
     mated_top_ok: the top candidate is the mate; scores -inf where nothing was detected."""
-    nm = np.sort(np.asarray(nonmated_top_score, float))
-    if len(nm) * fpir < 1:
+    t = threshold_at(nonmated_top_score, fpir)
+    if t is None:
         return None, None
-    k = int(np.floor(len(nm) * fpir))
-    t = float(np.nextafter(nm[len(nm) - k - 1], np.inf)) if k < len(nm) else float("-inf")
     hit = np.asarray(mated_top_ok, bool) & (np.asarray(mated_top_score, float) >= t)
     return float(1 - hit.mean()) if len(hit) else None, t
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .calibrate import reference_impostors
+from .calibrate import reference_impostors, tail_rate
 from .record import Face
 
 DEFAULT_FMR = 1e-3
@@ -32,9 +32,7 @@ class Verifier:
 
     def fmr(self, score: float) -> float:
         """Share of reference impostor pairs scoring at least ``score`` (1/(M+1) if none)."""
-        m = len(self.impostors)
-        above = m - int(np.searchsorted(self.impostors, score, side="left"))
-        return above / m if above else 1.0 / (m + 1)
+        return tail_rate(self.impostors, score)[0]
 
     def compare(self, a: Face, b: Face) -> dict:
         score = float(np.dot(a.descriptor, b.descriptor))
