@@ -104,17 +104,34 @@ def _analyzed(pipeline, paths: list[str], workers: int):
 @click.option("--fpir", default=0.01, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True), help=_HELP["fpir"])
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per image, one per line")
 @click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64), help=_HELP["workers"])
+@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+              help="search only persons whose attribution matches, e.g. agency=NYPD; repeatable")
 @friendly
-def search(dataset, images, top, fpir, as_json, workers) -> None:
-    """Search every face in IMAGES against DATASET: ranked candidates, open-set decision."""
+def search(dataset, images, top, fpir, as_json, workers, where) -> None:
+    """Search every face in IMAGES against DATASET: ranked candidates, open-set decision.
+
+    With --where the gallery is narrowed first (the threshold is then calibrated for the
+    persons left, so the FPIR stays as stated)."""
     from .pipeline import Pipeline
     from .search import Gallery, Searcher, result_line
     gallery = Gallery.load(dataset)
+    if where:
+        conditions: dict[str, list[str]] = {}
+        for w in where:
+            key, sep, val = w.partition("=")
+            if not sep or not key:
+                raise PofError(f"--where needs KEY=VALUE, got {w!r}")
+            conditions.setdefault(key.strip(), []).append(val.strip())
+        gallery = gallery.filter(**conditions)
     pipeline = Pipeline()
     if gallery.descriptor_key and gallery.descriptor_key != pipeline.descriptor_key():
         raise PofError(f"{dataset} was built with other models ({gallery.descriptor_key}); rebuild it")
     from .index import load_or_build
-    index = load_or_build(Path(dataset), gallery.descriptors, gallery.descriptor_key)
+    if where:
+        from .index import build as build_index
+        index = build_index(gallery.descriptors)          # a subset: not the saved index
+    else:
+        index = load_or_build(Path(dataset), gallery.descriptors, gallery.descriptor_key)
     searcher = Searcher(gallery, target_fpir=fpir, index=index)
     bar = tqdm(total=len(images), desc="search", unit="img", disable=len(images) < 5 or as_json)
     for path, faces, error in _analyzed(pipeline, list(images), workers):

@@ -8,7 +8,7 @@ The expected FPIR of that decision rule is reported with every face.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ class Gallery:
     names: dict[str, str]
     starts: np.ndarray           # first row of each person in ``labels``
     descriptor_key: str
+    attribution: dict[str, dict] = field(default_factory=dict)   # label -> agency, unit, badge...
 
     @classmethod
     def from_arrays(cls, descriptors: np.ndarray, face_ids: list[str], persons: list[str],
@@ -53,11 +54,37 @@ class Gallery:
     def load(cls, folder: str | Path) -> "Gallery":
         with Catalog(folder) as cat:
             desc, ids, persons, _ = cat.gallery()
-            names = {r["label"]: r["name"] for r in cat.persons()}
+            people = cat.persons()
             key = cat.get_meta("descriptor_key") or ""
         if not ids:
             raise DatasetError(f"{folder}: the dataset has no enrolled faces; build it from named images")
-        return cls.from_arrays(desc, ids, persons, names, key)
+        g = cls.from_arrays(desc, ids, persons, {r["label"]: r["name"] for r in people}, key)
+        g.attribution = {r["label"]: json.loads(r["attribution"]) for r in people}
+        return g
+
+    def filter(self, **where: str | list[str]) -> "Gallery":
+        """The persons whose attribution matches every condition (case-insensitive; a list
+        means any of its values), e.g. ``gallery.filter(agency="NYPD", unit=["6", "7"])``.
+        ``person`` and ``name`` match the label and display name. Raises DatasetError if no
+        one matches."""
+        def value(label: str, key: str) -> str:
+            if key == "person":
+                return label
+            if key == "name":
+                return self.names.get(label, label)
+            return str(self.attribution.get(label, {}).get(key, ""))
+
+        wanted = {k: {str(x).casefold() for x in (v if isinstance(v, list) else [v])} for k, v in where.items()}
+        keep = {p for p in self.labels if all(value(p, k).casefold() in vals for k, vals in wanted.items())}
+        if not keep:
+            shown = ", ".join(f"{k}={'|'.join(sorted(v))}" for k, v in wanted.items())
+            raise DatasetError(f"no enrolled person matches {shown}")
+        rows = [i for i, p in enumerate(self.persons) if p in keep]
+        g = Gallery.from_arrays(self.descriptors[rows], [self.face_ids[i] for i in rows],
+                                [self.persons[i] for i in rows], {p: self.names[p] for p in keep},
+                                self.descriptor_key)
+        g.attribution = {p: self.attribution.get(p, {}) for p in keep}
+        return g
 
 
 class Searcher:

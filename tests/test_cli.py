@@ -84,3 +84,19 @@ def test_unknown_device_and_missing_gpu(tmp_path, gallery_dir):
         assert r.returncode == 2 and "CUDA" in r.stderr and "Traceback" not in r.stderr
     r = run_pof("build", gallery_dir, "--out", tmp_path / "ds", "--device", "tpu")
     assert r.returncode == 2 and "Invalid value" in r.stderr
+
+
+def test_search_where_narrows_gallery(tmp_path):
+    ds = tmp_path / "ds"
+    assert run_pof("build", DEMO / "manifest.csv", "--out", ds, "--quiet").returncode == 0
+    probe = DEMO / "probes" / "obama_joint_session_2009.jpg"
+    r = run_pof("search", ds, probe, "--json", "--where", "rank=vice president")
+    assert r.returncode == 0, r.stderr
+    cands = json.loads(r.stdout)["faces"][0]["candidates"]
+    assert [c["person"] for c in cands] == ["Joseph_Biden"]
+    r = run_pof("search", ds, probe, "--json", "--where", "rank=President", "--where", "rank=Vice President")
+    assert len(json.loads(r.stdout)["faces"][0]["candidates"]) == 2
+    r = run_pof("search", ds, probe, "--where", "agency=NYPD")
+    assert r.returncode == 2 and "no enrolled person matches" in r.stderr
+    r = run_pof("search", ds, probe, "--where", "agency")
+    assert r.returncode == 2 and "KEY=VALUE" in r.stderr

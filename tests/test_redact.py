@@ -7,7 +7,6 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from pof.pipeline import Pipeline
 from pof.redact import obscure, redact_pixels, region
 
 from .conftest import DEMO, YALE, run_pof
