@@ -19,7 +19,7 @@ other detections are counted as extra (false positives). Timing: milliseconds pe
 and per 1024 x 768 image (a 3 x 3 grid of Yale images, nine faces). Project venv only::
 
     python tools/check_mtcnn.py [--yale /work/shared/testdata/yalefaces] [--min-face-size 20]
-        [--thresholds 0.6 0.7 0.7] [--no-rescue] [--no-timing]
+        [--thresholds PNET RNET ONET (default: the detector's)] [--no-rescue] [--no-timing]
 """
 from __future__ import annotations
 
@@ -173,7 +173,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--yale", type=Path, default=DEFAULT_YALE)
     parser.add_argument("--min-face-size", type=float, default=20)
-    parser.add_argument("--thresholds", type=float, nargs=3, default=(0.6, 0.7, 0.7),
+    parser.add_argument("--thresholds", type=float, nargs=3, default=None,
                         metavar=("PNET", "RNET", "ONET"))
     parser.add_argument("--no-rescue", action="store_true",
                         help="plain MTCNN cascade, as facenet-pytorch (no second look)")
@@ -182,10 +182,10 @@ def main() -> None:
     images = load_yale(args.yale)
     if not images:
         raise SystemExit(f"no subject* images in {args.yale}")
-    detector = MTCNNDetector(min_face_size=args.min_face_size, thresholds=args.thresholds,
-                             rescue=not args.no_rescue)
+    opts = {"thresholds": args.thresholds} if args.thresholds else {}
+    detector = MTCNNDetector(min_face_size=args.min_face_size, rescue=not args.no_rescue, **opts)
     print(f"{len(images)} Yale images, min_face_size={args.min_face_size}, "
-          f"thresholds={tuple(args.thresholds)}, rescue={detector.rescue}")
+          f"thresholds={detector.thresholds}, rescue={detector.rescue}")
     print(f"{'condition':<15} {'found':>9} {'rate':>7} {'extra':>6}  misses")
     for c, (found, total, extra, misses) in measure(detector, images).items():
         shown = ", ".join(misses[:4]) + (" ..." if len(misses) > 4 else "")
