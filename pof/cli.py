@@ -132,7 +132,8 @@ def search(dataset, images, top, fpir, as_json, workers, where) -> None:
         index = build_index(gallery.descriptors)          # a subset: not the saved index
     else:
         index = load_or_build(Path(dataset), gallery.descriptors, gallery.descriptor_key)
-    searcher = Searcher(gallery, target_fpir=fpir, index=index)
+    searcher = Searcher(gallery, target_fpir=fpir, index=index,
+                        min_interocular=pipeline.settings["min_interocular"])
     bar = tqdm(total=len(images), desc="search", unit="img", disable=len(images) < 5 or as_json)
     for path, faces, error in _analyzed(pipeline, list(images), workers):
         bar.update(1)
@@ -150,6 +151,9 @@ def _print_search(path: str, results: list[dict], error: str | None) -> None:
         return
     for i, r in enumerate(results):
         x, y, w, h = r["box"]
+        if r["decision"] == "quality_too_low":
+            click.echo(f"{path} face {i + 1} at ({x:.0f}, {y:.0f}, {w:.0f} x {h:.0f}): not searched: {r['reason']}")
+            continue
         verdict = "possible match" if r["decision"] == "match" else "no confident match"
         click.echo(f"{path} face {i + 1} at ({x:.0f}, {y:.0f}, {w:.0f} x {h:.0f}), quality "
                    f"{r['quality']:.2f}: {verdict} (threshold {r['threshold']:.3f}, FPIR {r['fpir']:.2%})")

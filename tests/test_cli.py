@@ -100,3 +100,20 @@ def test_search_where_narrows_gallery(tmp_path):
     assert r.returncode == 2 and "no enrolled person matches" in r.stderr
     r = run_pof("search", ds, probe, "--where", "agency")
     assert r.returncode == 2 and "KEY=VALUE" in r.stderr
+
+
+def test_tiny_face_gets_quality_too_low(built, tmp_path):
+    from PIL import Image
+    img = Image.open(YALE / "subject02.normal").convert("RGB")
+    tiny = tmp_path / "tiny.png"
+    canvas = Image.new("RGB", (320, 240), (128, 128, 128))      # the photo at 1/9 scale
+    canvas.paste(img.resize((img.width // 9, img.height // 9), Image.LANCZOS), (100, 100))
+    canvas.save(tiny)
+    r = run_pof("search", built, tiny, YALE / "subject02.glasses", "--json")
+    assert r.returncode == 0, r.stderr
+    small, normal = _lines(r.stdout)
+    assert small["faces"], small
+    face = small["faces"][0]
+    assert face["decision"] == "quality_too_low" and face["candidates"] == []
+    assert "px apart" in face["reason"] and face["interocular"] < 8
+    assert normal["faces"][0]["decision"] in ("match", "no_match") and normal["faces"][0]["interocular"] > 8
