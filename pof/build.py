@@ -97,6 +97,7 @@ class Builder:
     def __init__(self, out: str | Path, workers: int | None = None, **settings: Any) -> None:
         self.out = Path(out)
         self.pipeline = Pipeline(**settings)
+        self.model = self.pipeline.descriptor_key()     # tags every descriptor this build makes
         n = self.pipeline.settings["workers"] if workers is None else int(workers)
         self.workers = n if n > 0 else (os.cpu_count() or 1)
 
@@ -105,7 +106,7 @@ class Builder:
         items = list(collect(sources, provenance))
         report = BuildReport()
         with Catalog(self.out, create=True) as cat:
-            cat.bind_models(self.pipeline.descriptor_key())
+            cat.bind_models(self.model)
             bar = tqdm(total=len(items), unit="img", desc="build", disable=not progress)
             for outcome, item in self._outcomes(self._pending(cat, items, report, bar)):
                 self._commit(cat, item, outcome, report)
@@ -160,14 +161,13 @@ class Builder:
         ids = [face_id(o.sha256, f.index) for f in o.faces]
         for fid, f in zip(ids, o.faces):
             _write_crop(self.out / "images" / f"{fid}.jpg", f.crop, self.pipeline.settings["jpeg_quality"])
-        model = self.pipeline.descriptor_key()
         with cat.transaction():
             if item.person is not None:
                 cat.ensure_person(item.person, item.name or item.person, item.attribution)
             sid = cat.add_source(o.sha256, item.location, item.person, item.provenance, o.size,
                                  o.fmt, o.status, o.reason or None)
             for fid, f in zip(ids, o.faces):
-                cat.add_face(_face_row(fid, sid, item.person, f, model))
+                cat.add_face(_face_row(fid, sid, item.person, f, self.model))
         if o.status == "added":
             report.added_images += 1
             report.added_faces += len(o.faces)

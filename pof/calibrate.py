@@ -67,6 +67,13 @@ def tail_rate(sorted_scores: np.ndarray, score: float) -> tuple[float, bool]:
     return 1.0 / (m + 1), True
 
 
+def group_starts(labels: list[str]) -> np.ndarray:
+    """First index of each run of equal labels (labels sorted or grouped): the ``starts`` of
+    fuse_by_person."""
+    lab = np.asarray(labels)
+    return np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+
+
 def fuse_by_person(scores: np.ndarray, starts: np.ndarray, how: str = "max") -> np.ndarray:
     """Per-person scores (Q, P) from image scores (Q, N) whose columns are grouped by person,
     person p owning columns starts[p]:starts[p+1]. ``how``: max, or mean2 (mean of the best 2)."""
@@ -88,11 +95,10 @@ def impostor_scores(desc: np.ndarray, persons: list[str], how: str = "max",
     galleries so that probes x persons stays under MAX_SCORES; the work is done in chunks so
     memory stays bounded.
     """
-    labels = np.array(persons)
     if len(set(persons)) < 2:
         return np.zeros(0, np.float32)
-    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
-    owner = np.cumsum(np.r_[False, labels[1:] != labels[:-1]])
+    starts = group_starts(persons)
+    owner = np.searchsorted(starts, np.arange(len(persons)), side="right") - 1
     n_probes = min(len(desc), MAX_PROBES, max(50, MAX_SCORES // len(starts)))
     probes = np.arange(len(desc))
     if n_probes < len(desc):

@@ -15,6 +15,7 @@ import numpy as np
 from . import align, detect, embed, quality
 from .device import onnx_providers
 from .errors import NoFaceError, PofError
+from .embed.dlib_resnet import CHIP_PADDING, CHIP_SIZE
 from .landmarks import DlibLandmarks
 from .load import LoadedImage, load_image
 from .record import Face
@@ -68,7 +69,7 @@ class Pipeline:
         det = detect.create(self.settings["detector"], min_face_size=self.settings["min_face"])
         emb = embed.create(self.settings["embedder"])
         return {"detector": f"{det.name}/{det.version}/{det.settings_key()}/score{self.settings['det_threshold']:g}/eq-retry", "landmarks": DlibLandmarks.version,
-                "alignment": f"dlib-chip-{150}-pad0.25", "embedder": f"{emb.name}/{emb.version}",
+                "alignment": f"dlib-chip-{CHIP_SIZE}-pad{CHIP_PADDING:g}", "embedder": f"{emb.name}/{emb.version}",
                 "normalisation": "l2"}
 
     def descriptor_key(self) -> str:

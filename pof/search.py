@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibrate import Calibration, calibrate, fuse_by_person, impostor_scores
+from .calibrate import Calibration, calibrate, fuse_by_person, group_starts, impostor_scores
 from .catalog import Catalog
 from .errors import DatasetError
 from .index import Index, build as build_index
@@ -49,8 +49,7 @@ class Gallery:
         order = sorted(range(len(persons)), key=lambda i: (persons[i], face_ids[i]))
         desc = np.asarray(descriptors, np.float32)[order]
         ids, pers = [face_ids[i] for i in order], [persons[i] for i in order]
-        lab = np.array(pers)
-        starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+        starts = group_starts(pers)
         labels = [pers[i] for i in starts]
         return cls(desc, ids, pers, labels, names or {p: p for p in labels}, starts, descriptor_key)
 
