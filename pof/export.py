@@ -55,6 +55,11 @@ def _csv_bytes(header: list[str], rows: list[list[Any]]) -> bytes:
 
 
 def _json_bytes(obj: Any) -> bytes:
+    """A list is written one record per line (diff-friendly, and json's C encoder: an
+    indented dump goes through the pure-Python one, 0.7 s of a 605-photo build)."""
+    if isinstance(obj, list):
+        lines = ",\n".join(json.dumps(r, ensure_ascii=False) for r in obj)
+        return ("[\n" + lines + "\n]\n" if obj else "[]\n").encode("utf-8")
     return (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
 
