@@ -133,7 +133,8 @@ def search(dataset, images, top, fpir, as_json, workers, where) -> None:
     else:
         index = load_or_build(Path(dataset), gallery.descriptors, gallery.descriptor_key)
     searcher = Searcher(gallery, target_fpir=fpir, index=index,
-                        min_interocular=pipeline.settings["min_interocular"])
+                        min_interocular=pipeline.settings["min_interocular"],
+                        max_blur=pipeline.settings["max_blur"])
     bar = tqdm(total=len(images), desc="search", unit="img", disable=len(images) < 5 or as_json)
     for path, faces, error in _analyzed(pipeline, list(images), workers):
         bar.update(1)

@@ -24,6 +24,10 @@ EVIDENCE = 3
 # 14 px apart DIR at FPIR 1% is 0.94, at 10 px 0.68, at 8 px 0.28, at 6 px rank-1 falls to
 # 0.82 and DIR to 0.03. Under 8 px a face is answered "quality_too_low" rather than searched.
 MIN_INTEROCULAR = 8.0
+# Blur gate (bench/blur_sweep.py, plain probes blurred step by step): rank-1 is 0.95 or more
+# while pof's blur measure stays under 0.9, 0.81 between 0.9 and 0.95, 0.44 above; DIR at
+# FPIR 1% is already near 0 from 0.85. Over 0.9 a face is answered "quality_too_low".
+MAX_BLUR = 0.9
 NEIGHBOURS = 200      # images an approximate index returns per query before fusion
 
 
@@ -95,9 +99,11 @@ class Searcher:
     decision rule's false-positive identification rate."""
 
     def __init__(self, gallery: Gallery, target_fpir: float = 0.01, fusion: str = "max",
-                 index: Index | None = None, min_interocular: float = MIN_INTEROCULAR) -> None:
+                 index: Index | None = None, min_interocular: float = MIN_INTEROCULAR,
+                 max_blur: float = MAX_BLUR) -> None:
         self.gallery = gallery
         self.min_interocular = min_interocular
+        self.max_blur = max_blur
         self.fusion = fusion
         self.index = index if index is not None else build_index(gallery.descriptors)
         imp = impostor_scores(gallery.descriptors, gallery.persons, fusion)
@@ -136,6 +142,11 @@ class Searcher:
                     "reason": (f"the eyes are {face.interocular:.0f} px apart; under "
                                f"{self.min_interocular:g} px pof cannot identify a face reliably "
                                "(find a larger or sharper photo of this face)")}
+        if face.blur > self.max_blur:
+            return {**self._face_fields(face), "decision": "quality_too_low", "candidates": [],
+                    "reason": (f"the face is too blurred (blur {face.blur:.2f} over "
+                               f"{self.max_blur:g}: too little detail, from blur, motion, "
+                               "darkness or upscaling); find a sharper photo of this face")}
         order = [p for p in np.argsort(-fused, kind="stable")[:top] if np.isfinite(fused[p])]
         ends = np.append(g.starts[1:], len(g.face_ids))
         cands = []
@@ -156,6 +167,7 @@ class Searcher:
         cal = self.calibration
         return {"box": [round(float(v), 1) for v in face.box], "det_score": round(face.det_score, 4),
                 "quality": round(face.quality, 3), "interocular": round(face.interocular, 1),
+                "blur": round(float(face.blur), 3),
                 "fpir": float(f"{cal.fpir():.3g}"), "threshold": round(cal.threshold, 4)}
 
 

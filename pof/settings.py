@@ -28,6 +28,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_pixels", 60_000_000, "largest image accepted, in pixels (pixel-bomb guard)"),
     Setting("fpir", 0.01, "target false-positive identification rate of search decisions"),
     Setting("min_interocular", 8.0, "eye distance in pixels under which a probe face is not searched (quality too low)"),
+    Setting("max_blur", 0.9, "blur measure (0 sharp .. 1) over which a probe face is not searched (quality too low)"),
     Setting("top", 5, "number of candidates a search returns per face"),
     Setting("fusion", "max", "how a person's score fuses their gallery images", ("max", "mean2")),
     Setting("workers", 0, "worker processes for a build (0: one per CPU core)"),

@@ -117,3 +117,16 @@ def test_tiny_face_gets_quality_too_low(built, tmp_path):
     assert face["decision"] == "quality_too_low" and face["candidates"] == []
     assert "px apart" in face["reason"] and face["interocular"] < 8
     assert normal["faces"][0]["decision"] in ("match", "no_match") and normal["faces"][0]["interocular"] > 8
+
+
+def test_blurred_face_gets_quality_too_low(built, tmp_path):
+    from PIL import Image, ImageFilter
+    img = Image.open(YALE / "subject02.normal").convert("RGB")
+    img.filter(ImageFilter.GaussianBlur(6)).save(tmp_path / "blurred.png")    # about 0.15 x the eye distance
+    img.filter(ImageFilter.GaussianBlur(1)).save(tmp_path / "soft.png")
+    r = run_pof("search", built, tmp_path / "blurred.png", tmp_path / "soft.png", "--json")
+    assert r.returncode == 0, r.stderr
+    blurred, soft = (line["faces"][0] for line in _lines(r.stdout))
+    assert blurred["decision"] == "quality_too_low" and blurred["candidates"] == []
+    assert "blurred" in blurred["reason"] and blurred["blur"] > 0.9
+    assert soft["decision"] in ("match", "no_match") and soft["candidates"] and soft["blur"] < 0.9
