@@ -136,17 +136,30 @@ def test_onet_stage_wiring():
 
 
 def test_rnet_rescue_wiring():
-    """A rejected box is re-cropped at every jitter; two passing crops save it."""
-    k = len(ops.RESCUE_JITTERS)
+    """A rejected box is re-cropped at the shifts, then (one passed) at the scales; two
+    passing crops save it."""
+    k, first_k = len(ops.RESCUE_JITTERS), ops.RESCUE_SHIFTS
     boxes = np.array([[40, 40, 88, 88, 0.9]], np.float32)
     first = [[[0, 0, 0, 0]], [[0.8, 0.2]]]  # rejected
     probs = [0.1] * k
     probs[2], probs[4] = 0.95, 0.8  # two jittered crops pass; the first of them is best
-    second = [[[0, 0, 0, 0]] * k, [[1 - p, p] for p in probs]]
-    rnet = FakeSession(first, second)
+    shifts = [[[0, 0, 0, 0]] * first_k, [[1 - p, p] for p in probs[:first_k]]]
+    scales = [[[0, 0, 0, 0]] * (k - first_k), [[1 - p, p] for p in probs[first_k:]]]
+    rnet = FakeSession(first, shifts, scales)
     det = fake_detector(rescue=True, rnet=rnet)
     out = det._stage_rnet(ops.integral(np.zeros((160, 160, 3), np.uint8)), boxes)
-    assert rnet.inputs[1].shape == (k, 3, 24, 24)
+    assert rnet.inputs[1].shape == (first_k, 3, 24, 24)
+    assert rnet.inputs[2].shape == (k - first_k, 3, 24, 24)
     assert len(out) == 1 and out[0, 4] == pytest.approx(0.8)  # the second-best probability
     expected = ops.jitter(boxes, ops.RESCUE_JITTERS)[0, 2]
     assert np.allclose(out[0, :4], expected[:4], atol=1e-4)
+
+
+def test_rescue_skips_scales_when_no_shift_passes():
+    first_k = ops.RESCUE_SHIFTS
+    boxes = np.array([[40, 40, 88, 88, 0.9]], np.float32)
+    rnet = FakeSession([[[0, 0, 0, 0]], [[0.8, 0.2]]],
+                       [[[0, 0, 0, 0]] * first_k, [[0.9, 0.1]] * first_k])
+    det = fake_detector(rescue=True, rnet=rnet)
+    out = det._stage_rnet(ops.integral(np.zeros((160, 160, 3), np.uint8)), boxes)
+    assert len(rnet.inputs) == 2 and len(out) == 0

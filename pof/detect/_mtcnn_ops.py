@@ -14,7 +14,9 @@ PNET_STRIDE = 2  # PNet's output cell step in input pixels
 PNET_CELL = 12  # PNet's receptive field (input pixels) = smallest face it sees at scale 1
 NORM_MEAN = 127.5
 NORM_SCALE = 0.0078125  # 1 / 128
-# Second-look crops for rejected candidates: (shift x, shift y) in box sizes, and scale
+# Second-look crops for rejected candidates: (shift x, shift y) in box sizes, and scale;
+# the first RESCUE_SHIFTS are tried first (see MTCNNDetector._tries)
+RESCUE_SHIFTS = 4
 RESCUE_JITTERS = ((0.1, 0.0, 1.0), (-0.1, 0.0, 1.0), (0.0, 0.1, 1.0), (0.0, -0.1, 1.0),
                   (0.0, 0.0, 0.9), (0.0, 0.0, 1.12))
 

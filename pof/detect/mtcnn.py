@@ -89,9 +89,10 @@ class MTCNNDetector(Detector):
         self._sessions: dict | None = None
 
     def settings_key(self) -> str:
-        """The settings that change what this detector finds (part of the descriptor key)."""
+        """The settings that change what this detector finds (part of the descriptor key).
+        rescue2 is the shift-first second look (rescue1, every jitter at once, is retired)."""
         t = ",".join(f"{x:g}" for x in self.thresholds)
-        return f"min{self.min_face_size:g}-t{t}-f{self.factor:g}-rescue{int(self.rescue)}"
+        return f"min{self.min_face_size:g}-t{t}-f{self.factor:g}-rescue{2 if self.rescue else 0}"
 
     def _session(self, net: str):
         """The ONNX Runtime session of ``net`` ("pnet", "rnet", "onet"), loaded on first use."""
@@ -170,9 +171,11 @@ class MTCNNDetector(Detector):
                      boxes: np.ndarray, outs: list[np.ndarray], prob: np.ndarray,
                      keep: np.ndarray) -> None:
         """Rescue: re-crop each rejected box at every ``ops.RESCUE_JITTERS`` shift and scale
-        (one more batch) and keep it if at least two of those crops pass; it then takes the
-        best crop's box and outputs, and the second-best probability as its score. Clear
-        background, and boxes overlapping an accepted one (that face is found), are skipped.
+        and keep it if at least two of those crops pass; it then takes the best crop's box and
+        outputs, and the second-best probability as its score. Clear background, and boxes
+        overlapping an accepted one (that face is found), are skipped. The shifted crops go
+        first, in one batch; only boxes with a pass among them try the scaled ones (a third
+        less work; tools/check_mtcnn.py finds the same faces either way).
         Updates ``boxes``, ``outs``, ``prob`` and ``keep`` in place.
         """
         failed = np.flatnonzero(~keep & (prob >= RESCUE_MIN_PROB))
@@ -181,8 +184,8 @@ class MTCNNDetector(Detector):
         if not len(failed):
             return
         tries = ops.jitter(boxes[failed], ops.RESCUE_JITTERS)  # (F, K, 5)
+        tried = self._tries(net, table, size, threshold, tries)
         k = tries.shape[1]
-        tried = self._run(net, ops.crop_patches(table, tries.reshape(-1, 5), size))
         tried_prob = tried[-1][:, 1].reshape(-1, k)
         ok = (tried_prob > threshold).sum(axis=1) >= 2
         rows, best = np.flatnonzero(ok), tried_prob[ok].argmax(axis=1)
@@ -192,6 +195,23 @@ class MTCNNDetector(Detector):
             out[saved] = alt.reshape(len(failed), k, -1)[rows, best]
         prob[saved] = np.sort(tried_prob[ok], axis=1)[:, -2]
         keep[saved] = True
+
+    def _tries(self, net: str, table: np.ndarray, size: int, threshold: float,
+               tries: np.ndarray) -> list[np.ndarray]:
+        """``net``'s outputs for every crop in ``tries`` (F, K, 5), flattened to F * K rows:
+        the first ``ops.RESCUE_SHIFTS`` crops of each box, then the rest only for boxes with a
+        pass among those (the others get zeros: probability 0, never kept)."""
+        f, k, first = tries.shape[0], tries.shape[1], ops.RESCUE_SHIFTS
+        head = self._run(net, ops.crop_patches(table, tries[:, :first].reshape(-1, 5), size))
+        go = (head[-1][:, 1].reshape(f, first) > threshold).any(axis=1)
+        out = [np.zeros((f, k) + o.shape[1:], o.dtype) for o in head]
+        for o, h in zip(out, head, strict=True):
+            o[:, :first] = h.reshape((f, first) + h.shape[1:])
+        if go.any():
+            tail = self._run(net, ops.crop_patches(table, tries[go, first:].reshape(-1, 5), size))
+            for o, t in zip(out, tail, strict=True):
+                o[go, first:] = t.reshape((int(go.sum()), k - first) + t.shape[1:])
+        return [o.reshape((f * k,) + o.shape[2:]) for o in out]
 
     def _stage_rnet(self, table: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Refinement stage: RNet on all candidates -> refined squares (N, 5)."""
