@@ -53,3 +53,47 @@ def test_impostor_scores_chunked_equals_direct(monkeypatch):
     monkeypatch.setattr(cal, "CHUNK_CELLS", 100)      # 1 probe row per chunk
     assert np.allclose(impostor_scores(d, people), whole, atol=1e-6)
     assert len(whole) == 60 * 14
+
+
+def test_template_impostor_scores_leave_the_owner_out():
+    from pof.calibrate import template, template_impostor_scores
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(4, 16))
+    desc = np.repeat(centres, 3, axis=0) + 0.05 * rng.normal(size=(12, 16))
+    desc = (desc / np.linalg.norm(desc, axis=1, keepdims=True)).astype(np.float32)
+    persons = [f"p{i}" for i in range(4) for _ in range(3)]
+    t = template(desc[:3])
+    assert abs(np.linalg.norm(t) - 1) < 1e-6
+    imp = template_impostor_scores(desc, persons, k=2, per_person=5)
+    assert len(imp) == 4 * 5 * 3                 # 4 persons x 5 templates x 3 other persons
+    assert np.all(np.diff(imp) >= 0) and imp.max() < 0.9     # own person (~0.99) never counted
+    assert len(template_impostor_scores(desc[:3], persons[:3], k=2)) == 0
+
+
+def _people(rng, n_persons: int, per: int, spread: float = 0.6) -> tuple[np.ndarray, list[str]]:
+    """Unit descriptors of n_persons, ``per`` images each, around random centres."""
+    centres = rng.normal(size=(n_persons, 32))
+    d = np.repeat(centres, per, axis=0) + spread * rng.normal(size=(n_persons * per, 32))
+    return (d / np.linalg.norm(d, axis=1, keepdims=True)).astype(np.float32), \
+        [f"p{i:03d}" for i in range(n_persons) for _ in range(per)]
+
+
+def test_best_impostor_calibration_holds_on_fresh_people():
+    from pof.calibrate import calibrate_gallery
+    rng = np.random.default_rng(3)
+    desc, persons = _people(rng, 200, 3)       # (tried on 8 seeds: observed 3.7% to 9.0%)
+    cal = calibrate_gallery(desc, persons, 0.05)
+    assert cal.method.startswith("best impostor") and cal.fpir() == 0.05
+    fresh, _ = _people(rng, 4000, 1)                     # people not enrolled
+    starts = np.arange(0, len(persons), 3)
+    observed = float((fuse_by_person(fresh @ desc.T, starts).max(axis=1) >= cal.threshold).mean())
+    assert 0.025 <= observed <= 0.1, observed            # within a factor of 2 of 5%
+    assert 0 < cal.fmr_at_threshold < 0.05
+
+
+def test_small_gallery_keeps_the_per_pair_rule():
+    from pof.calibrate import MIN_PERSONS_BEST, calibrate_gallery
+    rng = np.random.default_rng(4)
+    desc, persons = _people(rng, MIN_PERSONS_BEST - 1, 4)
+    cal = calibrate_gallery(desc, persons, 0.01)
+    assert not cal.method.startswith("best impostor") and cal.fpir_at_threshold is None

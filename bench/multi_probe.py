@@ -1,0 +1,95 @@
+"""Multi-probe search: several photos of one unknown face fused into one query (issue 3).
+
+    python bench/multi_probe.py        (after bench/make_core_set.py and bench/core.py)
+
+Probes of the core set (bench/work/core) are grouped by person and condition into groups of k
+(k = 1, 2, 3; up to 20 random groups per person and condition), searched against the core
+gallery, each way of fusing judged by a rule calibrated for it on the gallery alone:
+
+* template: the mean of the k descriptors (pof's ``--same-person``; calibrated on k-image
+  templates of gallery persons, ``calibrate.template_impostor_scores``);
+* score mean: each probe searched alone, the k per-person scores averaged (calibrated the same
+  way on the gallery, averaging instead of templating).
+
+For each: DIR at FPIR 1% of the enrolled and FPIR of the others, per condition.
+"""
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from pof.calibrate import calibrate, fuse_by_person, group_starts
+from pof.load import load_image
+from pof.pipeline import Pipeline
+from pof.search import Gallery, Searcher
+
+ROOT = Path(__file__).resolve().parent / "work" / "core"
+GROUPS = 20
+
+
+def score_mean_impostors(g: Gallery, k: int, seed: int = 0) -> np.ndarray:
+    """Impostor scores of k-probe score means, simulated on the gallery as for templates."""
+    starts, ends = g.starts, np.append(g.starts[1:], len(g.persons))
+    fused = fuse_by_person(g.descriptors @ g.descriptors.T, starts, "max")
+    rng, out = np.random.default_rng(seed), []
+    for p, (a, b) in enumerate(zip(starts, ends)):
+        if b - a < 2:
+            continue
+        for _ in range(GROUPS):
+            rows = a + rng.choice(b - a, min(k, b - a), replace=False)
+            out.append(np.delete(fused[rows].mean(axis=0), p))
+    return np.sort(np.concatenate(out))
+
+
+def main() -> None:
+    pipe, g = Pipeline(), Gallery.load(ROOT / "dataset")
+    s = Searcher(g)
+    enrolled = set(g.labels)
+    desc = defaultdict(list)          # (condition, person) -> descriptors of its probes
+    for r in csv.DictReader(open(ROOT / "probes.csv")):
+        faces = pipe.analyze(load_image(ROOT / r["path"]).pixels, with_crops=False)
+        if faces:
+            f = max(faces, key=lambda f: f.box[2])
+            if s.gate(f) is None:
+                desc[(r["condition"], r["person"])].append(f.descriptor)
+    rng = np.random.default_rng(0)
+    conditions = sorted({c for c, _ in desc})
+    print("| k | fusion | " + " | ".join(f"{c} DIR" for c in conditions) + " | FPIR (all) | threshold |")
+    print("|---|---|" + "---|" * len(conditions) + "---|---|")
+    for k in (1, 2, 3):
+        rules = {"template": s.template_calibration(k),
+                 "score mean": calibrate(score_mean_impostors(g, k), len(g.labels))}
+        for how, cal in rules.items():
+            if k == 1 and how == "score mean":
+                continue
+            dirs, fp, n_out = [], 0, 0
+            for c in conditions:
+                hits = n_in = 0
+                for (cc, person), d in desc.items():
+                    if cc != c or len(d) < k:
+                        continue
+                    for _ in range(GROUPS):
+                        pick = np.stack([d[i] for i in rng.choice(len(d), k, replace=False)])
+                        if how == "template":
+                            q = pick.mean(axis=0)
+                            per = fuse_by_person((q / np.linalg.norm(q))[None] @ g.descriptors.T, g.starts)[0]
+                        else:
+                            per = fuse_by_person(pick @ g.descriptors.T, g.starts).mean(axis=0)
+                        top = int(np.argmax(per))
+                        match = per[top] >= cal.threshold
+                        if person in enrolled:
+                            n_in += 1
+                            hits += match and g.labels[top] == person
+                        else:
+                            n_out += 1
+                            fp += match
+                dirs.append(hits / max(n_in, 1))
+            print(f"| {k} | {how} | " + " | ".join(f"{x:.1%}" for x in dirs)
+                  + f" | {fp / max(n_out, 1):.1%} ({n_out}) | {cal.threshold:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Does enrolling synthetic occlusions help identify masked and eye-covered faces? (issue 3)
+
+    python bench/occlusion.py [SET_DIR]      (default bench/work/public; bench/work/core works too)
+
+SET_DIR holds gallery/PERSON/IMAGE and probes.csv (path,person,role,condition), as written by
+bench/make_public_set.py or bench/make_core_set.py. Every gallery photo is analysed by pof;
+then, from its 68 landmarks, bench/augment.py draws a cloth mask and dark sunglasses on it and the
+covered photos are analysed too. Each probe's largest face is searched (quality gates on)
+against:
+
+* plain: the real gallery faces only (what pof does without augmentation);
+* augmented: each person's real faces plus their masked and sunglassed versions (a person's
+  score is the max over all of them).
+
+Each gallery is calibrated on its own impostor scores (pof.calibrate: every row, synthetic
+ones included, searched against the other persons; pof.calibrate.calibrate_gallery) for
+FPIR 1%. Printed per condition:
+rank-1 and DIR at FPIR 1% of the mated probes, FPIR of the non-mated ones.
+"""
+from __future__ import annotations
+
+import csv
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from augment import KINDS, occlude      # bench/augment.py
+from pof.calibrate import calibrate_gallery, fuse_by_person, group_starts
+from pof.errors import PofError
+from pof.load import load_image
+from pof.pipeline import Pipeline
+from pof.search import MAX_BLUR, MIN_INTEROCULAR
+
+HERE = Path(__file__).resolve().parent
+
+
+def nearest(faces, box):
+    """The face whose box centre is nearest ``box``'s (the same face after covering)."""
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    return min(faces, key=lambda f: (f.box[0] + f.box[2] / 2 - cx) ** 2 + (f.box[1] + f.box[3] / 2 - cy) ** 2)
+
+
+def gallery_rows(root: Path, pipe: Pipeline) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """Descriptors, persons and kinds ("real", "mask", "sunglasses") of the gallery."""
+    desc, persons, kinds = [], [], []
+    files = sorted(f for f in (root / "gallery").glob("*/*") if f.is_file())
+    for f in tqdm(files, desc="gallery", unit="img"):
+        try:
+            px = load_image(f).pixels
+            faces = pipe.analyze(px, with_crops=False)
+        except PofError:
+            continue
+        if not faces:
+            continue
+        face = max(faces, key=lambda x: x.box[2] * x.box[3])
+        desc.append(face.descriptor), persons.append(f.parent.name), kinds.append("real")
+        for kind in KINDS:
+            got = pipe.analyze(occlude(px, face.landmarks68, kind), with_crops=False)
+            if got:
+                desc.append(nearest(got, face.box).descriptor)
+                persons.append(f.parent.name), kinds.append(kind)
+    return desc, persons, kinds
+
+
+def probe_rows(root: Path, pipe: Pipeline) -> list[tuple[str, str, str, np.ndarray | None]]:
+    """(condition, person, role, descriptor or None if not found / gated) of every probe."""
+    out = []
+    rows = list(csv.DictReader(open(root / "probes.csv", newline="")))
+    for r in tqdm(rows, desc="probes", unit="img"):
+        d = None
+        try:
+            faces = pipe.analyze(load_image(root / r["path"]).pixels, with_crops=False)
+        except PofError:
+            faces = []
+        if faces:
+            f = max(faces, key=lambda x: x.box[2] * x.box[3])
+            if f.interocular >= MIN_INTEROCULAR and f.blur <= MAX_BLUR:
+                d = f.descriptor
+        out.append((r["condition"], r["person"], r["role"], d))
+    return out
+
+
+def evaluate(desc: np.ndarray, persons: list[str], probes) -> dict[str, tuple[float, float, float]]:
+    """Per condition: (rank-1, DIR at FPIR 1%, FPIR) against the gallery (desc, persons)."""
+    order = np.argsort(persons, kind="stable")
+    desc, persons = desc[order], [persons[i] for i in order]
+    starts = group_starts(persons)
+    labels = [persons[i] for i in starts]
+    cal = calibrate_gallery(desc, persons, 0.01)
+    stats: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])   # mated, rank1, dir, non, fp
+    for cond, person, role, d in probes:
+        s = stats[cond]
+        mated = person in labels
+        s[0 if mated else 3] += 1
+        if d is None:
+            continue
+        per = fuse_by_person(d[None] @ desc.T, starts)[0]
+        top = int(np.argmax(per))
+        hit = per[top] >= cal.threshold
+        if mated:
+            s[1] += labels[top] == person
+            s[2] += labels[top] == person and hit
+        else:
+            s[4] += hit
+    out = {c: (s[1] / max(s[0], 1), s[2] / max(s[0], 1), s[4] / max(s[3], 1)) for c, s in stats.items()}
+    out["_threshold"] = (cal.threshold, cal.fpir(), 0.0)
+    return out
+
+
+def main() -> None:
+    root = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "work" / "public"
+    pipe = Pipeline()
+    desc, persons, kinds = gallery_rows(root, pipe)
+    probes = probe_rows(root, pipe)
+    desc = np.stack(desc)
+    real = [i for i, k in enumerate(kinds) if k == "real"]
+    results = {"plain gallery": evaluate(desc[real], [persons[i] for i in real], probes),
+               "augmented gallery": evaluate(desc, persons, probes)}
+    conds = sorted(c for c in results["plain gallery"] if not c.startswith("_"))
+    n = defaultdict(lambda: [0, 0])
+    for cond, person, role, _ in probes:
+        n[cond][role != "mated"] += 1
+    print(f"{root}: {len(real)} real gallery faces of {len(set(persons))} persons, "
+          f"{len(kinds) - len(real)} synthetic; probes per condition (mated/non-mated): "
+          + ", ".join(f"{c} {n[c][0]}/{n[c][1]}" for c in conds))
+    print("\n| gallery | threshold | " + " | ".join(f"{c} rank-1 / DIR / FPIR" for c in conds) + " |")
+    print("|---|---|" + "---|" * len(conds))
+    for name, res in results.items():
+        cells = [f"{res[c][0]:.1%} / {res[c][1]:.1%} / {res[c][2]:.1%}" for c in conds]
+        print(f"| {name} | {res['_threshold'][0]:.3f} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
