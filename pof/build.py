@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -98,6 +99,7 @@ class Builder:
         self.out = Path(out)
         self.pipeline = Pipeline(**settings)
         self.model = self.pipeline.descriptor_key()     # tags every descriptor this build makes
+        self.attribute_models = json.dumps(self.pipeline.attributes.describe(), sort_keys=True)
         n = self.pipeline.settings["workers"] if workers is None else int(workers)
         self.workers = n if n > 0 else (os.cpu_count() or 1)
 
@@ -168,6 +170,8 @@ class Builder:
                                  o.fmt, o.status, o.reason or None)
             for fid, f in zip(ids, o.faces):
                 cat.add_face(_face_row(fid, sid, item.person, f, self.model))
+                if f.attributes:
+                    cat.add_attributes(fid, f.attributes, self.attribute_models)
         if o.status == "added":
             report.added_images += 1
             report.added_faces += len(o.faces)
@@ -182,7 +186,6 @@ class Builder:
 
 
 def _j(a: Any) -> str:
-    import json
     if isinstance(a, np.ndarray):
         a = np.round(a.astype(float), 2).tolist()
     return json.dumps(a)

@@ -2,7 +2,9 @@
 
 Tables: meta (key/value: schema, descriptor key, created), sources (one row per source image
 with its SHA-256 and provenance), persons, faces (geometry, quality, the descriptor as float32
-bytes tagged with the model that made it). Each source is committed in one transaction with
+bytes tagged with the model that made it), attributes (per face: the attribute scores as a
+JSON object, name -> 0-1, and the estimator versions that made them; a face without a row was
+built with attributes off). Each source is committed in one transaction with
 its faces, so a killed build loses at most the source it was working on and never leaves half
 of one.
 """
@@ -41,6 +43,8 @@ CREATE TABLE IF NOT EXISTS faces (
     descriptor BLOB NOT NULL, model TEXT NOT NULL, added TEXT NOT NULL,
     UNIQUE (source_id, face_index));
 CREATE INDEX IF NOT EXISTS faces_person ON faces(person);
+CREATE TABLE IF NOT EXISTS attributes (
+    face_id TEXT PRIMARY KEY REFERENCES faces(id), scores TEXT NOT NULL, models TEXT NOT NULL);
 """
 
 
@@ -131,6 +135,15 @@ class Catalog:
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         self.db.execute(f"INSERT OR REPLACE INTO faces ({cols}) VALUES ({marks})", tuple(row.values()))
+
+    def add_attributes(self, face_id: str, scores: dict[str, float], models: str) -> None:
+        """Store one face's attribute scores (name -> 0-1) and the estimators that made them."""
+        self.db.execute("INSERT OR REPLACE INTO attributes (face_id, scores, models) VALUES (?, ?, ?)",
+                        (face_id, json.dumps(scores), models))
+
+    def attributes(self) -> dict[str, dict[str, float]]:
+        """Attribute scores by face id (faces built with attributes off are absent)."""
+        return {r[0]: json.loads(r[1]) for r in self.db.execute("SELECT face_id, scores FROM attributes")}
 
     def counts(self) -> dict[str, int]:
         q = lambda sql: int(self.db.execute(sql).fetchone()[0])  # noqa: E731

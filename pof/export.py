@@ -18,7 +18,10 @@ import numpy as np
 
 from . import __version__
 from .align import CROP_H, CROP_INTEROCULAR, CROP_TEMPLATE, CROP_W
-from .calibrate import calibrate, impostor_scores
+from .attributes.card import card as attribute_card
+from .attributes.schema import COLUMNS as ATTRIBUTE_COLUMNS
+from .attributes.schema import SCHEMA, TASKS
+from .calibrate import calibrate_gallery
 from .catalog import Catalog, now
 from .models import package_version
 
@@ -37,7 +40,7 @@ Whoever uses this dataset agrees to these terms.
   identification before acting on it.
 """
 
-ATTRIBUTE_COLUMNS = ("yaw", "pitch", "roll", "blur", "quality")
+MEASURED_COLUMNS = ("yaw", "pitch", "roll", "blur", "quality")   # after the attributes, as in metadata
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -96,6 +99,26 @@ def _metadata_csv(recs: list[dict], prov_keys: list[str]) -> bytes:
     return _csv_bytes(header, rows)
 
 
+def _attributes_csv(recs: list[dict], scores: dict[str, dict]) -> bytes:
+    """id, one 0-1 column per schema attribute (by task; empty where not estimated), then the
+    measured pose (degrees), blur and quality as in metadata.csv."""
+    rows = []
+    for r in recs:
+        s = scores.get(r["id"], {})
+        rows.append([r["id"], *(s.get(c, "") for c in ATTRIBUTE_COLUMNS), r["pose"]["yaw"],
+                     r["pose"]["pitch"], r["pose"]["roll"], r["blur"], r["quality"]])
+    return _csv_bytes(["id", *ATTRIBUTE_COLUMNS, *MEASURED_COLUMNS], rows)
+
+
+def _attributes_record(r: dict, s: dict[str, float]) -> dict:
+    """One attributes.json record: id, then {task: {attribute: score or null}}, then pose,
+    blur and quality."""
+    rec: dict[str, Any] = {"id": r["id"]}
+    for task in TASKS:
+        rec[task] = {a.name: s.get(a.name) for a in SCHEMA if a.task == task}
+    return {**rec, **r["pose"], "blur": r["blur"], "quality": r["quality"]}
+
+
 def _identities(cat: Catalog) -> tuple[list[dict], list[str]]:
     people = [{"person": p["label"], "name": p["name"], **json.loads(p["attribution"]),
                "images": p["images"]} for p in cat.persons()]
@@ -113,7 +136,7 @@ def _card(cat: Catalog, pipeline, recs: list[dict], people: list[dict], added: b
     desc, _, persons, _ = cat.gallery()
     cal = None
     if len(set(persons)) >= 2:
-        cal = calibrate(impostor_scores(desc, persons), len(set(persons)), pipeline.settings["fpir"]).to_json()
+        cal = calibrate_gallery(desc, persons, pipeline.settings["fpir"]).to_json()
     return {
         "name": cat.folder.name, "version": version, "licence": "pof-agreement (see AGREEMENT.md)",
         "created": cat.get_meta("created"), "updated": now(),
@@ -127,8 +150,7 @@ def _card(cat: Catalog, pipeline, recs: list[dict], people: list[dict], added: b
                    "dlib": package_version("dlib-bin")},
         "settings": {k: v for k, v in pipeline.settings.items()},
         "calibration": cal,
-        "attributes": {"columns": list(ATTRIBUTE_COLUMNS),
-                       "note": "only measured attributes so far: pose (degrees), blur and quality (0-1)"},
+        "attributes": attribute_card(pipeline.settings, pipeline.attributes.describe()),
     }
 
 
@@ -138,17 +160,15 @@ def export(cat: Catalog, pipeline, agreement: str | None = None) -> dict:
     rows = cat.faces()
     recs, prov_keys = _metadata(rows)
     people, id_cols = _identities(cat)
+    scores = cat.attributes()
     previous = cat.get_meta("exported_images")
     card = _card(cat, pipeline, recs, people, added=previous != str(len(recs)))
     files: dict[str, bytes] = {
         "metadata.csv": _metadata_csv(recs, prov_keys), "metadata.json": _json_bytes(recs),
         "identities.csv": _csv_bytes(id_cols, [[p.get(c, "") for c in id_cols] for p in people]),
         "identities.json": _json_bytes(people),
-        "attributes.csv": _csv_bytes(["id", *ATTRIBUTE_COLUMNS], [
-            [r["id"], r["pose"]["yaw"], r["pose"]["pitch"], r["pose"]["roll"], r["blur"], r["quality"]]
-            for r in recs]),
-        "attributes.json": _json_bytes([{"id": r["id"], **r["pose"], "blur": r["blur"],
-                                         "quality": r["quality"]} for r in recs]),
+        "attributes.csv": _attributes_csv(recs, scores),
+        "attributes.json": _json_bytes([_attributes_record(r, scores.get(r["id"], {})) for r in recs]),
         "pof.json": _json_bytes(card),
     }
     if agreement is not None or not (out / "AGREEMENT.md").exists():

@@ -1,4 +1,5 @@
-"""The pipeline: load -> detect -> landmarks -> align -> quality -> embed, one Face per face.
+"""The pipeline: load -> detect -> landmarks -> align -> quality -> embed -> attributes (with
+crops only), one Face per face.
 
 Backends are created once, on first use, and cached on the Pipeline object (not in module
 globals). ``Pipeline.describe()`` names every model and setting that changes a descriptor;
@@ -39,6 +40,7 @@ class Pipeline:
         self._detector = None
         self._landmarks = None
         self._embedder = None
+        self._attributes = None
 
     def _make_detector(self) -> detect.Detector:
         opts: dict[str, Any] = {"min_face_size": self.settings["min_face"]}
@@ -63,6 +65,14 @@ class Pipeline:
         if self._embedder is None:
             self._embedder = embed.create(self.settings["embedder"], self.settings["device"])
         return self._embedder
+
+    @property
+    def attributes(self):
+        """The attributes stage (``pof.attributes.AttributeStage``), created on first use."""
+        if self._attributes is None:
+            from .attributes import AttributeStage
+            self._attributes = AttributeStage(self.settings["demographics"] == "on", self.settings["device"])
+        return self._attributes
 
     def describe(self) -> dict[str, str]:
         """Models and settings that change a descriptor (cheap: loads no model)."""
@@ -113,6 +123,8 @@ class Pipeline:
             if not with_crops:
                 f.crop = None
         self.embedder.embed(pixels, faces)
+        if with_crops and self.settings["attributes"] == "on":
+            self.attributes.estimate(faces)
         return faces
 
     def analyze_file(self, path: str | Path, with_crops: bool = True) -> list[Face]:

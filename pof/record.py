@@ -37,6 +37,7 @@ class Face:
     interocular: float = 0.0                     # quality: eye-centre distance, source pixels
     blur: float = 0.0                            # quality: 0 sharp .. 1 very blurred
     quality: float = 0.0                         # quality: 0 unusable .. 1 ideal
+    attributes: dict = field(default_factory=dict)   # attributes: {schema name: 0-1 score}
     extra: dict = field(default_factory=dict)    # backend-specific notes, JSON-safe
 
     def crop_points(self, points: np.ndarray) -> np.ndarray:

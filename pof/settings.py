@@ -34,6 +34,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workers", 0, "worker processes for a build (0: one per CPU core)"),
     Setting("device", "cpu", "where models run", ("cpu", "cuda")),
     Setting("jpeg_quality", 95, "JPEG quality of the 200 x 280 dataset crops"),
+    Setting("attributes", "on", "score the schema's attributes of every face during a build", ("on", "off")),
+    Setting("demographics", "on", "include perceived age group and gender among the attributes "
+            "(estimates; never used for identification)", ("on", "off")),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

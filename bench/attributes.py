@@ -1,0 +1,218 @@
+"""Validate pof's attribute scores against hand labels (bench/attributes/labels.csv).
+
+    python bench/attributes.py                 # per-attribute accuracy table (Markdown)
+    python bench/attributes.py --write         # ... and pof/attributes/validation.json
+    python bench/attributes.py --sheets DIR    # contact sheets of the labelled crops
+
+Images (none are committed; see bench/attributes/CREDITS.md): the Yale Face Database
+(``--yale``, default /work/shared/testdata/yalefaces; byte-identical copies dropped), pof's
+demo photos, and official White House photos from the face_recognition repository
+(``--extra``, default bench/work/attributes/extra: ``git show`` them out of
+ageitgey/face_recognition at the commit named in CREDITS.md). Each label row names its image
+(``yale:NAME``, ``demo:PATH``, ``fr:FILE``), the centre of the face's box in it (x, y, source
+pixels) and a variant: empty, or "blur" (the photo blurred, labelled Blurry by construction).
+
+A score of 0.5 or more counts as "has the attribute". Per attribute the table gives the
+labelled faces with and without it, accuracy, balanced accuracy (the mean of the recall on
+both sides: 0.5 is chance whatever the balance) and the majority-class rate (what always
+answering the commoner label would score). Timing: ms per face of each estimator, batch 1,
+one thread. "held out": the balanced accuracy without Yale subjects 01-05, on which the
+thresholds of the pixel measures were set.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pof import Pipeline  # noqa: E402
+from pof.attributes import ESTIMATORS, FaceView, AttributeStage  # noqa: E402
+from pof.attributes.card import VALIDATION, judge  # noqa: E402
+
+LABELS = ROOT / "bench" / "attributes" / "labels.csv"
+RESULTS = ROOT / "bench" / "results" / "attributes.json"
+# The pixel measures' thresholds were set by looking at Yale subjects 01-05 (sources sorting
+# before this); "held out" figures leave those faces out.
+TUNING_END = "yale:subject06"
+
+# label column -> {attribute: values of that column meaning "has it"}
+TRUTH = {
+    "male": {"Male": {"1"}},
+    "age": {"Child": {"child"}, "Youth": {"youth"}, "Middle Aged": {"middle"}, "Senior": {"senior"}},
+    "eyewear": {"Eyeglasses": {"glasses"}, "Sunglasses": {"sun"}, "No Eyewear": {"none"}},
+    "smiling": {"Smiling": {"1"}},
+    "frowning": {"Frowning": {"1"}},
+    "mouth": {"Mouth Closed": {"closed"}, "Mouth Slightly Open": {"slight"}, "Mouth Wide Open": {"wide"}},
+    "teeth": {"Teeth Not Visible": {"0"}},
+    "eyes_open": {"Eyes Open": {"1"}},
+    "lighting": {"Harsh Lighting": {"harsh"}, "Soft Lighting": {"soft"}},
+    "blurry": {"Blurry": {"1"}},
+    "color": {"Color Photo": {"1"}},
+}
+
+
+def image_path(source: str, args: argparse.Namespace) -> Path:
+    kind, name = source.split(":", 1)
+    return {"yale": args.yale, "demo": ROOT / "pof" / "data" / "demo", "fr": args.extra}[kind] / name
+
+
+def labelled_images(args: argparse.Namespace) -> list[str]:
+    """Every image of the set, as label-row sources (Yale byte-identical copies dropped)."""
+    seen, out = set(), []
+    for p in sorted(args.yale.glob("subject*")):
+        h = hashlib.sha256(p.read_bytes()).hexdigest()
+        if h not in seen:
+            seen.add(h)
+            out.append(f"yale:{p.name}")
+    out += [f"demo:{p.relative_to(ROOT / 'pof' / 'data' / 'demo')}"
+            for p in sorted((ROOT / "pof" / "data" / "demo").glob("*/*.jpg"))]
+    out += [f"fr:{p.name}" for p in sorted(args.extra.glob("*.jpg"))] if args.extra.is_dir() else []
+    return out
+
+
+def faces_of(pipe: Pipeline, path: Path) -> list:
+    """The faces of one image, left to right."""
+    return sorted(pipe.analyze_file(path), key=lambda f: f.box[0])
+
+
+def labelled_face(pipe: Pipeline, row: dict, args: argparse.Namespace):
+    """The face a label row means (the one whose box centre is nearest the row's x, y), in
+    the row's variant of the image ("blur": Gaussian blur, sigma = 1/40 of the face's width,
+    so about 2.5 px at the crop's scale), or None if pof finds no face there."""
+    pixels = pipe.load(image_path(row["source"], args)).pixels
+    x, y = float(row["x"]), float(row["y"])
+    if row["variant"] == "blur":
+        w = min(pipe.analyze(pixels, with_crops=False), key=lambda f: _dist(f, x, y)).box[2]
+        pixels = cv2.GaussianBlur(pixels, (0, 0), w / 40)
+    faces = pipe.analyze(pixels)
+    near = [f for f in faces if _dist(f, x, y) < f.box[2] / 2]
+    return min(near, key=lambda f: _dist(f, x, y)) if near else None
+
+
+def _dist(f, x: float, y: float) -> float:
+    return float(np.hypot(f.box[0] + f.box[2] / 2 - x, f.box[1] + f.box[3] / 2 - y))
+
+
+def sheets(args: argparse.Namespace) -> None:
+    from PIL import Image, ImageDraw
+    pipe = Pipeline(attributes="off")
+    tiles = []
+    for src in labelled_images(args):
+        for k, f in enumerate(faces_of(pipe, image_path(src, args))):
+            tiles.append((f"{src}#{k}", f.crop))
+    args.sheets.mkdir(parents=True, exist_ok=True)
+    per = 24
+    for s in range(0, len(tiles), per):
+        sheet = Image.new("RGB", (8 * 200, 3 * 300), "white")
+        draw = ImageDraw.Draw(sheet)
+        for i, (name, crop) in enumerate(tiles[s:s + per]):
+            x, y = (i % 8) * 200, (i // 8) * 300
+            sheet.paste(Image.fromarray(crop), (x, y))
+            draw.text((x + 2, y + 282), f"{s + i} {name.replace('.jpg', '')[:30]}", fill="black")
+        sheet.save(args.sheets / f"sheet{s // per:02d}.png")
+    print(f"{len(tiles)} faces on {(len(tiles) + per - 1) // per} sheets in {args.sheets}")
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    rows = list(csv.DictReader(LABELS.open()))
+    pipe = Pipeline(attributes="off")
+    stage = AttributeStage(demographics=True)
+    views, keep = [], []
+    for r in rows:
+        if not image_path(r["source"], args).is_file():
+            print(f"warning: {image_path(r['source'], args)} is missing (see CREDITS.md)", file=sys.stderr)
+            continue
+        face = labelled_face(pipe, r, args)
+        if face is None:
+            print(f"warning: no face at {r['x']}, {r['y']} in {r['source']} {r['variant']}", file=sys.stderr)
+            continue
+        stage.estimate([face])
+        views.append(FaceView.of(face))
+        keep.append((r, face.attributes))
+    timing = {}
+    for name in ESTIMATORS:
+        b = stage.backend(name)
+        b.estimate(views[:1])
+        t = time.perf_counter()
+        for v in views:
+            b.estimate([v])
+        timing[name] = round(1000 * (time.perf_counter() - t) / len(views), 2)
+    figures = {}
+    for col, attrs in TRUTH.items():
+        for attr, yes in attrs.items():
+            pairs = [(r[col] in yes, s[attr] >= 0.5, r["source"] < TUNING_END)
+                     for r, s in keep if r.get(col, "") not in ("", "?") and attr in s]
+            if not pairs:
+                continue
+            figures[attr] = _figures([(t, p) for t, p, _ in pairs])
+            held = _figures([(t, p) for t, p, tuning in pairs if not tuning])
+            figures[attr]["balanced_accuracy_heldout"] = held["balanced_accuracy"]
+    srcs = {r["source"].split(":")[0] for r, _ in keep}
+    yale = sum(r["source"].startswith("yale:") for r, _ in keep)
+    return {"set": {"faces": len(keep), "images": len({r["source"] for r, _ in keep}),
+                    "sources": sorted(srcs), "labels": "bench/attributes/labels.csv",
+                    "note": (f"{yale} of the {len(keep)} faces are Yale's (15 people, grayscale, "
+                             "frontal, studio light); the rest are official US government photos "
+                             "of a few people. Labels by one annotator; 0.5 is the decision point. "
+                             "Pixel-measure thresholds were set on Yale subjects 01-05 "
+                             "(balanced_accuracy_heldout leaves them out).")},
+            "ms_per_face": timing, "attributes": figures}
+
+
+def _figures(pairs: list[tuple[bool, bool]]) -> dict:
+    """Counts and rates of (truth, prediction) pairs."""
+    pos = [p for t, p in pairs if t]
+    neg = [p for t, p in pairs if not t]
+    acc = np.mean([t == p for t, p in pairs]) if pairs else float("nan")
+    recalls = [np.mean(pos) if pos else float("nan"), 1 - np.mean(neg) if neg else float("nan")]
+    bal = np.nanmean(recalls) if pos or neg else float("nan")
+    return {"faces": len(pairs), "positives": len(pos), "negatives": len(neg),
+            "accuracy": round(float(acc), 3), "balanced_accuracy": round(float(bal), 3),
+            "majority": round(max(len(pos), len(neg)) / max(len(pairs), 1), 3)}
+
+
+def table(res: dict) -> str:
+    lines = ["| attribute | faces | with / without | accuracy | balanced accuracy | ... held out | majority class | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, f in res["attributes"].items():
+        unreliable, why = judge(f)
+        lines.append(f"| {name} | {f['faces']} | {f['positives']} / {f['negatives']} | {f['accuracy']:.1%} | "
+                     f"{f['balanced_accuracy']:.1%} | {f['balanced_accuracy_heldout']:.1%} | {f['majority']:.1%} | "
+                     f"{'unreliable: ' + why if unreliable else 'ok'} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--yale", type=Path, default=Path("/work/shared/testdata/yalefaces"))
+    ap.add_argument("--extra", type=Path, default=ROOT / "bench" / "work" / "attributes" / "extra")
+    ap.add_argument("--sheets", type=Path, help="write contact sheets of every face here, then stop")
+    ap.add_argument("--write", action="store_true", help="also write pof/attributes/validation.json")
+    args = ap.parse_args()
+    if args.sheets:
+        sheets(args)
+        return
+    res = evaluate(args)
+    print(f"{res['set']['faces']} labelled faces from {res['set']['images']} images\n")
+    print(table(res))
+    print("\nms per face (batch 1, one thread): "
+          + ", ".join(f"{k} {v}" for k, v in res["ms_per_face"].items()))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(res, indent=1) + "\n")
+    if args.write:
+        VALIDATION.write_text(json.dumps({"set": res["set"], "attributes": res["attributes"]}, indent=1) + "\n")
+        print(f"wrote {VALIDATION.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
