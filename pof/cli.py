@@ -106,12 +106,16 @@ def _analyzed(pipeline, paths: list[str], workers: int):
 @click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64), help=_HELP["workers"])
 @click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
               help="search only persons whose attribution matches, e.g. agency=NYPD; repeatable")
+@click.option("--same-person", is_flag=True,
+              help="IMAGES show one unknown person: fuse the largest face of each into one query")
 @friendly
-def search(dataset, images, top, fpir, as_json, workers, where) -> None:
+def search(dataset, images, top, fpir, as_json, workers, where, same_person) -> None:
     """Search every face in IMAGES against DATASET: ranked candidates, open-set decision.
 
     With --where the gallery is narrowed first (the threshold is then calibrated for the
-    persons left, so the FPIR stays as stated)."""
+    persons left, so the FPIR stays as stated). With --same-person the largest face of each
+    image is taken as the same unknown person and one fused query is searched, judged by a
+    rule calibrated for that many images (one result for all the images)."""
     from .pipeline import Pipeline
     from .search import Gallery, Searcher, result_line
     gallery = Gallery.load(dataset)
@@ -135,6 +139,9 @@ def search(dataset, images, top, fpir, as_json, workers, where) -> None:
     searcher = Searcher(gallery, target_fpir=fpir, index=index,
                         min_interocular=pipeline.settings["min_interocular"],
                         max_blur=pipeline.settings["max_blur"])
+    if same_person:
+        _search_same_person(searcher, pipeline, list(images), top, as_json, workers)
+        return
     bar = tqdm(total=len(images), desc="search", unit="img", disable=len(images) < 5 or as_json)
     for path, faces, error in _analyzed(pipeline, list(images), workers):
         bar.update(1)
@@ -144,6 +151,53 @@ def search(dataset, images, top, fpir, as_json, workers, where) -> None:
         else:
             _print_search(path, results, error)
     bar.close()
+
+
+def _search_same_person(searcher, pipeline, images: list[str], top: int, as_json: bool,
+                        workers: int) -> None:
+    """--same-person: one fused query from the largest face of each image."""
+    faces, used, problems = [], [], []
+    for path, found, error in _analyzed(pipeline, images, workers):
+        if error:
+            problems.append({"image": path, "reason": error})
+            continue
+        faces.append(max(found, key=lambda f: f.box[2] * f.box[3]))
+        used.append(path)
+        if len(found) > 1:
+            problems.append({"image": path, "reason": f"{len(found)} faces; used the largest"})
+    result = searcher.search_same_person(faces, top) if faces else None
+    if result is not None:
+        for probe, path in zip(result["probes"], used):
+            probe["image"] = path
+        for item in result["left_out"]:
+            item["image"] = used[item.pop("probe")]
+    error = None if faces else "no face found in any of the images"
+    if as_json:
+        click.echo(json.dumps({"images": images, "error": error, "notes": problems,
+                               "faces": [result] if result else []}))
+        return
+    for p in problems:
+        click.echo(f"{p['image']}: {p['reason']}")
+    if result is None:
+        click.echo(f"pof: {error}")
+        return
+    for item in result["left_out"]:
+        click.echo(f"{item['image']}: left out: {item['reason']}")
+    if result["decision"] == "quality_too_low":
+        click.echo(f"not searched: {result['reason']}")
+        return
+    verdict = "possible match" if result["decision"] == "match" else "no confident match"
+    click.echo(f"one person in {result['probes_used']} images: {verdict} (threshold "
+               f"{result['threshold']:.3f}, FPIR {result['fpir']:.2%})")
+    _print_candidates(result["candidates"])
+
+
+def _print_candidates(cands: list[dict]) -> None:
+    for c in cands:
+        bound = "<" if c["fmr_upper_bound"] else ""
+        click.echo(f"    {c['score']:.3f}  FMR {bound}{c['fmr']:.2g}  {c['name']} [{c['person']}]"
+                   f"  evidence {' '.join(c['evidence'])}")
+    click.echo("  candidates are leads for a person to check, not identifications.")
 
 
 def _print_search(path: str, results: list[dict], error: str | None) -> None:
@@ -158,11 +212,7 @@ def _print_search(path: str, results: list[dict], error: str | None) -> None:
         verdict = "possible match" if r["decision"] == "match" else "no confident match"
         click.echo(f"{path} face {i + 1} at ({x:.0f}, {y:.0f}, {w:.0f} x {h:.0f}), quality "
                    f"{r['quality']:.2f}: {verdict} (threshold {r['threshold']:.3f}, FPIR {r['fpir']:.2%})")
-        for c in r["candidates"]:
-            bound = "<" if c["fmr_upper_bound"] else ""
-            click.echo(f"    {c['score']:.3f}  FMR {bound}{c['fmr']:.2g}  {c['name']} [{c['person']}]"
-                       f"  evidence {' '.join(c['evidence'])}")
-    click.echo("  candidates are leads for a person to check, not identifications.")
+        _print_candidates(r["candidates"])
 
 
 @main.command()
@@ -304,12 +354,180 @@ def redact(images, out, method, strength, margin, keep, no_check) -> None:
 
 
 @main.command()
+@click.argument("dataset", type=click.Path(file_okay=False, exists=True))
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="report folder  [default: DATASET/report]")
+@click.option("--image", "images", multiple=True, metavar="ID", help="chart this image (its id); repeatable")
+@click.option("--sample", default=20, show_default=True, type=click.IntRange(0), help="without --image: chart this many images, a reproducible random sample")
+@click.option("--all-images", is_flag=True, help="chart every image (slow for a large dataset)")
+@click.option("--per-sheet", default=100, show_default=True, type=click.IntRange(1, 1000), help="crops per contact sheet")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@friendly
+def report(dataset, out, images, sample, all_images, per_sheet, quiet) -> None:
+    """Pictures and an HTML dataset card of DATASET: per-image attribute charts, redacted
+    contact sheets (GIF) and mosaic, statistics. No face is left recognisable, no person named."""
+    from .report import make_report
+    warn = lambda item, reason: tqdm.write(f"warning: {item}: {reason}", file=sys.stderr)  # noqa: E731
+    r = make_report(dataset, out, tuple(images), sample, all_images, per_sheet, progress=not quiet, warn=warn)
+    click.echo(f"report of {dataset}: {len(r.charted)} image chart(s), {len(r.sheets)} contact sheet(s), "
+               f"{len(r.files)} files in {r.out}; open {r.out / 'index.html'}")
+    if r.problems:
+        click.echo(f"{len(r.problems)} problem(s): listed above and in index.html", err=True)
+    if r.faces_left:
+        sys.exit(3)
+
+
+@main.command()
 @click.option("--out", default="pof-demo", show_default=True, type=click.Path(file_okay=False), help="where to write the demo dataset")
 @friendly
 def demo(out) -> None:
     """Build a dataset from bundled public-domain photos, search it, say where things are."""
     from .demo import run_demo
     run_demo(Path(out))
+
+
+# --- the web app and its records (pof serve, users, audit, cluster) -----------------------
+
+@main.command()
+@click.argument("dataset", type=click.Path(file_okay=False, exists=True))
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on (keep 127.0.0.1 behind an https proxy)")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
+              help="proxies trusted to say the request came over https (X-Forwarded-Proto)")
+@friendly
+def serve(dataset, host, port, forwarded_allow_ips) -> None:
+    """Serve the web app for DATASET: search, review, gallery, unknown faces, audit log.
+
+    Add accounts first with `pof users add`. Serve over https (a reverse proxy) for anything
+    but a test on this machine: session cookies are marked Secure when the request is https."""
+    import uvicorn
+    from .web.app import create_app
+    app = create_app(Path(dataset))
+    with app.state.web.db() as db:
+        if not db.execute("SELECT 1 FROM users WHERE disabled = 0").fetchone():
+            click.echo(f"pof: no accounts yet; add one with `pof users add {dataset} NAME --role admin`", err=True)
+    click.echo(f"pof: serving {dataset} at http://{host}:{port}/ (Ctrl-C stops)", err=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo("pof: listening beyond this machine: put it behind https", err=True)
+    uvicorn.run(app, host=host, port=port, proxy_headers=True,
+                forwarded_allow_ips=forwarded_allow_ips, log_level="warning")
+
+
+@main.group(name="users")
+def users_group() -> None:
+    """Accounts of the web app (roles: viewer, reviewer, admin)."""
+
+
+@users_group.command(name="add")
+@click.argument("dataset", type=click.Path(file_okay=False, exists=True))
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(["viewer", "reviewer", "admin"]))
+@click.option("--password-file", type=click.Path(dir_okay=False, exists=True),
+              help="read the password from the first line of this file (else a prompt asks)")
+@click.option("--token", "with_token", is_flag=True, help="also print a new API token (shown once)")
+@friendly
+def users_add(dataset, name, role, password_file, with_token) -> None:
+    """Add user NAME to DATASET's web app (or reset their role and password)."""
+    from . import audit
+    from .accounts import Accounts
+    from .catalog import Catalog
+    if password_file:
+        lines = Path(password_file).read_text(encoding="utf-8").splitlines()
+        password = lines[0] if lines else ""
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    with Catalog(dataset) as cat:
+        accounts = Accounts(cat.db)
+        accounts.add(name, role, password)
+        audit.append(cat.db, "cli", "user_add", user=name, role=role)
+        click.echo(f"user {name} ({role}) saved in {dataset}")
+        if with_token:
+            token = accounts.new_token(name)
+            audit.append(cat.db, "cli", "token_add", user=name)
+            click.echo(token)
+
+
+@users_group.command(name="list")
+@click.argument("dataset", type=click.Path(file_okay=False, exists=True))
+@friendly
+def users_list(dataset) -> None:
+    """List the users of DATASET's web app."""
+    from .accounts import Accounts
+    from .catalog import Catalog
+    with Catalog(dataset) as cat:
+        for u in Accounts(cat.db).list():
+            click.echo(f"{u['name']}\t{u['role']}\t{'disabled' if u['disabled'] else 'active'}\t{u['created']}")
+
+
+@users_group.command(name="disable")
+@click.argument("dataset", type=click.Path(file_okay=False, exists=True))
+@click.argument("name")
+@friendly
+def users_disable(dataset, name) -> None:
+    """Disable user NAME (kept for the record), revoking their tokens and sessions."""
+    from . import audit
+    from .accounts import Accounts
+    from .catalog import Catalog
+    with Catalog(dataset) as cat:
+        Accounts(cat.db).disable(name)
+        audit.append(cat.db, "cli", "user_disable", user=name)
+    click.echo(f"user {name} disabled")
+
+
+@main.group(name="audit")
+def audit_group() -> None:
+    """The append-only, hash-chained audit log of a dataset."""
+
+
+@audit_group.command(name="verify")
+@click.argument("dataset", type=click.Path(file_okay=False, exists=True))
+@friendly
+def audit_verify(dataset) -> None:
+    """Check every row of DATASET's audit log; exit status 1 names the first bad row."""
+    from . import audit
+    from .catalog import Catalog
+    with Catalog(dataset) as cat:
+        v = audit.verify(cat.db)
+    if not v.ok:
+        click.echo(f"audit log BROKEN at row {v.bad_seq}: {v.problem}")
+        sys.exit(1)
+    click.echo(f"audit log intact: {v.rows} rows; head {v.head} (keep this hash elsewhere to "
+               "detect a rewrite of the whole log)")
+
+
+@audit_group.command(name="show")
+@click.argument("dataset", type=click.Path(file_okay=False, exists=True))
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
+@friendly
+def audit_show(dataset, limit) -> None:
+    """Print the newest rows of DATASET's audit log, one JSON object per line."""
+    from . import audit
+    from .catalog import Catalog
+    with Catalog(dataset) as cat:
+        for row in audit.rows(cat.db, limit):
+            click.echo(json.dumps(row))
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="folder for groups and clusters.json")
+@click.option("--fmr", default=1e-3, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="false-match rate of a link between two faces (sets the linkage threshold)")
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64), help=_HELP["workers"])
+@friendly
+def cluster(inputs, out, fmr, workers) -> None:
+    """Group the faces in IMAGE_OR_DIR... into unknown persons (one folder per group in OUT).
+
+    Two groups are joined when their faces' average similarity passes the verification
+    threshold at --fmr (from pof's reference impostor scores). Look-alikes can merge and one
+    person can split: groups are leads for a person to check."""
+    from .cluster import cluster_files, expand_inputs, write_groups
+    paths, problems = expand_inputs(list(inputs))
+    result = cluster_files(paths, fmr=fmr, workers=_probe_workers(workers, len(paths)))
+    write_groups(result, Path(out))
+    for path, reason in problems + result.problems:
+        click.echo(f"error: {path}: {reason}", err=True)
+    click.echo(f"{len(result.faces)} faces in {len(paths)} images -> {result.n_groups} groups "
+               f"(link threshold {result.threshold:.3f} at FMR {fmr:g}) in {out}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibrate import Calibration, calibrate, fuse_by_person, group_starts, impostor_scores
+from .calibrate import (Calibration, calibrate, calibrate_gallery, fuse_by_person, group_starts,
+                        template, template_impostor_sample)
 from .catalog import Catalog
 from .errors import DatasetError
 from .index import Index, build as build_index
@@ -43,6 +44,7 @@ class Gallery:
     starts: np.ndarray           # first row of each person in ``labels``
     descriptor_key: str
     attribution: dict[str, dict] = field(default_factory=dict)   # label -> agency, unit, badge...
+    face_attributes: dict[str, dict] = field(default_factory=dict)   # face id -> {attribute: 0-1}
 
     @classmethod
     def from_arrays(cls, descriptors: np.ndarray, face_ids: list[str], persons: list[str],
@@ -63,17 +65,33 @@ class Gallery:
             desc, ids, persons, _ = cat.gallery()
             people = cat.persons()
             key = cat.get_meta("descriptor_key") or ""
+            face_attrs = cat.attributes()
+            from .review import excluded_persons      # the exclusion list: never returned
+            excluded = excluded_persons(cat.db)
+        if excluded:
+            rows = [i for i, p in enumerate(persons) if p not in excluded]
+            desc, ids, persons = desc[rows], [ids[i] for i in rows], [persons[i] for i in rows]
         if not ids:
-            raise DatasetError(f"{folder}: the dataset has no enrolled faces; build it from named images")
+            raise DatasetError(f"{folder}: the dataset has no enrolled faces (or every person is "
+                               "on the exclusion list); build it from named images")
         g = cls.from_arrays(desc, ids, persons, {r["label"]: r["name"] for r in people}, key)
         g.attribution = {r["label"]: json.loads(r["attribution"]) for r in people}
+        g.face_attributes = face_attrs
         return g
 
-    def filter(self, **where: str | list[str]) -> "Gallery":
+    def filter(self, attributes: dict[str, str | float] | None = None,
+               **where: str | list[str]) -> "Gallery":
         """The persons whose attribution matches every condition (case-insensitive; a list
         means any of its values), e.g. ``gallery.filter(agency="NYPD", unit=["6", "7"])``.
-        ``person`` and ``name`` match the label and display name. Raises DatasetError if no
-        one matches."""
+        ``person`` and ``name`` match the label and display name.
+
+        ``attributes`` keeps only the face images whose attribute scores (attributes.csv)
+        pass every condition: ``{"Eyeglasses": ">=0.5", "Wearing Hat": "<0.5"}`` (operators
+        >=, >, <=, <; a bare number means >=). Perceived age group and gender are refused:
+        they are never used for identification. Raises DatasetError if no one matches."""
+        if isinstance(attributes, (str, list)):     # an attribution column named "attributes"
+            where, attributes = {**where, "attributes": attributes}, None
+
         def value(label: str, key: str) -> str:
             if key == "person":
                 return label
@@ -87,11 +105,48 @@ class Gallery:
             shown = ", ".join(f"{k}={'|'.join(sorted(v))}" for k, v in wanted.items())
             raise DatasetError(f"no enrolled person matches {shown}")
         rows = [i for i, p in enumerate(self.persons) if p in keep]
+        if attributes:
+            tests = attribute_tests(attributes)
+            rows = [i for i in rows if all(t(self.face_attributes.get(self.face_ids[i], {}))
+                                            for t in tests)]
+            if not rows:
+                raise DatasetError(f"no enrolled face matches {attributes}")
+            keep = {self.persons[i] for i in rows}
         g = Gallery.from_arrays(self.descriptors[rows], [self.face_ids[i] for i in rows],
                                 [self.persons[i] for i in rows], {p: self.names[p] for p in keep},
                                 self.descriptor_key)
         g.attribution = {p: self.attribution.get(p, {}) for p in keep}
+        g.face_attributes = {self.face_ids[i]: self.face_attributes[self.face_ids[i]] for i in rows
+                             if self.face_ids[i] in self.face_attributes}
         return g
+
+
+_OPS = {">=": float.__ge__, ">": float.__gt__, "<=": float.__le__, "<": float.__lt__}
+
+
+def attribute_tests(conditions: dict[str, str | float]) -> list:
+    """Checks (scores dict -> bool) for conditions like {"Eyeglasses": ">=0.5"}. A face with no
+    score for the attribute fails. Raises SettingError for an unknown, not estimated or
+    demographic attribute, or a malformed condition."""
+    from .attributes.schema import BY_NAME, DEMOGRAPHIC
+    from .errors import SettingError
+    tests = []
+    for name, cond in conditions.items():
+        if name not in BY_NAME:
+            raise SettingError(f"unknown attribute {name!r}; see attributes.csv's columns")
+        if name in DEMOGRAPHIC:
+            raise SettingError(f"{name} is a perceived age group or gender: pof never uses those "
+                               "to narrow an identification")
+        if BY_NAME[name].estimator is None:
+            raise SettingError(f"{name} is not estimated by pof ({BY_NAME[name].reason})")
+        text = str(cond).strip()
+        op = next((o for o in (">=", "<=", ">", "<") if text.startswith(o)), ">=")
+        try:
+            value = float(text[len(op):] if text.startswith(op) else text)
+        except ValueError:
+            raise SettingError(f"attribute condition {name}={cond!r}: write e.g. '>=0.5' or '<0.3'") from None
+        tests.append(lambda s, n=name, f=_OPS[op], v=value: s.get(n) is not None and f(float(s[n]), v))
+    return tests
 
 
 class Searcher:
@@ -106,8 +161,10 @@ class Searcher:
         self.max_blur = max_blur
         self.fusion = fusion
         self.index = index if index is not None else build_index(gallery.descriptors)
-        imp = impostor_scores(gallery.descriptors, gallery.persons, fusion)
-        self.calibration: Calibration = calibrate(imp, len(gallery.labels), target_fpir)
+        self.target_fpir = target_fpir
+        self.calibration: Calibration = calibrate_gallery(gallery.descriptors, gallery.persons,
+                                                          target_fpir, fusion)
+        self._template_calibrations: dict[int, Calibration] = {}
 
     def image_scores(self, queries: np.ndarray) -> np.ndarray:
         """Similarity of each query (Q, D) to each gallery image: (Q, N). With an approximate
@@ -135,18 +192,67 @@ class Searcher:
         fused = fuse_by_person(image_scores, self.gallery.starts, self.fusion)
         return [self._result(f, image_scores[i], fused[i], top) for i, f in enumerate(faces)]
 
-    def _result(self, face: Face, image_scores: np.ndarray, fused: np.ndarray, top: int) -> dict:
-        g, cal = self.gallery, self.calibration
+    def template_calibration(self, k: int) -> Calibration:
+        """The decision rule for queries fused from ``k`` probe faces (multi-probe search):
+        calibrated on k-image templates of gallery persons (calibrate.template_impostor_sample);
+        the single-image rule where too few persons have two images."""
+        if k <= 1:
+            return self.calibration
+        if k not in self._template_calibrations:
+            g = self.gallery
+            imp, best = template_impostor_sample(g.descriptors, g.persons, k, self.fusion)
+            if len(imp):
+                cal = calibrate(imp, len(g.labels), self.target_fpir, best)
+                cal.method += f", {k}-image templates"
+            else:
+                cal = self.calibration
+            self._template_calibrations[k] = cal
+        return self._template_calibrations[k]
+
+    def search_same_person(self, faces: list[Face], top: int = 5) -> dict:
+        """One result for several faces known to be one person (photos or video frames of one
+        unknown face): their descriptors are averaged into one query (calibrate.template) and
+        judged by the rule calibrated for that many images. Faces under the quality gates are
+        left out of the query (listed in ``left_out`` with the reason)."""
+        usable, left_out = [], []
+        for i, f in enumerate(faces):
+            reason = self.gate(f)
+            (left_out.append({"probe": i, "reason": reason}) if reason else usable.append(f))
+        fields = {"probes": [self._geometry(f) for f in faces], "left_out": left_out}
+        if not usable:
+            return {**fields, "decision": "quality_too_low", "candidates": [],
+                    "reason": "no probe face passes the quality gates"}
+        q = template(np.stack([f.descriptor for f in usable]))[None]
+        image_scores = self.image_scores(q)
+        fused = fuse_by_person(image_scores, self.gallery.starts, self.fusion)
+        cal = self.template_calibration(len(usable))
+        out = self._ranked(image_scores[0], fused[0], top, cal)
+        return {**fields, "probes_used": len(usable), "fpir": float(f"{cal.fpir():.3g}"),
+                "threshold": round(cal.threshold, 4), **out}
+
+    def gate(self, face: Face) -> str | None:
+        """Why ``face`` is too poor to search (the quality gates), or None."""
         if face.interocular < self.min_interocular:
-            return {**self._face_fields(face), "decision": "quality_too_low", "candidates": [],
-                    "reason": (f"the eyes are {face.interocular:.0f} px apart; under "
-                               f"{self.min_interocular:g} px pof cannot identify a face reliably "
-                               "(find a larger or sharper photo of this face)")}
+            return (f"the eyes are {face.interocular:.0f} px apart; under "
+                    f"{self.min_interocular:g} px pof cannot identify a face reliably "
+                    "(find a larger or sharper photo of this face)")
         if face.blur > self.max_blur:
+            return (f"the face is too blurred (blur {face.blur:.2f} over {self.max_blur:g}: "
+                    "too little detail, from blur, motion, darkness or upscaling); find a "
+                    "sharper photo of this face")
+        return None
+
+    def _result(self, face: Face, image_scores: np.ndarray, fused: np.ndarray, top: int) -> dict:
+        reason = self.gate(face)
+        if reason:
             return {**self._face_fields(face), "decision": "quality_too_low", "candidates": [],
-                    "reason": (f"the face is too blurred (blur {face.blur:.2f} over "
-                               f"{self.max_blur:g}: too little detail, from blur, motion, "
-                               "darkness or upscaling); find a sharper photo of this face")}
+                    "reason": reason}
+        return {**self._face_fields(face), **self._ranked(image_scores, fused, top, self.calibration)}
+
+    def _ranked(self, image_scores: np.ndarray, fused: np.ndarray, top: int,
+                cal: Calibration) -> dict:
+        """Decision and candidates of one query from its image and per-person scores."""
+        g = self.gallery
         order = [p for p in np.argsort(-fused, kind="stable")[:top] if np.isfinite(fused[p])]
         ends = np.append(g.starts[1:], len(g.face_ids))
         cands = []
@@ -160,15 +266,18 @@ class Searcher:
                           "score": round(float(fused[p]), 4), "fmr": float(f"{rate:.3g}"),
                           "fmr_upper_bound": bound, "evidence": [g.face_ids[i] for i in best]})
         match = bool(cands) and cands[0]["score"] >= cal.threshold
-        return {**self._face_fields(face), "decision": "match" if match else "no_match",
-                "candidates": cands}
+        return {"decision": "match" if match else "no_match", "candidates": cands}
+
+    @staticmethod
+    def _geometry(face: Face) -> dict:
+        return {"box": [round(float(v), 1) for v in face.box], "det_score": round(face.det_score, 4),
+                "quality": round(face.quality, 3), "interocular": round(face.interocular, 1),
+                "blur": round(float(face.blur), 3)}
 
     def _face_fields(self, face: Face) -> dict:
         cal = self.calibration
-        return {"box": [round(float(v), 1) for v in face.box], "det_score": round(face.det_score, 4),
-                "quality": round(face.quality, 3), "interocular": round(face.interocular, 1),
-                "blur": round(float(face.blur), 3),
-                "fpir": float(f"{cal.fpir():.3g}"), "threshold": round(cal.threshold, 4)}
+        return {**self._geometry(face), "fpir": float(f"{cal.fpir():.3g}"),
+                "threshold": round(cal.threshold, 4)}
 
 
 def result_line(image: str, faces: list[dict] | None, error: str | None = None) -> str:

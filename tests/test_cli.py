@@ -130,3 +130,30 @@ def test_blurred_face_gets_quality_too_low(built, tmp_path):
     assert blurred["decision"] == "quality_too_low" and blurred["candidates"] == []
     assert "blurred" in blurred["reason"] and blurred["blur"] > 0.9
     assert soft["decision"] in ("match", "no_match") and soft["candidates"] and soft["blur"] < 0.9
+
+
+def test_search_same_person_fuses_one_query(built, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    r = run_pof("search", built, YALE / "subject02.glasses", bad, YALE / "subject02.normal",
+                "--same-person", "--json")
+    assert r.returncode == 0, r.stderr
+    (line,) = _lines(r.stdout)                   # one result for the whole group
+    assert line["error"] is None and len(line["images"]) == 3
+    assert [n["image"] for n in line["notes"]] == [str(bad)]
+    (face,) = line["faces"]
+    assert face["probes_used"] == 2 and len(face["probes"]) == 2
+    assert all("box" in p and p["image"].startswith(str(YALE)) for p in face["probes"])
+    assert face["candidates"][0]["person"] == "subject02"
+    assert 0 < face["threshold"] < 1 and 0 < face["fpir"] <= 0.011
+    r = run_pof("search", built, YALE / "subject02.glasses", YALE / "subject02.normal", "--same-person")
+    assert r.returncode == 0 and "one person in 2 images" in r.stdout and "subject02" in r.stdout
+
+
+def test_template_calibration_is_its_own(built):
+    from pof.search import Gallery, Searcher
+    s = Searcher(Gallery.load(built))
+    single, pair = s.template_calibration(1), s.template_calibration(2)
+    assert single is s.calibration
+    assert pair is not single and "2-image templates" in pair.method
+    assert s.template_calibration(2) is pair                      # computed once

@@ -1,0 +1,197 @@
+"""Unknown faces (Capture's workflow): event photos -> groups of one unknown person each.
+
+Uploading a set of photos of one event stores them (an explicit save, unlike a search probe),
+finds every face, clusters the new faces (``pof.cluster``) and links each new group to an
+existing group when their faces are alike on average past the same threshold, so one unknown
+face seen at several events is one group. Reviewers merge look-alikes that split and split
+groups that merged; people propose names (``pof.review``, subject "group"); a group whose name
+is confirmed can be enrolled with its provenance. Faces are blurred until a reviewer marks the
+group as an officer.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..catalog import now
+from ..cluster import cluster, join_groups
+from .errors import BadRequest, Conflict, NotFound
+from .imaging import decode_jpeg, encode_jpeg
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, created_by TEXT NOT NULL, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS event_photos (
+    id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL REFERENCES events(id), name TEXT NOT NULL,
+    sha256 TEXT NOT NULL, image BLOB NOT NULL, added_by TEXT NOT NULL, added TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS unknown_groups (
+    id INTEGER PRIMARY KEY, created TEXT NOT NULL, merged_into INTEGER, officer INTEGER NOT NULL DEFAULT 0,
+    enrolled_as TEXT);
+CREATE TABLE IF NOT EXISTS unknown_faces (
+    id INTEGER PRIMARY KEY, photo_id INTEGER NOT NULL REFERENCES event_photos(id),
+    face_index INTEGER NOT NULL, box TEXT NOT NULL, quality REAL NOT NULL, descriptor BLOB NOT NULL,
+    group_id INTEGER NOT NULL REFERENCES unknown_groups(id));
+"""
+
+
+def ensure_schema(db: sqlite3.Connection) -> None:
+    """Create the unknown-faces tables if missing."""
+    db.executescript(SCHEMA)
+
+
+def _new_group(db: sqlite3.Connection) -> int:
+    return int(db.execute("INSERT INTO unknown_groups (created) VALUES (?)", (now(),)).lastrowid)
+
+
+def _group_descriptors(db: sqlite3.Connection) -> dict[int, np.ndarray]:
+    out: dict[int, list] = {}
+    for gid, blob in db.execute("SELECT f.group_id, f.descriptor FROM unknown_faces f JOIN unknown_groups g"
+                                " ON g.id = f.group_id WHERE g.merged_into IS NULL"):
+        out.setdefault(gid, []).append(np.frombuffer(blob, np.float32))
+    return {g: np.stack(v) for g, v in out.items()}
+
+
+def add_event(db: sqlite3.Connection, name: str, photos: list[tuple[str, object, list]],
+              user: str, threshold: float) -> dict:
+    """Store an event's photos (name, LoadedImage, faces) and group their faces; returns
+    {event, photos, faces, new_groups, linked_groups}."""
+    if not name.strip():
+        raise BadRequest("give the event a name (place and date)")
+    with db:
+        event = int(db.execute("INSERT INTO events (name, created_by, created) VALUES (?, ?, ?)",
+                               (name.strip()[:200], user, now())).lastrowid)
+        rows, descs, photo_of = [], [], []
+        for fname, loaded, faces in photos:
+            pid = int(db.execute("INSERT INTO event_photos (event_id, name, sha256, image, added_by, added)"
+                                 " VALUES (?, ?, ?, ?, ?, ?)", (event, fname[:200], loaded.sha256,
+                                 encode_jpeg(loaded.pixels, 95), user, now())).lastrowid)
+            for f in faces:
+                rows.append((pid, f))
+                descs.append(f.descriptor)
+                photo_of.append(pid)
+        existing = _group_descriptors(db)
+        new_groups, linked = 0, set()
+        if descs:
+            labels = cluster(np.stack(descs), threshold, photo_of)
+            blocks = [np.stack([descs[i] for i in np.flatnonzero(labels == g)]) for g in range(labels.max() + 1)]
+            joins = join_groups(blocks, existing, threshold)
+            gids = {}
+            for g in range(len(blocks)):
+                if joins[g] is None:
+                    gids[g], new_groups = _new_group(db), new_groups + 1
+                else:
+                    gids[g] = joins[g]
+                    linked.add(joins[g])
+            for (pid, f), g in zip(rows, labels):
+                db.execute("INSERT INTO unknown_faces (photo_id, face_index, box, quality, descriptor, group_id)"
+                           " VALUES (?, ?, ?, ?, ?, ?)", (pid, f.index, json.dumps([float(v) for v in f.box]),
+                           float(f.quality), np.asarray(f.descriptor, np.float32).tobytes(), gids[int(g)]))
+    return {"event": event, "photos": len(photos), "faces": len(descs), "new_groups": new_groups,
+            "linked_groups": sorted(linked)}
+
+
+def groups(db: sqlite3.Connection) -> list[dict]:
+    """Active groups (not merged away), largest first, with their events and a cover face."""
+    out = []
+    for r in db.execute(
+            "SELECT g.id, g.officer, g.enrolled_as, COUNT(f.id) AS faces, MIN(f.id) AS cover,"
+            " COUNT(DISTINCT p.event_id) AS events, GROUP_CONCAT(DISTINCT e.name) AS event_names"
+            " FROM unknown_groups g JOIN unknown_faces f ON f.group_id = g.id"
+            " JOIN event_photos p ON p.id = f.photo_id JOIN events e ON e.id = p.event_id"
+            " WHERE g.merged_into IS NULL GROUP BY g.id ORDER BY faces DESC, g.id"):
+        out.append(dict(r))
+    return out
+
+
+def group(db: sqlite3.Connection, gid: int) -> dict:
+    """One group with its faces (id, photo, event, box, quality). NotFound if absent; a merged
+    group says where it went."""
+    row = db.execute("SELECT * FROM unknown_groups WHERE id = ?", (gid,)).fetchone()
+    if row is None:
+        raise NotFound(f"no unknown group {gid}")
+    faces = [dict(r, box=json.loads(r["box"])) for r in db.execute(
+        "SELECT f.id, f.photo_id, f.face_index, f.box, f.quality, p.name AS photo, e.name AS event,"
+        " e.id AS event_id, e.created AS event_created FROM unknown_faces f"
+        " JOIN event_photos p ON p.id = f.photo_id JOIN events e ON e.id = p.event_id"
+        " WHERE f.group_id = ? ORDER BY f.id", (gid,))]
+    return {**dict(row), "faces": faces, "events": sorted({f["event"] for f in faces})}
+
+
+def merge(db: sqlite3.Connection, gid: int, into: int) -> None:
+    """Move every face of group ``gid`` into group ``into``; ``gid`` stays, marked merged."""
+    a, b = group(db, gid), group(db, into)
+    if gid == into or a["merged_into"] or b["merged_into"]:
+        raise Conflict("merge two different groups that are both still active")
+    with db:
+        db.execute("UPDATE unknown_faces SET group_id = ? WHERE group_id = ?", (into, gid))
+        db.execute("UPDATE unknown_groups SET merged_into = ? WHERE id = ?", (into, gid))
+        if a["officer"]:
+            db.execute("UPDATE unknown_groups SET officer = 1 WHERE id = ?", (into,))
+
+
+def split(db: sqlite3.Connection, gid: int, face_ids: list[int]) -> int:
+    """Move the chosen faces of group ``gid`` into a new group; returns its id."""
+    g = group(db, gid)
+    own = {f["id"] for f in g["faces"]}
+    chosen = [f for f in face_ids if f in own]
+    if not chosen or len(chosen) == len(own):
+        raise BadRequest("tick some, but not all, of the group's faces to split them off")
+    with db:
+        new = _new_group(db)
+        db.executemany("UPDATE unknown_faces SET group_id = ? WHERE id = ?", [(new, f) for f in chosen])
+    return new
+
+
+def mark_officer(db: sqlite3.Connection, gid: int) -> None:
+    group(db, gid)
+    with db:
+        db.execute("UPDATE unknown_groups SET officer = 1 WHERE id = ?", (gid,))
+
+
+def face_pixels(db: sqlite3.Connection, face_id: int) -> tuple[np.ndarray, list[float], bool]:
+    """(photo pixels, face box, may be shown unblurred) of one unknown face."""
+    row = db.execute("SELECT f.box, p.image, g.officer FROM unknown_faces f JOIN event_photos p"
+                     " ON p.id = f.photo_id JOIN unknown_groups g ON g.id = f.group_id WHERE f.id = ?",
+                     (face_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no unknown face {face_id}")
+    return decode_jpeg(row["image"]), json.loads(row["box"]), bool(row["officer"])
+
+
+def enrol(db: sqlite3.Connection, dataset: Path, gid: int, label: str, name: str,
+          confirmed: dict, user: str) -> dict:
+    """Enrol a group under ``label`` through pof's builder: one crop (face box widened) per
+    face, with provenance (event, photo SHA-256, who confirmed the name)."""
+    from ..build import Builder
+    from ..redact import region
+    g = group(db, gid)
+    if g["enrolled_as"]:
+        raise Conflict(f"group {gid} was already enrolled as {g['enrolled_as']}")
+    confirmers = sorted({e["actor"] for e in confirmed["events"] if e["action"] == "confirm"})
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = []
+        for f in g["faces"]:
+            px, box, _ = face_pixels(db, f["id"])
+            x0, y0, x1, y1 = region(tuple(box), 0.8, px.shape)
+            path = Path(tmp) / f"unknown{f['id']}.jpg"
+            path.write_bytes(encode_jpeg(np.ascontiguousarray(px[y0:y1, x0:x1]), 95))
+            sha = db.execute("SELECT sha256 FROM event_photos WHERE id = ?", (f["photo_id"],)).fetchone()[0]
+            rows.append({"path": str(path), "person": label, "name": name or label,
+                         "document": f"pof unknown faces: event {f['event']!r}, photo {f['photo']} (sha256 {sha})",
+                         "date": f["event_created"][:10],
+                         "notes": f"identification {confirmed['id']} confirmed by {', '.join(confirmers)}; "
+                                  f"enrolled by {user}"})
+        manifest = Path(tmp) / "manifest.csv"
+        with manifest.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        report = Builder(dataset, workers=1).run([str(manifest)], progress=False)
+    with db:
+        db.execute("UPDATE unknown_groups SET enrolled_as = ? WHERE id = ?", (label, gid))
+    return {"added_faces": report.added_faces, "problems": [list(p) for p in report.problems]}

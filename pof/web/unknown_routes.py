@@ -1,0 +1,174 @@
+"""Unknown faces pages and API: upload event photos, see groups, merge, split, mark as an
+officer, propose a name, enrol a group whose name is confirmed."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from .. import audit, review
+from ..accounts import User
+from ..cluster import link_threshold
+from ..redact import obscure, region
+from . import imaging, unknown
+from .auth import api, page
+from .errors import BadRequest, Conflict, WebError
+from .search_routes import NO_STORE, read_upload
+
+router = APIRouter()
+
+
+async def _upload(request: Request, user: User, form) -> tuple[dict, list[tuple[str, str]]]:
+    """Read every file (per-file errors), find faces, store and group them."""
+    web = request.app.state.web
+    files = [f for f in form.getlist("images") if not isinstance(f, str)]
+    if not files:
+        raise BadRequest("choose one or more event photos")
+    if len(files) > web.config.max_files:
+        raise BadRequest(f"at most {web.config.max_files} photos at a time")
+    web.limiter.hit(f"search:{user.name}", web.config.search_rate, "uploads")
+    ok, problems = [], []
+    for f in files:
+        try:
+            loaded = await read_upload(web, f, "images")
+        except WebError as exc:
+            problems.append((f.filename or "?", exc.message))
+            continue
+        faces = await run_in_threadpool(web.analyze, loaded.pixels)
+        if not faces:
+            problems.append((f.filename, "no face found"))
+        ok.append((f.filename, loaded, faces))
+    if not ok:
+        return {"event": None, "photos": 0, "faces": 0, "new_groups": 0, "linked_groups": []}, problems
+    with web.db() as db:
+        summary = unknown.add_event(db, str(form.get("event", "")), ok, user.name, link_threshold())
+        audit.append(db, user.name, "unknown_upload", event=summary["event"], photos=summary["photos"],
+                     faces=summary["faces"], sha256=[x[1].sha256 for x in ok])
+    return summary, problems
+
+
+@router.get("/unknown")
+async def unknown_page(request: Request, user: User = Depends(page())) -> Response:
+    web = request.app.state.web
+    with web.db() as db:
+        items = unknown.groups(db)
+    return web.templates.TemplateResponse(request, "unknown.html", {
+        "user": user, "csrf": request.state.csrf, "groups": items, "summary": None, "problems": []})
+
+
+@router.post("/unknown/upload")
+async def upload_page(request: Request, user: User = Depends(page())) -> Response:
+    web = request.app.state.web
+    summary, problems = await _upload(request, user, await request.form())
+    with web.db() as db:
+        items = unknown.groups(db)
+    return web.templates.TemplateResponse(request, "unknown.html", {
+        "user": user, "csrf": request.state.csrf, "groups": items, "summary": summary,
+        "problems": problems}, status_code=200 if summary["event"] else 415)
+
+
+@router.get("/unknown/groups/{gid}")
+async def group_page(request: Request, gid: int, user: User = Depends(page())) -> Response:
+    web = request.app.state.web
+    with web.db() as db:
+        g = unknown.group(db, gid)
+        if g["merged_into"]:
+            return RedirectResponse(f"/unknown/groups/{g['merged_into']}", 303)
+        idents = review.listing(db, group_id=gid)
+        others = [x for x in unknown.groups(db) if x["id"] != gid]
+    return web.templates.TemplateResponse(request, "group.html", {
+        "user": user, "csrf": request.state.csrf, "group": g, "idents": idents, "others": others,
+        "confirmed": next((i for i in idents if i["state"] == "confirmed"), None)}, headers=NO_STORE)
+
+
+@router.get("/unknown/faces/{fid}.jpg")
+async def face_image(request: Request, fid: int, user: User = Depends(page())) -> Response:
+    """An unknown face, blurred unless its group was marked as an officer."""
+    with request.app.state.web.db() as db:
+        px, box, officer = unknown.face_pixels(db, fid)
+    px = px.copy()
+    if not officer:                   # the face blurred, its surroundings (uniform, badge) kept
+        obscure(px, region(tuple(box), imaging.MARGIN, px.shape), "blur", 1.5)
+    x0, y0, x1, y1 = region(tuple(box), 0.6, px.shape)
+    crop = np.ascontiguousarray(px[y0:y1, x0:x1])
+    return Response(imaging.encode_jpeg(crop), media_type="image/jpeg", headers=NO_STORE)
+
+
+def _group_action(request: Request, gid: int, user: User, action: str, form) -> str:
+    """Apply merge / split / officer / propose / enrol to a group; returns where to go next."""
+    web = request.app.state.web
+    with web.db() as db:
+        if action == "merge":
+            into = int(str(form.get("into", "0")) or 0)
+            unknown.merge(db, gid, into)
+            audit.append(db, user.name, "group_merge", group=gid, into=into)
+            return f"/unknown/groups/{into}"
+        if action == "split":
+            new = unknown.split(db, gid, [int(v) for v in form.getlist("faces") if str(v).isdigit()])
+            audit.append(db, user.name, "group_split", group=gid, new_group=new)
+            return f"/unknown/groups/{new}"
+        if action == "officer":
+            unknown.mark_officer(db, gid)
+            audit.append(db, user.name, "mark_officer", group=gid)
+        elif action == "propose":
+            person, note = str(form.get("person", "")), str(form.get("note", ""))
+            unknown.group(db, gid)
+            ident = review.create(db, review.Subject("group", group_id=gid), person, user, note)
+            audit.append(db, user.name, "propose", identification=ident, group=gid, person=person.strip())
+            return f"/identifications/{ident}"
+        elif action == "enrol":
+            return _enrol(web, db, gid, user, str(form.get("label", "")))
+        else:
+            raise BadRequest(f"unknown action {action!r}")
+    return f"/unknown/groups/{gid}"
+
+
+def _enrol(web, db, gid: int, user: User, label: str) -> str:
+    confirmed = next((i for i in review.listing(db, group_id=gid) if i["state"] == "confirmed"), None)
+    if confirmed is None:
+        raise Conflict("a group is enrolled only once a name for it is confirmed")
+    label = label.strip() or re.sub(r"[^A-Za-z0-9_.-]+", "_", confirmed["person"]).strip("_")
+    if not label:
+        raise BadRequest("give a person label to enrol the group under")
+    result = unknown.enrol(db, web.dataset, gid, label, confirmed["person"], review.get(db, confirmed["id"]), user.name)
+    audit.append(db, user.name, "enrol", group=gid, person=label, identification=confirmed["id"], **result)
+    return f"/persons/{label}"
+
+
+_ROLES = {"merge": "reviewer", "split": "reviewer", "officer": "reviewer", "propose": "viewer", "enrol": "admin"}
+
+
+
+for _action, _role in _ROLES.items():
+    def _make(action: str, role: str):
+        async def endpoint(request: Request, gid: int, user: User = Depends(page(role))) -> Response:
+            form = await request.form()
+            target = await run_in_threadpool(_group_action, request, gid, user, action, form)
+            return RedirectResponse(target, 303)
+        endpoint.__name__ = f"group_{action}"
+        return endpoint
+    router.add_api_route(f"/unknown/groups/{{gid}}/{_action}", _make(_action, _role), methods=["POST"])
+
+
+@router.get("/api/unknown/groups", tags=["unknown faces"])
+async def api_groups(request: Request, user: User = Depends(api())) -> list[dict]:
+    """Groups of unknown faces, largest first."""
+    with request.app.state.web.db() as db:
+        return unknown.groups(db)
+
+
+@router.get("/api/unknown/groups/{gid}", tags=["unknown faces"])
+async def api_group(request: Request, gid: int, user: User = Depends(api())) -> dict:
+    with request.app.state.web.db() as db:
+        return unknown.group(db, gid)
+
+
+@router.post("/api/unknown/events", tags=["unknown faces"], status_code=201)
+async def api_upload(request: Request, user: User = Depends(api())) -> JSONResponse:
+    """Upload event photos (multipart: ``event``, ``images`` repeated); per-file errors."""
+    summary, problems = await _upload(request, user, await request.form())
+    return JSONResponse({**summary, "errors": [{"image": n, "reason": r} for n, r in problems]},
+                        201 if summary["event"] else 415)
