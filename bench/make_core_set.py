@@ -156,24 +156,25 @@ def save_jpeg_blur(img: np.ndarray, path: Path) -> None:
 
 
 def contact_sheet(root: Path, rows: list[dict], out: Path, extra: list[str],
-                  per_cond: int = 5) -> None:
+                  per_cond: int = 5, conditions: list[str] | None = None) -> None:
     """Rows of probes, one row per condition, the same images in every row.
 
     Shows ``per_cond`` random probes plus ``extra`` (the fallback-landmark ones).
     """
+    conditions = conditions or CONDITIONS
     rng = random.Random(7)
     plain = [r for r in rows if r["condition"] == "plain"]
     names = [Path(r["path"]).name.rsplit(".", 1)[0] for r in plain]
     rest = [n for n in names if n not in extra]
     picks = sorted(rng.sample(rest, min(per_cond, len(rest)))) + [n for n in extra if n in names]
     cell_w, cell_h, label_w = 160, 122, 80
-    sheet = Image.new("RGB", (label_w + cell_w * len(picks), 14 + cell_h * len(CONDITIONS)),
+    sheet = Image.new("RGB", (label_w + cell_w * len(picks), 14 + cell_h * len(conditions)),
                       "white")
     d = ImageDraw.Draw(sheet)
     font = ImageFont.load_default()
     for j, n in enumerate(picks):
         d.text((label_w + j * cell_w + 2, 1), n, fill="black", font=font)
-    for i, cond in enumerate(CONDITIONS):
+    for i, cond in enumerate(conditions):
         d.text((2, 14 + i * cell_h + cell_h // 2), cond, fill="black", font=font)
         for j, n in enumerate(picks):
             r = next(r for r in rows if r["condition"] == cond

@@ -4,7 +4,8 @@
 
 Probes of the core set (bench/work/core) are grouped by person and condition into groups of k
 (k = 1, 2, 3; up to 20 random groups per person and condition), searched against the core
-gallery, each way of fusing judged by a rule calibrated for it on the gallery alone:
+gallery (persons scored with pof's gallery fusion, ``Searcher.fused``), each way of fusing
+the probes judged by a rule calibrated for it on the gallery alone:
 
 * template: the mean of the k descriptors (pof's ``--same-person``; calibrated on k-image
   templates of gallery persons, ``calibrate.template_impostor_scores``);
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pof.calibrate import calibrate, fuse_by_person, group_starts
+from pof.calibrate import calibrate, person_scores
 from pof.load import load_image
 from pof.pipeline import Pipeline
 from pof.search import Gallery, Searcher
@@ -30,10 +31,10 @@ ROOT = Path(__file__).resolve().parent / "work" / "core"
 GROUPS = 20
 
 
-def score_mean_impostors(g: Gallery, k: int, seed: int = 0) -> np.ndarray:
+def score_mean_impostors(g: Gallery, k: int, fusion: str, seed: int = 0) -> np.ndarray:
     """Impostor scores of k-probe score means, simulated on the gallery as for templates."""
     starts, ends = g.starts, np.append(g.starts[1:], len(g.persons))
-    fused = fuse_by_person(g.descriptors @ g.descriptors.T, starts, "max")
+    fused = person_scores(g.descriptors, g.descriptors, starts, fusion)
     rng, out = np.random.default_rng(seed), []
     for p, (a, b) in enumerate(zip(starts, ends)):
         if b - a < 2:
@@ -61,7 +62,7 @@ def main() -> None:
     print("|---|---|" + "---|" * len(conditions) + "---|---|")
     for k in (1, 2, 3):
         rules = {"template": s.template_calibration(k),
-                 "score mean": calibrate(score_mean_impostors(g, k), len(g.labels))}
+                 "score mean": calibrate(score_mean_impostors(g, k, s.fusion), len(g.labels))}
         for how, cal in rules.items():
             if k == 1 and how == "score mean":
                 continue
@@ -75,9 +76,9 @@ def main() -> None:
                         pick = np.stack([d[i] for i in rng.choice(len(d), k, replace=False)])
                         if how == "template":
                             q = pick.mean(axis=0)
-                            per = fuse_by_person((q / np.linalg.norm(q))[None] @ g.descriptors.T, g.starts)[0]
+                            per = s.fused((q / np.linalg.norm(q))[None])[0]
                         else:
-                            per = fuse_by_person(pick @ g.descriptors.T, g.starts).mean(axis=0)
+                            per = s.fused(pick).mean(axis=0)
                         top = int(np.argmax(per))
                         match = per[top] >= cal.threshold
                         if person in enrolled:
