@@ -1,7 +1,8 @@
 """Open-set calibration: from impostor scores to a decision threshold and error-rate estimates.
 
-A person's score against a probe is the fusion (``max`` by default) of that person's gallery
-images. An impostor score is such a score for a probe that is not that person. From gallery
+A person's score against a probe is the fusion of that person's gallery images: by default
+the similarity to their mean descriptor (``template``; or the best image, ``max``; see
+``person_scores``). An impostor score is such a score for a probe that is not that person. From gallery
 faces searched against every *other* person we get M impostor scores. With N persons, a probe
 of someone not enrolled is falsely matched when any of N impostor scores passes the threshold
 t, so FPIR(t) = 1 - (1 - FMR(t))^N, where FMR(t) is the share of impostor scores >= t. For a
@@ -90,6 +91,38 @@ def group_starts(labels: list[str]) -> np.ndarray:
     return np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
 
 
+FUSIONS = ("auto", "template", "max", "mean2")
+
+
+def resolve_fusion(fusion: str, persons: int) -> str:
+    """The fusion a gallery of ``persons`` uses: ``auto`` is ``template`` from MIN_PERSONS_BEST
+    persons up and ``max`` below. Measured: on LFW (bench/public.py, 50 persons) the template
+    identifies 6 points more at the same FPIR and its best-impostor calibration holds from 20
+    to 236 persons; in a 10-person Yale gallery, calibrated by the per-pair rule, it let 5.7%
+    of people not enrolled match for 1% promised, where ``max`` kept its promise (1.1%)."""
+    if fusion == "auto":
+        return "template" if persons >= MIN_PERSONS_BEST else "max"
+    return fusion
+
+
+def person_templates(desc: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Each person's mean descriptor, scaled to unit length: (P, D), rows grouped by person
+    (person p owning rows starts[p]:starts[p+1])."""
+    sums = np.add.reduceat(np.asarray(desc, np.float64), starts, axis=0)
+    return (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def person_scores(queries: np.ndarray, desc: np.ndarray, starts: np.ndarray, how: str = "max",
+                  templates: np.ndarray | None = None) -> np.ndarray:
+    """Per-person scores (Q, P) of queries (Q, D) against a gallery (N, D) grouped by person.
+    ``how``: template (similarity to the person's mean descriptor; ``templates`` if already
+    made), max (best image) or mean2 (mean of the best 2 images)."""
+    if how == "template":
+        t = person_templates(desc, starts) if templates is None else templates
+        return queries @ t.T
+    return fuse_by_person(queries @ desc.T, starts, how)
+
+
 def fuse_by_person(scores: np.ndarray, starts: np.ndarray, how: str = "max") -> np.ndarray:
     """Per-person scores (Q, P) from image scores (Q, N) whose columns are grouped by person,
     person p owning columns starts[p]:starts[p+1]. ``how``: max, or mean2 (mean of the best 2)."""
@@ -134,10 +167,11 @@ def impostor_sample(desc: np.ndarray, persons: list[str], how: str = "max",
     if n_probes < len(desc):
         probes = np.sort(np.random.default_rng(seed).choice(probes, n_probes, replace=False))
     chunk = max(1, CHUNK_CELLS // len(desc))
+    templates = person_templates(desc, starts) if how == "template" else None
     out, best = [], []
     for a in range(0, len(probes), chunk):
         p = probes[a:a + chunk]
-        fused = fuse_by_person(desc[p] @ desc.T, starts, how)
+        fused = person_scores(desc[p], desc, starts, how, templates)
         fused[np.arange(len(p)), owner[p]] = np.nan
         best.append(np.nanmax(fused, axis=1).astype(np.float32))
         out.append(fused[~np.isnan(fused)].astype(np.float32))
@@ -182,8 +216,9 @@ def template_impostor_sample(desc: np.ndarray, persons: list[str], k: int, how: 
     q = np.stack(queries)
     out, best = [], []
     chunk = max(1, CHUNK_CELLS // len(desc))
+    templates = person_templates(desc, starts) if how == "template" else None
     for a in range(0, len(q), chunk):
-        fused = fuse_by_person(q[a:a + chunk] @ desc.T, starts, how)
+        fused = person_scores(q[a:a + chunk], desc, starts, how, templates)
         fused[np.arange(len(fused)), owners[a:a + chunk]] = np.nan
         best.append(np.nanmax(fused, axis=1).astype(np.float32))
         out.append(fused[~np.isnan(fused)].astype(np.float32))
@@ -196,8 +231,10 @@ def reference_impostors() -> np.ndarray:
 
 
 def calibrate_gallery(desc: np.ndarray, persons: list[str], target_fpir: float = 0.01,
-                      how: str = "max") -> Calibration:
-    """The decision rule of a gallery: descriptors (N, D), rows grouped by person."""
+                      how: str = "auto") -> Calibration:
+    """The decision rule of a gallery: descriptors (N, D), rows grouped by person; ``how``
+    as in ``resolve_fusion``."""
+    how = resolve_fusion(how, len(set(persons)))
     imp, best = impostor_sample(desc, persons, how)
     return calibrate(imp, len(set(persons)), target_fpir, best)
 

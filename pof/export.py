@@ -136,7 +136,7 @@ def _card(cat: Catalog, pipeline, recs: list[dict], people: list[dict], added: b
     desc, _, persons, _ = cat.gallery()
     cal = None
     if len(set(persons)) >= 2:
-        cal = calibrate_gallery(desc, persons, pipeline.settings["fpir"]).to_json()
+        cal = calibrate_gallery(desc, persons, pipeline.settings["fpir"], pipeline.settings["fusion"]).to_json()
     return {
         "name": cat.folder.name, "version": version, "licence": "pof-agreement (see AGREEMENT.md)",
         "created": cat.get_meta("created"), "updated": now(),

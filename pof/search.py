@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibrate import (Calibration, calibrate, calibrate_gallery, fuse_by_person, group_starts,
-                        template, template_impostor_sample)
+from .calibrate import (FUSIONS, Calibration, calibrate, calibrate_gallery, fuse_by_person,
+                        group_starts, person_templates, resolve_fusion, template,
+                        template_impostor_sample)
 from .catalog import Catalog
-from .errors import DatasetError
+from .errors import DatasetError, SettingError
 from .index import Index, build as build_index
 from .record import Face
 
@@ -150,27 +151,34 @@ def attribute_tests(conditions: dict[str, str | float]) -> list:
 
 
 class Searcher:
-    """Searches faces against one dataset. ``fusion``: max or mean2; ``target_fpir``: the
-    decision rule's false-positive identification rate."""
+    """Searches faces against one dataset. ``fusion``: how a person's gallery images make
+    their score, template (similarity to their mean descriptor: measured best, bench/public.py),
+    max (best image), mean2 (mean of the best two), or auto (template from 20 persons up, max
+    below: see calibrate.resolve_fusion); ``target_fpir``: the decision rule's
+    false-positive identification rate."""
 
-    def __init__(self, gallery: Gallery, target_fpir: float = 0.01, fusion: str = "max",
+    def __init__(self, gallery: Gallery, target_fpir: float = 0.01, fusion: str = "auto",
                  index: Index | None = None, min_interocular: float = MIN_INTEROCULAR,
                  max_blur: float = MAX_BLUR) -> None:
         self.gallery = gallery
         self.min_interocular = min_interocular
         self.max_blur = max_blur
-        self.fusion = fusion
+        if fusion not in FUSIONS:
+            raise SettingError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
+        self.fusion = resolve_fusion(fusion, len(gallery.labels))
+        self.templates = (person_templates(gallery.descriptors, gallery.starts)
+                          if self.fusion == "template" else None)
         self.index = index if index is not None else build_index(gallery.descriptors)
         self.target_fpir = target_fpir
         self.calibration: Calibration = calibrate_gallery(gallery.descriptors, gallery.persons,
-                                                          target_fpir, fusion)
+                                                          target_fpir, self.fusion)
         self._template_calibrations: dict[int, Calibration] = {}
 
     def image_scores(self, queries: np.ndarray) -> np.ndarray:
         """Similarity of each query (Q, D) to each gallery image: (Q, N). With an approximate
         index (large galleries, max fusion) only the NEIGHBOURS nearest images are scored and
         the rest are -inf, which leaves every person's max among them unchanged."""
-        if self.index.kind == "exact" or self.fusion != "max":
+        if self.index.kind == "exact" or self.fusion == "mean2":
             return Index.scores(self.index, queries)
         scores, ids = self.index.search(queries, NEIGHBOURS)
         out = np.full((len(queries), len(self.index)), -np.inf, np.float32)
@@ -181,6 +189,8 @@ class Searcher:
 
     def fused(self, queries: np.ndarray) -> np.ndarray:
         """Per-person scores (Q, P) of descriptors (Q, D), persons in ``gallery.labels`` order."""
+        if self.fusion == "template":
+            return np.asarray(queries, np.float32) @ self.templates.T
         return fuse_by_person(self.image_scores(queries), self.gallery.starts, self.fusion)
 
     def search(self, faces: list[Face], top: int = 5) -> list[dict]:
@@ -188,9 +198,8 @@ class Searcher:
         if not faces:
             return []
         q = np.stack([f.descriptor for f in faces])
-        image_scores = self.image_scores(q)
-        fused = fuse_by_person(image_scores, self.gallery.starts, self.fusion)
-        return [self._result(f, image_scores[i], fused[i], top) for i, f in enumerate(faces)]
+        fused = self.fused(q)
+        return [self._result(f, fused[i], top) for i, f in enumerate(faces)]
 
     def template_calibration(self, k: int) -> Calibration:
         """The decision rule for queries fused from ``k`` probe faces (multi-probe search):
@@ -222,11 +231,9 @@ class Searcher:
         if not usable:
             return {**fields, "decision": "quality_too_low", "candidates": [],
                     "reason": "no probe face passes the quality gates"}
-        q = template(np.stack([f.descriptor for f in usable]))[None]
-        image_scores = self.image_scores(q)
-        fused = fuse_by_person(image_scores, self.gallery.starts, self.fusion)
+        q = template(np.stack([f.descriptor for f in usable]))
         cal = self.template_calibration(len(usable))
-        out = self._ranked(image_scores[0], fused[0], top, cal)
+        out = self._ranked(q, self.fused(q[None])[0], top, cal)
         return {**fields, "probes_used": len(usable), "fpir": float(f"{cal.fpir():.3g}"),
                 "threshold": round(cal.threshold, 4), **out}
 
@@ -242,24 +249,24 @@ class Searcher:
                     "sharper photo of this face")
         return None
 
-    def _result(self, face: Face, image_scores: np.ndarray, fused: np.ndarray, top: int) -> dict:
+    def _result(self, face: Face, fused: np.ndarray, top: int) -> dict:
         reason = self.gate(face)
         if reason:
             return {**self._face_fields(face), "decision": "quality_too_low", "candidates": [],
                     "reason": reason}
-        return {**self._face_fields(face), **self._ranked(image_scores, fused, top, self.calibration)}
+        return {**self._face_fields(face), **self._ranked(face.descriptor, fused, top, self.calibration)}
 
-    def _ranked(self, image_scores: np.ndarray, fused: np.ndarray, top: int,
-                cal: Calibration) -> dict:
-        """Decision and candidates of one query from its image and per-person scores."""
+    def _ranked(self, query: np.ndarray, fused: np.ndarray, top: int, cal: Calibration) -> dict:
+        """Decision and candidates of one query (D,) from its per-person scores; evidence: each
+        candidate's gallery images most like the query."""
         g = self.gallery
         order = [p for p in np.argsort(-fused, kind="stable")[:top] if np.isfinite(fused[p])]
         ends = np.append(g.starts[1:], len(g.face_ids))
         cands = []
         for p in order:
             a, b = g.starts[p], ends[p]
-            best = [i for i in a + np.argsort(-image_scores[a:b], kind="stable")[:EVIDENCE]
-                    if np.isfinite(image_scores[i])]
+            sims = g.descriptors[a:b] @ np.asarray(query, np.float32)
+            best = a + np.argsort(-sims, kind="stable")[:EVIDENCE]
             rate, bound = cal.fmr(float(fused[p]))
             label = g.labels[p]
             cands.append({"person": label, "name": g.names.get(label, label),

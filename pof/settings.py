@@ -30,7 +30,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("min_interocular", 8.0, "eye distance in pixels under which a probe face is not searched (quality too low)"),
     Setting("max_blur", 0.9, "blur measure (0 sharp .. 1) over which a probe face is not searched (quality too low)"),
     Setting("top", 5, "number of candidates a search returns per face"),
-    Setting("fusion", "max", "how a person's score fuses their gallery images", ("max", "mean2")),
+    Setting("fusion", "auto", "how a person's gallery images make their score: template (mean descriptor), max (best image), mean2, or auto (template from 20 persons, max below)", ("auto", "template", "max", "mean2")),
     Setting("workers", 0, "worker processes for a build (0: one per CPU core)"),
     Setting("device", "cpu", "where models run", ("cpu", "cuda")),
     Setting("jpeg_quality", 95, "JPEG quality of the 200 x 280 dataset crops"),

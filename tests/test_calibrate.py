@@ -82,7 +82,7 @@ def test_best_impostor_calibration_holds_on_fresh_people():
     from pof.calibrate import calibrate_gallery
     rng = np.random.default_rng(3)
     desc, persons = _people(rng, 200, 3)       # (tried on 8 seeds: observed 3.7% to 9.0%)
-    cal = calibrate_gallery(desc, persons, 0.05)
+    cal = calibrate_gallery(desc, persons, 0.05, "max")
     assert cal.method.startswith("best impostor") and cal.fpir() == 0.05
     fresh, _ = _people(rng, 4000, 1)                     # people not enrolled
     starts = np.arange(0, len(persons), 3)
@@ -97,3 +97,34 @@ def test_small_gallery_keeps_the_per_pair_rule():
     desc, persons = _people(rng, MIN_PERSONS_BEST - 1, 4)
     cal = calibrate_gallery(desc, persons, 0.01)
     assert not cal.method.startswith("best impostor") and cal.fpir_at_threshold is None
+
+
+def test_template_fusion_scores_the_mean_descriptor():
+    from pof.calibrate import person_scores, person_templates
+    rng = np.random.default_rng(5)
+    desc, persons = _people(rng, 5, 3)
+    starts = np.arange(0, 15, 3)
+    t = person_templates(desc, starts)
+    assert t.shape == (5, 32) and np.allclose(np.linalg.norm(t, axis=1), 1, atol=1e-6)
+    mean0 = desc[:3].mean(axis=0)
+    assert np.allclose(t[0], mean0 / np.linalg.norm(mean0), atol=1e-6)
+    q = desc[[1, 7]]
+    assert np.allclose(person_scores(q, desc, starts, "template"), q @ t.T, atol=1e-6)
+    assert np.allclose(person_scores(q, desc, starts, "max"), fuse_by_person(q @ desc.T, starts))
+    imp = impostor_scores(desc, persons, "template")
+    assert len(imp) == 15 * 4 and imp.max() < person_scores(q, desc, starts, "template").max()
+
+
+def test_searcher_refuses_an_unknown_fusion():
+    import pytest
+    from pof.errors import SettingError
+    from pof.search import Gallery, Searcher
+    rng = np.random.default_rng(6)
+    desc, persons = _people(rng, 3, 2)
+    g = Gallery.from_arrays(desc, [f"f{i}" for i in range(6)], persons)
+    assert Searcher(g).fusion == "max"                    # auto: a 3-person gallery
+    assert Searcher(g, fusion="template").fusion == "template"
+    big, people = _people(rng, 25, 2)
+    assert Searcher(Gallery.from_arrays(big, [f"f{i}" for i in range(50)], people)).fusion == "template"
+    with pytest.raises(SettingError):
+        Searcher(g, fusion="median")
