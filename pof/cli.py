@@ -136,7 +136,7 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person) -> 
         index = build_index(gallery.descriptors)          # a subset: not the saved index
     else:
         index = load_or_build(Path(dataset), gallery.descriptors, gallery.descriptor_key)
-    searcher = Searcher(gallery, target_fpir=fpir, index=index,
+    searcher = Searcher(gallery, target_fpir=fpir, index=index, fusion=pipeline.settings["fusion"],
                         min_interocular=pipeline.settings["min_interocular"],
                         max_blur=pipeline.settings["max_blur"])
     if same_person:
