@@ -1,7 +1,9 @@
 """Which compute device runs the models."""
 from __future__ import annotations
 
-from .errors import SettingError
+from pathlib import Path
+
+from .errors import PofError, SettingError
 
 
 def onnx_providers(device: str) -> list[str]:
@@ -20,3 +22,27 @@ def require_cuda() -> None:
         raise SettingError(
             "--device cuda asked for, but ONNX Runtime has no CUDA provider here (no GPU, or the "
             "CPU-only onnxruntime package is installed: install onnxruntime-gpu on a GPU machine)")
+
+
+def onnx_session(model: Path, sha256: str, converter: str, device: str = "cpu", threads: int = 1):
+    """An ONNX Runtime session of ``model`` after checking its SHA-256; one intra-op thread
+    by default and no idle spinning (pof parallelises by process). ``converter`` names the
+    tools/ script that recreates the file, for the error message."""
+    import hashlib
+
+    import onnxruntime as ort
+
+    providers = onnx_providers(device)
+    try:
+        data = Path(model).read_bytes()
+    except OSError as exc:
+        raise PofError(f"model file {model} cannot be read ({exc.strerror or exc}): "
+                       f"run {converter}") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise PofError(f"model file {model} is not the expected one (SHA-256 differs): "
+                       f"rerun {converter}, or update MODEL_SHA256")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(data, sess_options=opts, providers=providers)

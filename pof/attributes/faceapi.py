@@ -15,14 +15,12 @@ Frowning: "sad" + "angry" + "disgusted".
 """
 from __future__ import annotations
 
-import hashlib
 from math import erf, sqrt
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..errors import PofError
 
 MODEL = Path(__file__).parent.parent / "models" / "faceapi" / "faceapi_attributes.onnx"
 # SHA-256 of MODEL as tools/convert_faceapi_attributes.py writes it; checked on load.
@@ -82,23 +80,9 @@ class FaceApiEstimator:
     @property
     def session(self):
         if self._session is None:
-            import onnxruntime as ort
-
-            from ..device import onnx_providers
-            try:
-                data = MODEL.read_bytes()
-            except OSError as exc:
-                raise PofError(f"model file {MODEL} cannot be read ({exc.strerror or exc}): "
-                               "run tools/convert_faceapi_attributes.py") from None
-            if hashlib.sha256(data).hexdigest() != MODEL_SHA256:
-                raise PofError(f"model file {MODEL} is not the expected one (SHA-256 differs): "
-                               "rerun tools/convert_faceapi_attributes.py, or update MODEL_SHA256")
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self._session = ort.InferenceSession(data, sess_options=opts,
-                                                 providers=onnx_providers(self.device))
+            from ..device import onnx_session
+            self._session = onnx_session(MODEL, MODEL_SHA256, "tools/convert_faceapi_attributes.py",
+                                         self.device, self.threads)
         return self._session
 
     def run(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

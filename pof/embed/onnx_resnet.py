@@ -7,7 +7,6 @@ input is ``chip`` float32 (N, 3, 150, 150) raw RGB 0-255, its output ``descripto
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -42,23 +41,9 @@ class OnnxResNet:
     def session(self):
         """The ONNX Runtime session, created on first use."""
         if self._session is None:
-            import onnxruntime as ort
-
-            from ..device import onnx_providers
-            providers = onnx_providers(self.device)
-            try:
-                data = MODEL.read_bytes()
-            except OSError as exc:
-                raise PofError(f"model file {MODEL} cannot be read ({exc.strerror or exc}): "
-                               "run tools/convert_dlib_resnet.py") from None
-            if hashlib.sha256(data).hexdigest() != MODEL_SHA256:
-                raise PofError(f"model file {MODEL} is not the expected one (SHA-256 differs): "
-                               "rerun tools/convert_dlib_resnet.py, or update MODEL_SHA256")
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self._session = ort.InferenceSession(data, sess_options=opts, providers=providers)
+            from ..device import onnx_session
+            self._session = onnx_session(MODEL, MODEL_SHA256, "tools/convert_dlib_resnet.py",
+                                         self.device, self.threads)
         return self._session
 
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
