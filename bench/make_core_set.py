@@ -155,6 +155,16 @@ def save_jpeg_blur(img: np.ndarray, path: Path) -> None:
     Image.fromarray(blurred).save(path, format="JPEG", quality=JPEG_QUALITY)
 
 
+def save_condition(img: np.ndarray, lm: np.ndarray, cond: str, dst: Path) -> None:
+    """Write ``img`` degraded by one synthetic condition (masked, eyeband, small, jpeg_blur),
+    placed by its 68 landmarks ``lm``, to ``dst``."""
+    if cond == "jpeg_blur":
+        save_jpeg_blur(img, dst)
+        return
+    degrade = {"masked": apply_mask, "eyeband": apply_eyeband, "small": apply_small}[cond]
+    save_png(degrade(img, lm), dst)
+
+
 def contact_sheet(root: Path, rows: list[dict], out: Path, extra: list[str],
                   per_cond: int = 5, conditions: list[str] | None = None) -> None:
     """Rows of probes, one row per condition, the same images in every row.
@@ -277,14 +287,8 @@ def main(argv=None) -> int:
                 dst = out / rel
                 if cond == "plain":
                     save_png(img, dst)
-                elif cond == "masked":
-                    save_png(apply_mask(img, lm), dst)
-                elif cond == "eyeband":
-                    save_png(apply_eyeband(img, lm), dst)
-                elif cond == "small":
-                    save_png(apply_small(img, lm), dst)
-                elif cond == "jpeg_blur":
-                    save_jpeg_blur(img, dst)
+                else:
+                    save_condition(img, lm, cond, dst)
                 rows.append({"path": rel.as_posix(), "person": s, "role": role,
                              "condition": cond})
 

@@ -49,16 +49,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from make_core_set import (
-    apply_eyeband,
-    apply_mask,
-    apply_small,
-    contact_sheet,
-    find_landmarks,
-    load_rgb,
-    save_jpeg_blur,
-    save_png,
-)
+from make_core_set import contact_sheet, find_landmarks, load_rgb, save_condition
 
 DEFAULT_LFW = Path("/work/data/public/lfw_deepfunneled")
 DEFAULT_OUT = HERE / "work" / "public"
@@ -324,14 +315,8 @@ def main(argv=None) -> int:
             dst.parent.mkdir(parents=True, exist_ok=True)
             if cond == "plain":
                 shutil.copyfile(lfw / r["path"], dst)       # the original bytes
-            elif cond == "masked":
-                save_png(apply_mask(img, lm), dst)
-            elif cond == "eyeband":
-                save_png(apply_eyeband(img, lm), dst)
-            elif cond == "small":
-                save_png(apply_small(img, lm), dst)
             else:
-                save_jpeg_blur(img, dst)
+                save_condition(img, lm, cond, dst)
             rows.append({"path": rp.as_posix(), "person": r["person"], "role": role,
                          "condition": cond})
     for key, role in (("pose_mated", "mated"), ("pose_nonmated", "nonmated")):

@@ -130,11 +130,10 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person) -> 
     pipeline = Pipeline()
     if gallery.descriptor_key and gallery.descriptor_key != pipeline.descriptor_key():
         raise PofError(f"{dataset} was built with other models ({gallery.descriptor_key}); rebuild it")
-    from .index import load_or_build
-    if where:
-        from .index import build as build_index
-        index = build_index(gallery.descriptors)          # a subset: not the saved index
-    else:
+    from .calibrate import resolve_fusion
+    index = None       # a subset (--where), or template fusion: the Searcher needs no saved index
+    if not where and resolve_fusion(pipeline.settings["fusion"], len(gallery.labels)) != "template":
+        from .index import load_or_build
         index = load_or_build(Path(dataset), gallery.descriptors, gallery.descriptor_key)
     searcher = Searcher(gallery, target_fpir=fpir, index=index, fusion=pipeline.settings["fusion"],
                         min_interocular=pipeline.settings["min_interocular"],
@@ -186,10 +185,14 @@ def _search_same_person(searcher, pipeline, images: list[str], top: int, as_json
     if result["decision"] == "quality_too_low":
         click.echo(f"not searched: {result['reason']}")
         return
-    verdict = "possible match" if result["decision"] == "match" else "no confident match"
-    click.echo(f"one person in {result['probes_used']} images: {verdict} (threshold "
-               f"{result['threshold']:.3f}, FPIR {result['fpir']:.2%})")
+    click.echo(f"one person in {result['probes_used']} images: {_verdict(result)}")
     _print_candidates(result["candidates"])
+
+
+def _verdict(r: dict) -> str:
+    """A search result's decision in words, with the rule behind it."""
+    verdict = "possible match" if r["decision"] == "match" else "no confident match"
+    return f"{verdict} (threshold {r['threshold']:.3f}, FPIR {r['fpir']:.2%})"
 
 
 def _print_candidates(cands: list[dict]) -> None:
@@ -209,9 +212,8 @@ def _print_search(path: str, results: list[dict], error: str | None) -> None:
         if r["decision"] == "quality_too_low":
             click.echo(f"{path} face {i + 1} at ({x:.0f}, {y:.0f}, {w:.0f} x {h:.0f}): not searched: {r['reason']}")
             continue
-        verdict = "possible match" if r["decision"] == "match" else "no confident match"
         click.echo(f"{path} face {i + 1} at ({x:.0f}, {y:.0f}, {w:.0f} x {h:.0f}), quality "
-                   f"{r['quality']:.2f}: {verdict} (threshold {r['threshold']:.3f}, FPIR {r['fpir']:.2%})")
+                   f"{r['quality']:.2f}: {_verdict(r)}")
         _print_candidates(r["candidates"])
 
 

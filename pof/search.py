@@ -46,6 +46,7 @@ class Gallery:
     descriptor_key: str
     attribution: dict[str, dict] = field(default_factory=dict)   # label -> agency, unit, badge...
     face_attributes: dict[str, dict] = field(default_factory=dict)   # face id -> {attribute: 0-1}
+    attributes_from: Path | None = None   # dataset whose catalog holds them, read on first use
 
     @classmethod
     def from_arrays(cls, descriptors: np.ndarray, face_ids: list[str], persons: list[str],
@@ -66,7 +67,6 @@ class Gallery:
             desc, ids, persons, _ = cat.gallery()
             people = cat.persons()
             key = cat.get_meta("descriptor_key") or ""
-            face_attrs = cat.attributes()
             from .review import excluded_persons      # the exclusion list: never returned
             excluded = excluded_persons(cat.db)
         if excluded:
@@ -77,8 +77,17 @@ class Gallery:
                                "on the exclusion list); build it from named images")
         g = cls.from_arrays(desc, ids, persons, {r["label"]: r["name"] for r in people}, key)
         g.attribution = {r["label"]: json.loads(r["attribution"]) for r in people}
-        g.face_attributes = face_attrs
+        g.attributes_from = Path(folder)
         return g
+
+    def scores_by_face(self) -> dict[str, dict]:
+        """Attribute scores by face id ({} for faces without), read from the catalog the first
+        time they are needed (a search that filters on no attribute never reads them)."""
+        if not self.face_attributes and self.attributes_from is not None:
+            with Catalog(self.attributes_from) as cat:
+                self.face_attributes = cat.attributes()
+            self.attributes_from = None
+        return self.face_attributes
 
     def filter(self, attributes: dict[str, str | float] | None = None,
                **where: str | list[str]) -> "Gallery":
@@ -108,7 +117,8 @@ class Gallery:
         rows = [i for i, p in enumerate(self.persons) if p in keep]
         if attributes:
             tests = attribute_tests(attributes)
-            rows = [i for i in rows if all(t(self.face_attributes.get(self.face_ids[i], {}))
+            scores = self.scores_by_face()
+            rows = [i for i in rows if all(t(scores.get(self.face_ids[i], {}))
                                             for t in tests)]
             if not rows:
                 raise DatasetError(f"no enrolled face matches {attributes}")
@@ -119,6 +129,7 @@ class Gallery:
         g.attribution = {p: self.attribution.get(p, {}) for p in keep}
         g.face_attributes = {self.face_ids[i]: self.face_attributes[self.face_ids[i]] for i in rows
                              if self.face_ids[i] in self.face_attributes}
+        g.attributes_from = self.attributes_from
         return g
 
 
@@ -168,11 +179,18 @@ class Searcher:
         self.fusion = resolve_fusion(fusion, len(gallery.labels))
         self.templates = (person_templates(gallery.descriptors, gallery.starts)
                           if self.fusion == "template" else None)
-        self.index = index if index is not None else build_index(gallery.descriptors)
+        self._index = index
         self.target_fpir = target_fpir
         self.calibration: Calibration = calibrate_gallery(gallery.descriptors, gallery.persons,
                                                           target_fpir, self.fusion)
         self._template_calibrations: dict[int, Calibration] = {}
+
+    @property
+    def index(self) -> Index:
+        """The image index (built on first use: template fusion never needs it)."""
+        if self._index is None:
+            self._index = build_index(self.gallery.descriptors)
+        return self._index
 
     def image_scores(self, queries: np.ndarray) -> np.ndarray:
         """Similarity of each query (Q, D) to each gallery image: (Q, N). With an approximate
