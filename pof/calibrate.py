@@ -22,7 +22,7 @@ and the normal tail, extrapolated to an FMR near 1e-4, lies above the real one. 
 0.2%, losing identifications for nothing. So a gallery of MIN_PERSONS_BEST persons or more is
 calibrated on FPIR directly: each gallery face searched against the persons it is not gives
 the best impostor score that a probe of someone not enrolled would meet
-(``best_impostor_scores``); the threshold is the 1 - FPIR quantile of those (empirical where
+(``impostor_sample``'s second array); the threshold is the 1 - FPIR quantile of those (empirical where
 MIN_TAIL of them pass it, else from a normal fit, which suits a maximum far better than a far
 tail), the FPIR first scaled for the one person fewer.
 """
@@ -147,17 +147,11 @@ def impostor_scores(desc: np.ndarray, persons: list[str], how: str = "max",
     return impostor_sample(desc, persons, how, seed)[0]
 
 
-def best_impostor_scores(desc: np.ndarray, persons: list[str], how: str = "max",
-                         seed: int = 0) -> np.ndarray:
-    """For each probe face of ``impostor_scores``, its highest fused score among the persons it
-    is not (sorted ascending): what the best candidate of a probe of someone not enrolled
-    scores, in a gallery of one person fewer."""
-    return impostor_sample(desc, persons, how, seed)[1]
-
-
 def impostor_sample(desc: np.ndarray, persons: list[str], how: str = "max",
                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(impostor_scores, best_impostor_scores) in one pass; rows grouped by person."""
+    """(impostor_scores, best) in one pass, rows grouped by person: best holds, for each probe
+    face, its highest fused score among the persons it is not (sorted ascending), what the best
+    candidate of a probe of someone not enrolled scores in a gallery of one person fewer."""
     if len(set(persons)) < 2:
         return np.zeros(0, np.float32), np.zeros(0, np.float32)
     starts = group_starts(persons)
