@@ -162,7 +162,8 @@ class PofFaces:
 def stack(infos: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """(descriptors with zero rows where nothing was found, found mask)."""
     found = np.array([i.get("detected", False) for i in infos])
-    D = np.zeros((len(infos), 128), np.float32)
+    dim = next((len(i["descriptor"]) for i in infos if i.get("detected")), 128)
+    D = np.zeros((len(infos), dim), np.float32)
     for j, i in enumerate(infos):
         if i.get("detected"):
             D[j] = i["descriptor"]

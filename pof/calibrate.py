@@ -11,7 +11,7 @@ target FPIR we solve for FMR and take that tail quantile.
 Where the gallery is too small for the tail to be seen (fewer than MIN_TAIL expected impostor
 scores above t), the tail is extrapolated with a normal fit to the impostor scores; a gallery
 with fewer than MIN_OWN impostor scores of its own is first pooled with a reference set shipped
-with pof (``pof/data/reference_impostors.npy``, made by ``tools/make_reference.py``). The
+with pof (``pof/data/reference_impostors_<embedder>.npy``, made by ``tools/make_reference.py``). The
 result says which in ``method``. An FMR below what the
 samples can show is reported as an upper bound, ``1/M``.
 
@@ -41,7 +41,17 @@ MIN_BEST = 50               # ... and gallery faces (probes) it needs
 MAX_PROBES = 4000
 MAX_SCORES = 20_000_000     # probes x persons kept at most
 CHUNK_CELLS = 50_000_000    # probe x gallery similarities computed at once
-REFERENCE = Path(__file__).parent / "data" / "reference_impostors.npy"
+DATA = Path(__file__).parent / "data"
+
+
+def reference_path(embedder: str | None = None) -> Path:
+    """The reference impostor file of a descriptor backend (the default one if None): the two
+    dlib backends give the same descriptors and share one file."""
+    from .settings import defaults
+    name = embedder or defaults()["embedder"]
+    if name in ("dlib-resnet", "dlib-resnet-onnx"):
+        name = "dlib-resnet"
+    return DATA / f"reference_impostors_{name.replace('+', '_')}.npy"
 
 
 @dataclass
@@ -219,9 +229,11 @@ def template_impostor_sample(desc: np.ndarray, persons: list[str], k: int, how: 
     return np.sort(np.concatenate(out)), np.sort(np.concatenate(best))
 
 
-def reference_impostors() -> np.ndarray:
-    """The impostor scores shipped with pof (sorted), or an empty array if absent."""
-    return np.sort(np.load(REFERENCE)).astype(np.float32) if REFERENCE.exists() else np.zeros(0, np.float32)
+def reference_impostors(embedder: str | None = None) -> np.ndarray:
+    """The impostor scores shipped with pof for a descriptor backend (default: the default
+    one), sorted, or an empty array if absent."""
+    path = reference_path(embedder)
+    return np.sort(np.load(path)).astype(np.float32) if path.exists() else np.zeros(0, np.float32)
 
 
 def calibrate_gallery(desc: np.ndarray, persons: list[str], target_fpir: float = 0.01,

@@ -22,10 +22,11 @@ def largest(faces: list[Face]) -> Face:
 class Verifier:
     """Scores pairs of faces against a threshold at a target false-match rate."""
 
-    def __init__(self, target_fmr: float = DEFAULT_FMR) -> None:
-        self.impostors = reference_impostors()
+    def __init__(self, target_fmr: float = DEFAULT_FMR, embedder: str | None = None) -> None:
+        self.impostors = reference_impostors(embedder)
         if len(self.impostors) == 0:
-            raise ValueError("pof/data/reference_impostors.npy is missing: reinstall pof")
+            from .calibrate import reference_path
+            raise ValueError(f"{reference_path(embedder)} is missing: reinstall pof")
         self.target_fmr = target_fmr
         k = max(1, int(np.ceil(len(self.impostors) * target_fmr)))
         self.threshold = float(self.impostors[-k]) + 1e-6

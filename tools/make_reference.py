@@ -1,10 +1,11 @@
-"""Make pof/data/reference_impostors.npy: similarity scores of face pairs of different people.
+"""Make pof/data/reference_impostors_<embedder>.npy: similarity scores of face pairs of different people.
 
 pof uses them (a) as the verification threshold's reference and (b) pooled with a gallery's
 own impostor scores when the gallery is too small to calibrate alone (see pof/calibrate.py).
 Run again whenever the detector, alignment or descriptor model changes:
 
     python tools/make_reference.py FACES_DIR [--exclude FILES.csv ...] [--people N] [--seed S]
+                                   [--embedder NAME]   # one file per descriptor backend
 
 FACES_DIR holds PERSON/IMAGE folders (or files named PERSON.anything). The shipped file was
 made from Labeled Faces in the Wild (deep-funneled; see bench/README.md for where to get it):
@@ -56,6 +57,7 @@ def main() -> None:
     ap.add_argument("--exclude", type=Path, nargs="*", default=[], help="CSV files with a person column")
     ap.add_argument("--people", type=int, default=1000, help="one photo each of this many people")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--embedder", default=None, help="descriptor backend (default: pof's default)")
     args = ap.parse_args()
     skip = excluded_people(args.exclude)
     by_person: dict[str, list[Path]] = {}
@@ -65,7 +67,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     people = sorted(by_person)
     chosen = [people[i] for i in np.sort(rng.choice(len(people), min(args.people, len(people)), replace=False))]
-    pipe = Pipeline()
+    pipe = Pipeline(**({"embedder": args.embedder} if args.embedder else {}), attributes="off")
     desc, kept = [], []
     for person in tqdm(chosen, desc="reference", unit="person"):
         f = by_person[person][int(rng.integers(len(by_person[person])))]
@@ -77,7 +79,8 @@ def main() -> None:
     d = np.stack(desc)
     iu = np.triu_indices(len(d), 1)
     imp = np.sort((d @ d.T)[iu]).astype(np.float32)       # one photo a person: all impostors
-    out = ROOT / "pof" / "data" / "reference_impostors.npy"
+    from pof.calibrate import reference_path
+    out = reference_path(pipe.settings["embedder"])
     np.save(out, imp)
     print(f"{len(d)} faces of {len(kept)} people ({len(skip)} excluded): {len(imp)} impostor pairs "
           f"(mean {imp.mean():.3f}, 99.9th pct {np.quantile(imp, 0.999):.3f}, max {imp.max():.3f}) -> {out}")

@@ -4,8 +4,11 @@ from __future__ import annotations
 from importlib import import_module
 
 EMBEDDERS = {
+    # dlib's ResNet and MobileFace, scores added (the default; see pof.embed.mobileface)
+    "dlib+mobileface-onnx": "pof.embed.mobileface:DlibMobileFace",
     "dlib-resnet-onnx": "pof.embed.onnx_resnet:OnnxResNet",   # dlib's network in ONNX Runtime
     "dlib-resnet": "pof.embed.dlib_resnet:DlibResNet",        # the same network in dlib itself
+    "mobileface-onnx": "pof.embed.mobileface:MobileFace",     # MobileFace alone (for studies)
 }
 
 
