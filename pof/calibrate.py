@@ -28,6 +28,8 @@ tail), the FPIR first scaled for the one person fewer.
 """
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import NormalDist
@@ -201,7 +203,9 @@ def template_impostor_sample(desc: np.ndarray, persons: list[str], k: int, how: 
     calibration of multi-probe search.
 
     Each person with at least 2 images gives up to ``per_person`` queries, each the template
-    of min(k, their image count) of their images drawn at random (fixed seed). Empty when
+    of a different set of min(k, their image count) of their images, drawn at random (fixed
+    seed). Only distinct sets: repeating one query would make a thin tail look thick enough to
+    count (3 images give only 3 pairs), where it must fall back to the normal fit. Empty when
     fewer than two persons have 2 images.
     """
     starts = group_starts(persons)
@@ -212,8 +216,15 @@ def template_impostor_sample(desc: np.ndarray, persons: list[str], k: int, how: 
         if b - a < 2:
             continue
         m = min(k, b - a)
-        for _ in range(per_person):
-            queries.append(template(desc[a + rng.choice(b - a, m, replace=False)]))
+        if math.comb(b - a, m) <= per_person:
+            subsets = [np.array(c) for c in itertools.combinations(range(b - a), m)]
+        else:
+            seen: set[tuple[int, ...]] = set()
+            while len(seen) < per_person:
+                seen.add(tuple(sorted(rng.choice(b - a, m, replace=False).tolist())))
+            subsets = [np.array(c) for c in sorted(seen)]
+        for rows in subsets:
+            queries.append(template(desc[a + rows]))
             owners.append(p)
     if len(set(owners)) < 2:
         return np.zeros(0, np.float32), np.zeros(0, np.float32)
