@@ -25,7 +25,8 @@ for iod in (40, 20, 14, 10, 8, 6, 5, 4):
         fs=p.analyze(small, with_crops=False)
         if not fs: stats.append((r['person'] in enrolled, False, False, False, 0, 0)); continue
         g=max(fs,key=lambda f:f.box[2]); res=s.search([g],1)[0]
-        top=res['candidates'][0]
+        # no candidates: another gate (blur) refused the face; counted as found, not identified
+        top=res['candidates'][0] if res['candidates'] else {'person': None}
         stats.append((r['person'] in enrolled, True, top['person']==r['person'], res['decision']=='match', g.interocular, g.quality))
     a=np.array(stats,dtype=object)
     m=a[a[:,0]==True]; n=a[a[:,0]==False]
