@@ -24,8 +24,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from core import read_csv  # noqa: E402
-from public import PofFaces  # noqa: E402
+from core import read_csv
+from public import PofFaces
 
 ROOT = HERE / "work" / "public"
 DRAWS = 5

@@ -30,8 +30,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from core import read_csv  # noqa: E402
-from public import PofFaces, Templates, evaluate_scores, stack  # noqa: E402
+from core import read_csv
+from public import PofFaces, Templates, evaluate_scores, stack
 
 WEIGHTS = [0.0, 0.5, 0.8, 0.9, 0.93, 0.95, 1.0]
 TARGET_FPIR = 0.01

@@ -247,19 +247,35 @@ def reference_impostors(embedder: str | None = None) -> np.ndarray:
     return np.sort(np.load(path)).astype(np.float32) if path.exists() else np.zeros(0, np.float32)
 
 
+def embedder_of(desc: np.ndarray) -> str | None:
+    """The descriptor backend that makes descriptors of this width (for the reference set a
+    tiny gallery is pooled with); None if unknown (the default's reference is used)."""
+    from importlib import import_module
+
+    from .embed import EMBEDDERS
+    width = np.asarray(desc).shape[-1]
+    for name, target in EMBEDDERS.items():
+        module, cls = target.split(":")
+        if getattr(getattr(import_module(module), cls), "dim", None) == width:
+            return name
+    return None
+
+
 def calibrate_gallery(desc: np.ndarray, persons: list[str], target_fpir: float = 0.01,
                       how: str = "auto") -> Calibration:
     """The decision rule of a gallery: descriptors (N, D), rows grouped by person; ``how``
     as in ``resolve_fusion``."""
     how = resolve_fusion(how, len(set(persons)))
     imp, best = impostor_sample(desc, persons, how)
-    return calibrate(imp, len(set(persons)), target_fpir, best)
+    return calibrate(imp, len(set(persons)), target_fpir, best, embedder_of(desc))
 
 
 def calibrate(impostors: np.ndarray, persons: int, target_fpir: float = 0.01,
-              best: np.ndarray | None = None) -> Calibration:
+              best: np.ndarray | None = None, embedder: str | None = None) -> Calibration:
     """Decision threshold for ``target_fpir`` on a gallery of ``persons`` people, from its
-    impostor scores and, if given, its best impostor scores (see the module docstring)."""
+    impostor scores and, if given, its best impostor scores (see the module docstring).
+    ``embedder``: whose reference impostors a tiny gallery is pooled with (default: the
+    default backend's)."""
     if best is not None and persons >= MIN_PERSONS_BEST and len(best) >= MIN_BEST:
         return _calibrate_best(np.sort(np.asarray(impostors, np.float32)),
                                np.sort(np.asarray(best, np.float32)), persons, target_fpir)
@@ -273,7 +289,7 @@ def calibrate(impostors: np.ndarray, persons: int, target_fpir: float = 0.01,
     else:
         method = "normal tail fit"
         if len(imp) < MIN_OWN:
-            imp = np.sort(np.concatenate([imp, reference_impostors()]))
+            imp = np.sort(np.concatenate([imp, reference_impostors(embedder)]))
             method = "normal tail fit, pooled with reference impostors"
         if len(imp) < 2:
             raise ValueError("no impostor scores to calibrate from: enrol at least two persons")

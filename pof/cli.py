@@ -116,7 +116,7 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person) -> 
     persons left, so the FPIR stays as stated). With --same-person the largest face of each
     image is taken as the same unknown person and one fused query is searched, judged by a
     rule calibrated for that many images (one result for all the images)."""
-    from .pipeline import Pipeline
+    from .pipeline import pipeline_for
     from .search import Gallery, Searcher, result_line
     gallery = Gallery.load(dataset)
     if where:
@@ -127,9 +127,7 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person) -> 
                 raise PofError(f"--where needs KEY=VALUE, got {w!r}")
             conditions.setdefault(key.strip(), []).append(val.strip())
         gallery = gallery.filter(**conditions)
-    pipeline = Pipeline()
-    if gallery.descriptor_key and gallery.descriptor_key != pipeline.descriptor_key():
-        raise PofError(f"{dataset} was built with other models ({gallery.descriptor_key}); rebuild it")
+    pipeline = pipeline_for(gallery.descriptor_key)   # the descriptor backend it was built with
     from .calibrate import resolve_fusion
     index = None       # a subset (--where), or template fusion: the Searcher needs no saved index
     if not where and resolve_fusion(pipeline.settings["fusion"], len(gallery.labels)) != "template":

@@ -142,3 +142,22 @@ def faces_or_error(pipeline: Pipeline, path: str | Path) -> tuple[list[Face], st
         return pipeline.analyze_file(path, with_crops=False), None
     except PofError as exc:
         return [], str(exc)
+
+
+def pipeline_for(descriptor_key: str, **settings: Any) -> Pipeline:
+    """A pipeline whose descriptors match a dataset's ``descriptor_key``: the settings given
+    (or the defaults), with the descriptor backend the dataset was built with where only that
+    differs (a dataset built before the default changed stays searchable). Raises PofError
+    when other models differ too, saying how to fix it."""
+    pipe = Pipeline(**settings)
+    if not descriptor_key or descriptor_key == pipe.descriptor_key():
+        return pipe
+    built = dict(part.split("=", 1) for part in descriptor_key.split("|") if "=" in part)
+    name = built.get("embedder", "").split("/", 1)[0]
+    if name in embed.EMBEDDERS and "embedder" not in settings:
+        other = Pipeline(**{**settings, "embedder": name})
+        if other.descriptor_key() == descriptor_key:
+            return other
+    raise PofError(f"the dataset was built with other models ({descriptor_key}); this pof makes "
+                   f"{pipe.descriptor_key()}. Rebuild it into a new folder"
+                   + (f", or set POF_EMBEDDER={name}" if name in embed.EMBEDDERS else ""))

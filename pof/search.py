@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibrate import (FUSIONS, Calibration, calibrate, calibrate_gallery, fuse_by_person,
-                        group_starts, person_templates, resolve_fusion, template,
+from .calibrate import (FUSIONS, Calibration, calibrate, calibrate_gallery, embedder_of,
+                        fuse_by_person, group_starts, person_templates, resolve_fusion, template,
                         template_impostor_sample)
 from .catalog import Catalog
 from .errors import DatasetError, SettingError
@@ -229,7 +229,8 @@ class Searcher:
             g = self.gallery
             imp, best = template_impostor_sample(g.descriptors, g.persons, k, self.fusion)
             if len(imp):
-                cal = calibrate(imp, len(g.labels), self.target_fpir, best)
+                cal = calibrate(imp, len(g.labels), self.target_fpir, best,
+                                embedder_of(g.descriptors))
                 cal.method += f", {k}-image templates"
             else:
                 cal = self.calibration

@@ -157,3 +157,25 @@ def test_template_calibration_is_its_own(built):
     assert single is s.calibration
     assert pair is not single and "2-image templates" in pair.method
     assert s.template_calibration(2) is pair                      # computed once
+
+
+def test_dataset_built_with_dlib_alone_stays_searchable(gallery_dir, tmp_path, monkeypatch):
+    """A dataset built with another descriptor backend (here dlib alone, the default before
+    MobileFace joined) is searched with that backend, not refused or mixed."""
+    out = tmp_path / "ds"
+    monkeypatch.setenv("POF_EMBEDDER", "dlib-resnet-onnx")
+    r = run_pof("build", gallery_dir, "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    monkeypatch.delenv("POF_EMBEDDER")
+    assert json.loads((out / "pof.json").read_text())["settings"]["embedder"] == "dlib-resnet-onnx"
+    r = run_pof("search", out, YALE / "subject02.glasses", "--json")
+    assert r.returncode == 0, r.stderr
+    top = _lines(r.stdout)[0]["faces"][0]["candidates"][0]
+    assert top["person"] == "subject02"
+
+
+def test_dataset_built_with_other_detector_is_refused_clearly(built, monkeypatch):
+    monkeypatch.setenv("POF_DETECTOR", "hog")
+    r = run_pof("search", built, YALE / "subject02.glasses")
+    assert r.returncode != 0
+    assert "built with other models" in r.stderr and "Traceback" not in r.stderr

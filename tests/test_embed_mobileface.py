@@ -30,7 +30,7 @@ def faces(pipeline) -> list[tuple[str, np.ndarray, object]]:
 
 
 def test_chip_puts_the_face_on_the_arcface_layout(faces):
-    person, pixels, face = faces[0]
+    _, pixels, face = faces[0]
     c = chip(pixels, face)
     assert c.shape == (112, 112, 3) and c.dtype == np.uint8
     m = similarity_matrix(five_points(face), _ARCFACE_112)

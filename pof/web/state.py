@@ -158,8 +158,10 @@ class WebState:
         """The pipeline (models load on first use)."""
         with self._lock:
             if self._pipeline is None:
-                from ..pipeline import Pipeline
-                self._pipeline = Pipeline()
+                from ..pipeline import pipeline_for
+                with Catalog(self.dataset) as cat:      # the backend the dataset was built with
+                    key = cat.get_meta("descriptor_key") or ""
+                self._pipeline = pipeline_for(key)
             return self._pipeline
 
     def analyze(self, pixels: np.ndarray, with_crops: bool = False) -> list:
@@ -184,7 +186,8 @@ class WebState:
                 gallery = Gallery.load(self.dataset)
                 if self._pipeline is not None and gallery.descriptor_key and \
                         gallery.descriptor_key != self._pipeline.descriptor_key():
-                    raise DatasetError("the dataset was built with other models; rebuild it")
+                    raise DatasetError("the dataset was rebuilt with other models while pof "
+                                       "serve ran: restart pof serve")
                 if wanted:
                     gallery = gallery.filter(**dict(wanted))
                 if len(self._searchers) > 8:
