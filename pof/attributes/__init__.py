@@ -6,6 +6,9 @@ that scores it or why none does. Backends, one per file, registered by name in E
 - ``landmarks`` (geometry.py): measured from the 68 landmarks (eyes open, mouth open).
 - ``pixels`` (pixels.py): measured from the crop's pixels (blur, colour, lighting, glasses,
   teeth).
+- ``regions`` (regions.py): hair colour, baldness, moustache, beard and forehead, measured in
+  landmark-placed regions of the colour crop against the same face's own skin (colour photos
+  only).
 - ``face-api`` (faceapi.py): face-api's small age-gender and expression networks, converted to
   ONNX by ``tools/convert_faceapi_attributes.py``.
 
@@ -28,6 +31,7 @@ ESTIMATORS = {
     "landmarks": "pof.attributes.geometry:LandmarkEstimator",
     "pixels": "pof.attributes.pixels:PixelEstimator",
     "face-api": "pof.attributes.faceapi:FaceApiEstimator",
+    "regions": "pof.attributes.regions:RegionEstimator",
 }
 
 __all__ = ["AttributeStage", "FaceView", "SCHEMA", "COLUMNS", "TASKS", "Attribute", "BY_NAME",

@@ -59,11 +59,16 @@ def _bridge_bar(light: np.ndarray, p: np.ndarray, iod: float) -> float:
     return float(gy.mean(1).max() / (gx.mean() + 1.0))
 
 
+def face_chroma(crop: np.ndarray, p: np.ndarray) -> float:
+    """Mean chroma (max - min of R, G, B) over the face box of the 68 points: 0 grayscale."""
+    face = _box(crop, p[0, 0], p[19, 1], p[16, 0], p[8, 1])[::2, ::2]
+    return float(np.ptp(face, axis=2).mean())
+
+
 def features(crop: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """Raw measures of one crop (uint8 RGB) with its 68 points (crop pixels)."""
     light = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    face = _box(crop, p[0, 0], p[19, 1], p[16, 0], p[8, 1])[::2, ::2]
-    chroma = float(np.ptp(face, axis=2).mean())
+    chroma = face_chroma(crop, p)
     left = _box(light, p[2, 0], p[29, 1], p[31, 0], p[33, 1]).mean()
     right = _box(light, p[35, 0], p[29, 1], p[14, 0], p[33, 1]).mean()
     asym = float(abs(left - right) / max(left + right, 1.0))

@@ -30,12 +30,20 @@ class Attribute:
 
 
 _NO_MODEL = "no open model pof can ship scores it soundly, and no sound pixel measure exists"
-_HAIR = ("hair colour and style from pixels are confounded by hats, background, lighting and "
-         "grayscale photos; no open model pof can ship scores it")
+_HAIR = ("hair style (curl, wave, hairline shape) is a texture and outline the 200 x 280 crop "
+         "shows only in part; no sound pixel measure, and no open model pof can ship scores it")
 _PROXY = "not inferred: too close a proxy for skin colour or ethnicity (SPEC §1.4)"
 _SHAPE = ("face-shape labels are subjective and dlib's jaw contour is pulled toward the mean "
-          "shape; no sound measure")
+          "shape; no hand labels to validate a jaw-landmark measure against")
+_HAT = ("hats differ too much in colour and shape: the best region measure tried (forehead "
+        "unlike the face's skin) scored 0.66 balanced accuracy on held-out LFW faces, and it "
+        "cannot tell a hat from a fringe")
+_BANGS = ("a fringe and a hat cover the forehead alike; pof scores how much of the forehead "
+          "is covered (Obstructed Forehead) but not by what")
+_FEW = ("too faint for the 200 x 280 crop's chin and lip regions to tell apart from a beard "
+        "or clean skin, and too few labelled faces (under 5) to validate a measure")
 _AGE = _EXPR = "face-api"
+_REG = "regions"
 
 A = Attribute
 SCHEMA: tuple[Attribute, ...] = (
@@ -48,16 +56,16 @@ SCHEMA: tuple[Attribute, ...] = (
     # --- gender (perceived; setting `demographics`) ----------------------------------------
     A("Male", "gender", _AGE, "perceived gender: how male the face looks to face-api's gender head (estimate)"),
     # --- visual -----------------------------------------------------------------------------
-    A("Black Hair", "visual", None, "black hair", _HAIR),
-    A("Blond Hair", "visual", None, "blond hair", _HAIR),
-    A("Brown Hair", "visual", None, "brown hair", _HAIR),
-    A("Bald", "visual", None, "bald head", _HAIR),
+    A("Black Hair", "visual", _REG, "black hair: dark (L*) hair just above the hairline (colour photos only)"),
+    A("Blond Hair", "visual", _REG, "blond hair: light, saturated hair above the hairline (colour photos only)"),
+    A("Brown Hair", "visual", _REG, "brown hair: hair of middle lightness above the hairline (colour photos only)"),
+    A("Bald", "visual", _REG, "bald head: the crown matches the face's own skin (colour photos only)"),
     A("No Eyewear", "visual", "pixels", "no glasses: 1 - Eyeglasses (sunglasses are not detected)"),
     A("Eyeglasses", "visual", "pixels", "glasses: a frame's bar across the nose bridge between the eyes"),
     A("Sunglasses", "visual", None, "dark lenses",
       "eye-region darkness did not separate dark lenses from shaded eye sockets on the labelled "
       "set; no open model pof can ship scores it"),
-    A("Mustache", "visual", None, "mustache", _NO_MODEL),
+    A("Mustache", "visual", _REG, "mustache: the upper lip less saturated than the face's own skin (colour photos only)"),
     A("Smiling", "visual", _EXPR, "smiling: face-api expression head, 'happy' probability"),
     A("Frowning", "visual", _EXPR, "frowning: face-api expression head, sad + angry + disgusted probability"),
     A("Chubby", "visual", None, "chubby face", _NO_MODEL),
@@ -70,11 +78,11 @@ SCHEMA: tuple[Attribute, ...] = (
     A("Wavy Hair", "visual", None, "wavy hair", _HAIR),
     A("Straight Hair", "visual", None, "straight hair", _HAIR),
     A("Receding Hairline", "visual", None, "receding hairline", _HAIR),
-    A("Bangs", "visual", None, "bangs (fringe)", _HAIR),
+    A("Bangs", "visual", None, "bangs (fringe)", _BANGS),
     A("Sideburns", "visual", None, "sideburns", _NO_MODEL),
-    A("Fully Visible Forehead", "visual", None, "forehead fully visible", _HAIR),
-    A("Partially Visible Forehead", "visual", None, "forehead partly covered", _HAIR),
-    A("Obstructed Forehead", "visual", None, "forehead covered", _HAIR),
+    A("Fully Visible Forehead", "visual", _REG, "forehead fully visible: nearly all of it matches the face's own skin (colour photos only)"),
+    A("Partially Visible Forehead", "visual", _REG, "forehead partly covered (colour photos only)"),
+    A("Obstructed Forehead", "visual", _REG, "forehead covered by hair, a hat or a hand: much of it unlike the face's skin (colour photos only)"),
     A("Bushy Eyebrows", "visual", None, "bushy eyebrows", _NO_MODEL),
     A("Arched Eyebrows", "visual", None, "arched eyebrows", _NO_MODEL),
     A("Narrow Eyes", "visual", None, "narrow eyes", _PROXY),
@@ -86,23 +94,23 @@ SCHEMA: tuple[Attribute, ...] = (
     A("Mouth Slightly Open", "visual", "landmarks", "lips a little apart (inner-lip gap)"),
     A("Mouth Wide Open", "visual", "landmarks", "mouth wide open (inner-lip gap)"),
     A("Teeth Not Visible", "visual", "pixels", "no teeth showing: no bright pixels between the inner lips"),
-    A("No Beard", "visual", None, "no beard", _NO_MODEL),
-    A("Goatee", "visual", None, "goatee", _NO_MODEL),
+    A("No Beard", "visual", _REG, "no beard: the chin as saturated as the face's own skin (colour photos only)"),
+    A("Goatee", "visual", None, "goatee", _FEW),
     A("Round Jaw", "visual", None, "round jaw", _SHAPE),
     A("Double Chin", "visual", None, "double chin", _NO_MODEL),
-    A("Wearing Hat", "visual", None, "hat or cap", _NO_MODEL),
+    A("Wearing Hat", "visual", None, "hat or cap", _HAT),
     A("Oval Face", "visual", None, "oval face", _SHAPE),
     A("Square Face", "visual", None, "square face", _SHAPE),
     A("Round Face", "visual", None, "round face", _SHAPE),
     A("Color Photo", "visual", "pixels", "a colour (not grayscale or sepia) photo: chroma of the crop"),
     A("Posed Photo", "visual", None, "posed portrait", _NO_MODEL),
-    A("Gray Hair", "visual", None, "gray hair", _HAIR),
+    A("Gray Hair", "visual", _REG, "gray or white hair: light, unsaturated hair above the hairline (colour photos only)"),
     A("Bags Under Eyes", "visual", None, "bags under the eyes", _NO_MODEL),
     A("Heavy Makeup", "visual", None, "heavy makeup", _NO_MODEL),
     A("Rosy Cheeks", "visual", None, "rosy cheeks", _PROXY),
     A("Shiny Skin", "visual", None, "shiny skin", _NO_MODEL),
     A("Pale Skin", "visual", None, "pale skin", _PROXY),
-    A("5 o' Clock Shadow", "visual", None, "stubble", _NO_MODEL),
+    A("5 o' Clock Shadow", "visual", None, "stubble", _FEW),
     A("Strong Nose-Mouth Lines", "visual", None, "strong nose-mouth lines", _NO_MODEL),
     A("Wearing Lipstick", "visual", None, "lipstick", _NO_MODEL),
     A("Flushed Face", "visual", None, "flushed face", _PROXY),
