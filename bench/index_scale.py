@@ -1,10 +1,12 @@
 """Search latency, recall@10 and memory of pof.index at 10^4, 10^5 and 10^6 descriptors.
 
-    python bench/index_scale.py [--sizes 10000 100000 1000000] [--queries 1000]
+    python bench/index_scale.py [--sizes 10000 100000 1000000] [--queries 1000] [--dim 384]
 
-The descriptors are synthetic (no million-face set is at hand): unit 128-d vectors grouped
-into persons of 10 images each, with the spread of real dlib descriptors (mean cosine between
-persons about 0.8, within a person about 0.94). Each size runs in its own process so its peak
+The descriptors are synthetic (no million-face set is at hand): unit vectors grouped into
+persons of 10 images each. --dim 128 (dlib's alone): the spread of real dlib descriptors (mean
+cosine between persons about 0.8, within a person about 0.94). --dim 384 (pof's default): a
+dlib-like part and a MobileFace-like part (cosine about 0 between persons, 0.6 within) joined
+with pof's weights (``synthetic_fused``); other widths: the dlib-like generator. Each size runs in its own process so its peak
 memory (max RSS) is its own. Latency is per single-query call, as a search of one face makes.
 Recall@10 is the share of the exact top 10 (numpy matrix product) that the index returns.
 """
@@ -40,6 +42,23 @@ def synthetic(n: int, d: int = 128, per_person: int = 10, seed: int = 0) -> np.n
     return out
 
 
+def synthetic_fused(n: int, per_person: int = 10, seed: int = 0, w: float = 0.93) -> np.ndarray:
+    """Synthetic descriptors shaped like pof's default (dlib + MobileFace, 384-d): a dlib-like
+    128-d part (``synthetic``) and a MobileFace-like 256-d part (persons' centres unrelated,
+    cosine about 0 between persons, about 0.6 within), joined as [sqrt(w) dlib, sqrt(1-w) MF]."""
+    d = synthetic(n, 128, per_person, seed)
+    rng = np.random.default_rng(seed + 1)
+    persons = max(1, n // per_person)
+    centres = rng.normal(size=(persons, 256)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    m = np.empty((n, 256), np.float32)
+    for a in range(0, n, 100_000):
+        b = min(n, a + 100_000)
+        x = centres[np.arange(a, b) // per_person % persons] + 0.8 * rng.normal(size=(b - a, 256)) / np.sqrt(256)
+        m[a:b] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return np.hstack([np.sqrt(w) * d, np.sqrt(1 - w) * m]).astype(np.float32)
+
+
 def exact_top(data: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
     s = q @ data.T
     return np.argsort(-s, axis=1)[:, :k]
@@ -65,12 +84,12 @@ def timed(idx, q: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 95)), recall
 
 
-def one_size(n: int, queries: int) -> dict:
+def one_size(n: int, queries: int, d: int = 384) -> dict:
     import pof.index as ix
-    data = synthetic(n)
+    data = synthetic_fused(n) if d == 384 else synthetic(n, d)
     rng = np.random.default_rng(1)
     # queries: new images of enrolled persons (a fresh noisy copy of random rows)
-    q = data[rng.choice(n, queries, replace=False)] + 0.2 * rng.normal(size=(queries, 128)).astype(np.float32) / np.sqrt(128)
+    q = data[rng.choice(n, queries, replace=False)] + 0.2 * rng.normal(size=(queries, d)).astype(np.float32) / np.sqrt(d)
     q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
     truth = np.concatenate([exact_top(data, q[a:a + 100], 10) for a in range(0, queries, 100)])
     before = rss_mb()
@@ -83,7 +102,7 @@ def one_size(n: int, queries: int) -> dict:
         ix.HNSW_EF_SEARCH = ef or ix.HNSW_EF_SEARCH
         p50, p95, rec = timed(idx, q, truth)
         sweep[ef] = {"p50_ms": round(p50, 3), "p95_ms": round(p95, 3), "recall_at_10": round(rec, 4)}
-    return {"n": n, "index": idx.kind, "build_s": round(build_s, 2), "sweep_ef_search": sweep,
+    return {"n": n, "dim": d, "index": idx.kind, "build_s": round(build_s, 2), "sweep_ef_search": sweep,
             "index_rss_mb": round(index_mb, 1),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
@@ -92,21 +111,24 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--dim", type=int, default=384,
+                    help="descriptor width (384: pof's default dlib + MobileFace; 128: dlib alone)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
-        print(json.dumps(one_size(a.one, a.queries)))
+        print(json.dumps(one_size(a.one, a.queries, a.dim)))
         return
     rows = []
     for n in a.sizes:
-        r = subprocess.run([sys.executable, __file__, "--one", str(n), "--queries", str(a.queries)],
+        r = subprocess.run([sys.executable, __file__, "--one", str(n), "--queries", str(a.queries),
+                            "--dim", str(a.dim)],
                            capture_output=True, text=True)
         if r.returncode:
             print(f"size {n} failed: {r.stderr[-800:]}")
             continue
         rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
-    out = ROOT / "bench" / "results" / "index_scale.json"
+    out = ROOT / "bench" / "results" / ("index_scale.json" if a.dim == 128 else f"index_scale_d{a.dim}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"cpu": os.cpu_count(), "rows": rows}, indent=1) + "\n")
     print("| descriptors | index | efSearch | build s | p50 ms | p95 ms | recall@10 | index MB | peak RSS MB |")
