@@ -165,4 +165,11 @@ class RegionEstimator:
         pass
 
     def estimate(self, views: list, demographics: bool = True) -> list[dict[str, float]]:
-        return [scores(features(v.crop, v.points), v.yaw) for v in views]
+        out = []
+        for v in views:
+            # nothing is scored on a grayscale photo or a turned head: skip the measuring too
+            if abs(v.yaw) > MAX_YAW or face_chroma(v.crop, v.points) < CHROMA_COLOUR:
+                out.append({})
+            else:
+                out.append(scores(features(v.crop, v.points), v.yaw))
+        return out
