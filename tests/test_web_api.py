@@ -400,3 +400,20 @@ def test_http_cookies_are_not_secure_and_pages_are_locked_down(env):
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-frame-options"] == "DENY"
     assert c.post("/login", data={"csrf": "", "name": "vera", "password": "x"}).status_code == 403
+
+
+def test_unreliable_and_demographic_attributes_are_not_filters(env):
+    """The gallery offers only attributes pof.json does not flag unreliable, and never
+    perceived age or gender: Mustache is scored on the demo's colour photos but flagged."""
+    from pof.attributes.card import unreliable_names
+    from pof.web.gallery_routes import visual_attributes
+    with Catalog(env["ds"]) as cat:
+        scored = {k for (s,) in cat.db.execute("SELECT scores FROM attributes")
+                  for k, v in json.loads(s).items() if v is not None}
+        offered = set(visual_attributes(cat.db))
+    assert "Mustache" in scored and "Mustache" in unreliable_names()
+    assert "Mustache" not in offered and "Male" not in offered
+    assert "Smiling" in offered
+    r = _api(env, "vera", "GET", "/api/persons", params={"attribute": "Mustache"})
+    assert r.status_code == 400 and "unreliable" in r.text
+    assert _api(env, "vera", "GET", "/api/persons", params={"attribute": "Smiling"}).status_code == 200

@@ -49,6 +49,14 @@ def judge(figures: dict[str, Any] | None) -> tuple[bool, str]:
     return False, ""
 
 
+def unreliable_names() -> set[str]:
+    """Estimated attributes that pof.json flags unreliable (figure near chance, too few
+    labels, or errors known to fall unevenly): never offered as filters in the web app."""
+    figs = validation().get("attributes", {})
+    return {a.name for a in SCHEMA if a.estimator is not None
+            and (a.name in KNOWN_UNEVEN or judge(figs.get(a.name))[0])}
+
+
 def card(settings: dict[str, Any], estimators: dict[str, str]) -> dict[str, Any]:
     """pof.json's "attributes" section for a build with these settings."""
     on = settings.get("attributes", "on") == "on"

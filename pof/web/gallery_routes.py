@@ -38,19 +38,21 @@ def _people(db, user: User) -> list[dict]:
 
 
 def visual_attributes(db) -> list[str]:
-    """Attribute names that have scores in this dataset and may narrow a search (no perceived
-    age group or gender)."""
+    """Attribute names that have scores in this dataset and may narrow a search: no perceived
+    age group or gender, and none that pof.json flags unreliable."""
     try:
+        from ..attributes.card import unreliable_names
         from ..attributes.schema import DEMOGRAPHIC
+        left_out = set(DEMOGRAPHIC) | unreliable_names()
     except ImportError:                       # the attributes module is optional here
-        DEMOGRAPHIC = ()
+        left_out = set()
     names: set[str] = set()
     try:
         for (scores,) in db.execute("SELECT scores FROM attributes LIMIT 500"):
             names.update(k for k, v in json.loads(scores).items() if v is not None)
     except Exception:
         return []
-    return sorted(n for n in names if n not in DEMOGRAPHIC)
+    return sorted(n for n in names if n not in left_out)
 
 
 def _with_attribute(db, label_set: set[str], name: str) -> set[str]:
@@ -77,7 +79,8 @@ def browse(db, user: User, query: dict[str, str]) -> tuple[list[dict], dict]:
             people = [p for p in people if value.casefold() in (p["name"] + " " + p["label"]).casefold()]
         elif key == "attribute":
             if value not in visual_attributes(db):
-                raise BadRequest(f"{value!r} is not an attribute scored in this dataset")
+                raise BadRequest(f"{value!r} is not a filter: not scored in this dataset, a "
+                                 f"perceived age group or gender, or flagged unreliable")
             keep = _with_attribute(db, {p["label"] for p in people}, value)
             people = [p for p in people if p["label"] in keep]
         elif key in columns:
