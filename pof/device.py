@@ -46,3 +46,24 @@ def onnx_session(model: Path, sha256: str, converter: str, device: str = "cpu", 
     opts.inter_op_num_threads = 1
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(data, sess_options=opts, providers=providers)
+
+
+class OnnxModel:
+    """Base of the backends that run one checked ONNX file (``MODEL``, ``MODEL_SHA256``,
+    ``CONVERTER`` as class attributes): the session is made on first use."""
+
+    MODEL: Path
+    MODEL_SHA256: str
+    CONVERTER: str
+
+    def __init__(self, device: str = "cpu", threads: int = 1) -> None:
+        self.device, self.threads = device, threads
+        self._session = None
+
+    @property
+    def session(self):
+        """The ONNX Runtime session, created on first use."""
+        if self._session is None:
+            self._session = onnx_session(self.MODEL, self.MODEL_SHA256, self.CONVERTER,
+                                         self.device, self.threads)
+        return self._session

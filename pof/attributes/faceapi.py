@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..device import OnnxModel
 
 MODEL = Path(__file__).parent.parent / "models" / "faceapi" / "faceapi_attributes.onnx"
 # SHA-256 of MODEL as tools/convert_faceapi_attributes.py writes it; checked on load.
@@ -63,7 +64,7 @@ def age_groups(age: float) -> dict[str, float]:
     return raw
 
 
-class FaceApiEstimator:
+class FaceApiEstimator(OnnxModel):
     """Perceived age group and gender, Smiling, Frowning; all faces of a batch in one run.
 
     device: "cpu" or "cuda"; threads: ONNX Runtime intra-op threads (1: pof parallelises over
@@ -73,17 +74,7 @@ class FaceApiEstimator:
     name = "face-api"
     version = VERSION
 
-    def __init__(self, device: str = "cpu", threads: int = 1) -> None:
-        self.device, self.threads = device, threads
-        self._session = None
-
-    @property
-    def session(self):
-        if self._session is None:
-            from ..device import onnx_session
-            self._session = onnx_session(MODEL, MODEL_SHA256, "tools/convert_faceapi_attributes.py",
-                                         self.device, self.threads)
-        return self._session
+    MODEL, MODEL_SHA256, CONVERTER = MODEL, MODEL_SHA256, "tools/convert_faceapi_attributes.py"
 
     def run(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(age (N,), gender (N, 2) male/female, expression (N, 7)) of inputs (N, 112, 112, 3)."""

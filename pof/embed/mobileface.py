@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from ..align import _ARCFACE_112, similarity_matrix
+from ..device import OnnxModel
 from ..errors import PofError
 from ..record import Face
 
@@ -46,24 +47,14 @@ def chip(image: np.ndarray, face: Face) -> np.ndarray:
     return cv2.warpAffine(image, m, (CHIP, CHIP), flags=cv2.INTER_LINEAR, borderValue=0)
 
 
-class MobileFace:
+class MobileFace(OnnxModel):
     """256-d unit-length MobileFace descriptors, all faces of an image in one run."""
 
     name = "mobileface-onnx"
     dim = 256
 
-    def __init__(self, device: str = "cpu", threads: int = 1) -> None:
-        self.device, self.threads = device, threads
-        self._session = None
-        self.version = f"{MODEL.name}/sha256-{MODEL_SHA256[:12]}"
-
-    @property
-    def session(self):
-        if self._session is None:
-            from ..device import onnx_session
-            self._session = onnx_session(MODEL, MODEL_SHA256, "tools/convert_mobileface.py",
-                                         self.device, self.threads)
-        return self._session
+    MODEL, MODEL_SHA256, CONVERTER = MODEL, MODEL_SHA256, "tools/convert_mobileface.py"
+    version = f"{MODEL.name}/sha256-{MODEL_SHA256[:12]}"
 
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
         """Unit-length descriptors (N, 256) of chips (N, 112, 112, 3) uint8 RGB."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..device import OnnxModel
 from ..errors import PofError
 from ..record import Face
 from .dlib_resnet import CHIP_SIZE, chip
@@ -21,7 +22,7 @@ MODEL = MODEL_DIR / "dlib_face_recognition_resnet_model_v1.onnx"
 MODEL_SHA256 = "0ec1cc381faf523a90076791c2ffeeb40bb2feba556dffd4d255f192b8969638"
 
 
-class OnnxResNet:
+class OnnxResNet(OnnxModel):
     """128-d unit-length descriptors; all faces of one image go through the network at once.
 
     device: "cpu" or "cuda" (see ``pof.device.onnx_providers``); threads: ONNX Runtime's
@@ -31,20 +32,8 @@ class OnnxResNet:
     name = "dlib-resnet-onnx"
     dim = 128
 
-    def __init__(self, device: str = "cpu", threads: int = 1) -> None:
-        self.device = device
-        self.threads = threads
-        self._session = None
-        self.version = f"{MODEL.name}/sha256-{MODEL_SHA256[:12]}"
-
-    @property
-    def session(self):
-        """The ONNX Runtime session, created on first use."""
-        if self._session is None:
-            from ..device import onnx_session
-            self._session = onnx_session(MODEL, MODEL_SHA256, "tools/convert_dlib_resnet.py",
-                                         self.device, self.threads)
-        return self._session
+    MODEL, MODEL_SHA256, CONVERTER = MODEL, MODEL_SHA256, "tools/convert_dlib_resnet.py"
+    version = f"{MODEL.name}/sha256-{MODEL_SHA256[:12]}"
 
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
         """Unit-length descriptors (N, 128) float32 of chips (N, 150, 150, 3) uint8 RGB, as
