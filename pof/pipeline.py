@@ -109,8 +109,10 @@ class Pipeline:
                 return dets, name
         return [], "original"
 
-    def analyze(self, pixels: np.ndarray, with_crops: bool = True) -> list[Face]:
-        """Every face in an RGB image (uint8, (H, W, 3)), best detection first, fully filled."""
+    def analyze(self, pixels: np.ndarray, with_crops: bool = True, mirror: bool = False) -> list[Face]:
+        """Every face in an RGB image (uint8, (H, W, 3)), best detection first, fully filled.
+        ``mirror``: descriptors averaged with the mirror image's (verification only; see
+        ``pof.embed.with_mirror``)."""
         dets, seen_on = self.detect(pixels)
         faces = [Face(index=i, box=d.box, det_score=float(d.score), landmarks5=d.landmarks5,
                       extra={"detected_on": seen_on} if seen_on != "original" else {})
@@ -122,7 +124,7 @@ class Pipeline:
             quality.assess(f, size)
             if not with_crops:
                 f.crop = None
-        self.embedder.embed(pixels, faces)
+        self.embedder.embed(pixels, faces, mirror=mirror)
         if with_crops and self.settings["attributes"] == "on":
             self.attributes.estimate(faces)
         return faces

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from importlib import import_module
 
+import numpy as np
+
 EMBEDDERS = {
     # dlib's ResNet and MobileFace, scores added (the default; see pof.embed.mobileface)
     "dlib+mobileface-onnx": "pof.embed.mobileface:DlibMobileFace",
@@ -21,3 +23,13 @@ def create(name: str, device: str = "cpu"):
     module, cls = EMBEDDERS[name].split(":")
     backend = getattr(import_module(module), cls)
     return backend(device=device) if name.endswith("-onnx") else backend()
+
+
+def with_mirror(chips: np.ndarray, describe) -> np.ndarray:
+    """Unit-length descriptors of ``chips`` (N, H, W, 3) that average each chip's descriptor
+    with its mirror image's: ``describe`` maps chips to unit vectors (N, D). A test-time
+    augmentation for verification (``pof verify --mirror``): it raises LFW pair accuracy, but
+    not identification, so builds and searches do not use it (BENCHMARKS.md)."""
+    both = describe(np.concatenate([chips, np.ascontiguousarray(chips[:, :, ::-1])]))
+    v = both[:len(chips)] + both[len(chips):]
+    return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..models import dlib_model
 from ..record import Face
+from . import with_mirror
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
@@ -40,12 +41,17 @@ class DlibResNet:
             self._model = dlib.face_recognition_model_v1(str(dlib_model("resnet")))
         return self._model
 
-    def embed(self, image: np.ndarray, faces: list[Face]) -> None:
-        """Fill ``descriptor`` of every face (each must have ``landmarks68``)."""
+    def embed_chips(self, chips: np.ndarray) -> np.ndarray:
+        """Unit-length descriptors (N, 128) of chips (N, 150, 150, 3) uint8 RGB."""
+        vecs = np.array(self.model.compute_face_descriptor(list(chips)), dtype=np.float32)
+        return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+
+    def embed(self, image: np.ndarray, faces: list[Face], mirror: bool = False) -> None:
+        """Fill ``descriptor`` of every face (each must have ``landmarks68``); ``mirror``:
+        averaged with the mirrored chip's (``pof.embed.with_mirror``)."""
         if not faces:
             return
-        chips = [chip(image, f) for f in faces]
-        vecs = np.array(self.model.compute_face_descriptor(chips), dtype=np.float32)
-        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        chips = np.stack([chip(image, f) for f in faces])
+        vecs = with_mirror(chips, self.embed_chips) if mirror else self.embed_chips(chips)
         for f, v in zip(faces, vecs):
             f.descriptor = v

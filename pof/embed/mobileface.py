@@ -24,6 +24,7 @@ from ..align import _ARCFACE_112, similarity_matrix
 from ..device import OnnxModel
 from ..errors import PofError
 from ..record import Face
+from . import with_mirror
 
 MODEL = Path(__file__).parent.parent / "models" / "mobileface" / "mobileface.onnx"
 # SHA-256 of MODEL as tools/convert_mobileface.py writes it; checked when the model is loaded.
@@ -68,9 +69,11 @@ class MobileFace(OnnxModel):
         vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return vecs
 
-    def embed(self, image: np.ndarray, faces: list[Face]) -> None:
+    def embed(self, image: np.ndarray, faces: list[Face], mirror: bool = False) -> None:
         if faces:
-            for f, v in zip(faces, self.embed_chips(np.stack([chip(image, f) for f in faces]))):
+            chips = np.stack([chip(image, f) for f in faces])
+            vecs = with_mirror(chips, self.embed_chips) if mirror else self.embed_chips(chips)
+            for f, v in zip(faces, vecs):
                 f.descriptor = v
 
 
@@ -91,13 +94,18 @@ class DlibMobileFace:
         self.mobileface = MobileFace(device, threads)
         self.version = (f"{self.dlib.version}+{self.mobileface.version}/w{DLIB_WEIGHT:g}")
 
-    def embed(self, image: np.ndarray, faces: list[Face]) -> None:
-        """Fill ``descriptor`` of every face (each must have ``landmarks68``)."""
+    def embed(self, image: np.ndarray, faces: list[Face], mirror: bool = False) -> None:
+        """Fill ``descriptor`` of every face (each must have ``landmarks68``); ``mirror``:
+        each part averaged with its mirrored chip's (``pof.embed.with_mirror``)."""
         if not faces:
             return
         from .dlib_resnet import chip as dlib_chip
-        d = self.dlib.embed_chips(np.stack([dlib_chip(image, f) for f in faces]))
-        m = self.mobileface.embed_chips(np.stack([chip(image, f) for f in faces]))
+
+        def run(model, chips: np.ndarray) -> np.ndarray:
+            return with_mirror(chips, model.embed_chips) if mirror else model.embed_chips(chips)
+
+        d = run(self.dlib, np.stack([dlib_chip(image, f) for f in faces]))
+        m = run(self.mobileface, np.stack([chip(image, f) for f in faces]))
         fused = np.hstack([math.sqrt(DLIB_WEIGHT) * d, math.sqrt(1.0 - DLIB_WEIGHT) * m])
         for f, v in zip(faces, fused.astype(np.float32)):
             f.descriptor = v

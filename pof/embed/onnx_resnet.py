@@ -14,6 +14,7 @@ import numpy as np
 from ..device import OnnxModel
 from ..errors import PofError
 from ..record import Face
+from . import with_mirror
 from .dlib_resnet import CHIP_SIZE, chip
 
 MODEL_DIR = Path(__file__).parent.parent / "models" / "dlib_resnet"
@@ -50,10 +51,12 @@ class OnnxResNet(OnnxModel):
         vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return vecs
 
-    def embed(self, image: np.ndarray, faces: list[Face]) -> None:
-        """Fill ``descriptor`` of every face (each must have ``landmarks68``)."""
+    def embed(self, image: np.ndarray, faces: list[Face], mirror: bool = False) -> None:
+        """Fill ``descriptor`` of every face (each must have ``landmarks68``); ``mirror``:
+        averaged with the mirrored chip's (``pof.embed.with_mirror``)."""
         if not faces:
             return
-        vecs = self.embed_chips(np.stack([chip(image, f) for f in faces]))
+        chips = np.stack([chip(image, f) for f in faces])
+        vecs = with_mirror(chips, self.embed_chips) if mirror else self.embed_chips(chips)
         for f, v in zip(faces, vecs):
             f.descriptor = v
