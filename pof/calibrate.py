@@ -46,14 +46,15 @@ CHUNK_CELLS = 50_000_000    # probe x gallery similarities computed at once
 DATA = Path(__file__).parent / "data"
 
 
-def reference_path(embedder: str | None = None) -> Path:
+def reference_path(embedder: str | None = None, mirror: bool = False) -> Path:
     """The reference impostor file of a descriptor backend (the default one if None): the two
-    dlib backends give the same descriptors and share one file."""
+    dlib backends give the same descriptors and share one file. ``mirror``: the file for
+    descriptors averaged with their mirror image's (verification; see pof.verify)."""
     from .settings import defaults
     name = embedder or defaults()["embedder"]
     if name in ("dlib-resnet", "dlib-resnet-onnx"):
         name = "dlib-resnet"
-    return DATA / f"reference_impostors_{name.replace('+', '_')}.npy"
+    return DATA / f"reference_impostors_{name.replace('+', '_')}{'_mirror' if mirror else ''}.npy"
 
 
 @dataclass
@@ -240,10 +241,10 @@ def template_impostor_sample(desc: np.ndarray, persons: list[str], k: int, how: 
     return np.sort(np.concatenate(out)), np.sort(np.concatenate(best))
 
 
-def reference_impostors(embedder: str | None = None) -> np.ndarray:
+def reference_impostors(embedder: str | None = None, mirror: bool = False) -> np.ndarray:
     """The impostor scores shipped with pof for a descriptor backend (default: the default
-    one), sorted, or an empty array if absent."""
-    path = reference_path(embedder)
+    one; ``mirror``: for mirror-averaged descriptors), sorted, or an empty array if absent."""
+    path = reference_path(embedder, mirror)
     return np.sort(np.load(path)).astype(np.float32) if path.exists() else np.zeros(0, np.float32)
 
 

@@ -6,6 +6,7 @@ Run again whenever the detector, alignment or descriptor model changes:
 
     python tools/make_reference.py FACES_DIR [--exclude FILES.csv ...] [--people N] [--seed S]
                                    [--embedder NAME]   # one file per descriptor backend
+                                   [--mirror]          # for pof verify's mirrored descriptors
 
 FACES_DIR holds PERSON/IMAGE folders (or files named PERSON.anything). The shipped file was
 made from Labeled Faces in the Wild (deep-funneled; see bench/README.md for where to get it):
@@ -29,9 +30,8 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pof.errors import PofError  # noqa: E402
 from pof.pipeline import Pipeline  # noqa: E402
-from pof.verify import largest  # noqa: E402
+from pof.verify import subject_or_error  # noqa: E402
 
 
 def files_and_people(folder: Path) -> list[tuple[Path, str]]:
@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--people", type=int, default=1000, help="one photo each of this many people")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--embedder", default=None, help="descriptor backend (default: pof's default)")
+    ap.add_argument("--mirror", action="store_true",
+                    help="descriptors averaged with the mirror image's, as pof verify makes them")
     args = ap.parse_args()
     skip = excluded_people(args.exclude)
     by_person: dict[str, list[Path]] = {}
@@ -71,16 +73,17 @@ def main() -> None:
     desc, kept = [], []
     for person in tqdm(chosen, desc="reference", unit="person"):
         f = by_person[person][int(rng.integers(len(by_person[person])))]
-        try:
-            desc.append(largest(pipe.analyze_file(f, with_crops=False)).descriptor)
-            kept.append(person)
-        except PofError as exc:
-            print("skipped:", exc)
+        face, error = subject_or_error(pipe, f, "largest", args.mirror)
+        if face is None:
+            print("skipped:", error)
+            continue
+        desc.append(face.descriptor)
+        kept.append(person)
     d = np.stack(desc)
     iu = np.triu_indices(len(d), 1)
     imp = np.sort((d @ d.T)[iu]).astype(np.float32)       # one photo a person: all impostors
     from pof.calibrate import reference_path
-    out = reference_path(pipe.settings["embedder"])
+    out = reference_path(pipe.settings["embedder"], args.mirror)
     np.save(out, imp)
     print(f"{len(d)} faces of {len(kept)} people ({len(skip)} excluded): {len(imp)} impostor pairs "
           f"(mean {imp.mean():.3f}, 99.9th pct {np.quantile(imp, 0.999):.3f}, max {imp.max():.3f}) -> {out}")
