@@ -215,6 +215,15 @@ def _print_search(path: str, results: list[dict], error: str | None) -> None:
         _print_candidates(r["candidates"])
 
 
+def _verify_options(fn):
+    """--face and --mirror, shared by pof verify and pof eval pairs."""
+    fn = click.option("--mirror/--no-mirror", default=True, show_default=True,
+                      help="average each face's descriptor with its mirror image's (more accurate pairs)")(fn)
+    fn = click.option("--face", type=click.Choice(["largest", "center"]), default="largest", show_default=True,
+                      help="which face of each photo to compare: the largest, or the one nearest the centre")(fn)
+    return fn
+
+
 @main.command()
 @click.argument("images", nargs=-1)
 @click.option("--pairs", type=click.Path(dir_okay=False, exists=True), help="CSV with columns file_x,file_y")
@@ -222,23 +231,27 @@ def _print_search(path: str, results: list[dict], error: str | None) -> None:
 @click.option("--fmr", default=1e-3, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="target false-match rate")
 @click.option("--json", "as_json", is_flag=True, help="JSON output, one object per pair")
 @click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64), help=_HELP["workers"])
+@_verify_options
 @friendly
-def verify(images, pairs, root, fmr, as_json, workers) -> None:
+def verify(images, pairs, root, fmr, as_json, workers, face, mirror) -> None:
     """Are IMAGE_A and IMAGE_B the same person? Or every pair in --pairs."""
+    from .parallel import pipeline_map
     from .pipeline import Pipeline
-    from .verify import Verifier, largest
+    from .verify import Verifier, subject_or_error
     if pairs:
         todo = _read_pairs(Path(pairs), Path(root))
     elif len(images) == 2:
         todo = [(images[0], images[1], images[0], images[1])]
     else:
         raise PofError("give two images, or --pairs PAIRS.csv")
-    verifier = Verifier(fmr)
+    verifier = Verifier(fmr, mirror=mirror)
     paths = list(dict.fromkeys(p for t in todo for p in t[2:]))
     bar = tqdm(total=len(paths), desc="verify", unit="img", disable=len(paths) < 5 or as_json)
     face_of = {}
-    for path, faces, error in _analyzed(Pipeline(), paths, workers):
-        face_of[path] = (largest(faces) if faces else None, error)
+    jobs = ((p, face, mirror) for p in paths)
+    for path, result in zip(paths, pipeline_map(Pipeline(), subject_or_error, jobs,
+                                                _probe_workers(workers, len(paths)))):
+        face_of[path] = result
         bar.update(1)
     bar.close()
     for shown_x, shown_y, px, py in todo:
@@ -293,14 +306,17 @@ def _print_eval(result: dict, as_json: bool) -> None:
 @eval_group.command(name="pairs")
 @click.argument("pairs", type=click.Path(dir_okay=False, exists=True))
 @_eval_common
+@_verify_options
 @friendly
-def eval_pairs(pairs, root, by, out, as_json, workers) -> None:
-    """Verification figures over PAIRS.csv (columns file_x,file_y,Decision Yes/No): accuracy,
-    ROC AUC, EER, TAR at FAR 1e-2/1e-3/1e-4; ROC and DET curves as PNG."""
+def eval_pairs(pairs, root, by, out, as_json, workers, face, mirror) -> None:
+    """Verification figures over PAIRS.csv (columns file_x,file_y,Decision Yes/No; optional
+    fold, e.g. LFW's ten sets, for the 10-fold accuracy): accuracy, ROC AUC, EER, TAR at FAR
+    1e-2/1e-3/1e-4; ROC and DET curves as PNG."""
     from .evalrun import read_rows, run_pairs
     n = len({p for r in read_rows(Path(pairs), {"file_x", "file_y"}) for p in (r["file_x"], r["file_y"])})
     with tqdm(total=n, desc="eval", unit="img", disable=as_json) as bar:
-        result = run_pairs(Path(pairs), Path(root), Path(out), by, _probe_workers(workers, n), lambda: bar.update(1))
+        result = run_pairs(Path(pairs), Path(root), Path(out), by, _probe_workers(workers, n),
+                           lambda: bar.update(1), subject=face, mirror=mirror)
     _print_eval(result, as_json)
 
 

@@ -1,8 +1,10 @@
 """``pof eval pairs`` and ``pof eval ident``: run pof over a labelled set and measure it.
 
-Both read a CSV, analyse every image once (in worker processes), keep the largest face of each
-image, and write figures (JSON) and pictures (PNG) into an output folder. ``by`` names a column
-whose values split the figures (e.g. a probe condition); "all" is always included.
+Both read a CSV, analyse every image once (in worker processes), keep one face of each image
+(the largest; for pairs, ``--face center`` takes the most central one, and descriptors are made
+as ``pof verify`` makes them), and write figures (JSON) and pictures (PNG) into an output
+folder. ``by`` names a column whose values split the figures (e.g. a probe condition); "all" is
+always included.
 """
 from __future__ import annotations
 
@@ -16,9 +18,9 @@ from . import evaluate as ev
 from . import plots
 from .errors import PofError
 from .parallel import pipeline_map
-from .pipeline import Pipeline, faces_or_error
+from .pipeline import Pipeline
 from .search import Gallery, Searcher
-from .verify import Verifier, largest
+from .verify import Verifier, subject_or_error
 
 PROBE_ROLES = {"probe", "mated", "nonmated", "query"}
 
@@ -37,13 +39,15 @@ def read_rows(path: Path, needed: set[str]) -> list[dict]:
     return rows
 
 
-def _descriptors(paths: list[str], root: Path, workers: int, progress) -> dict[str, np.ndarray | None]:
-    """Descriptor of the largest face of each image (None if unreadable or faceless)."""
+def _descriptors(paths: list[str], root: Path, workers: int, progress, rule: str = "largest",
+                 mirror: bool = False) -> dict[str, np.ndarray | None]:
+    """Descriptor of each image's subject face, picked by ``rule`` (pof.verify.SUBJECTS; None
+    if unreadable or faceless); ``mirror`` as for pof verify."""
     pipe = Pipeline()
     out: dict[str, np.ndarray | None] = {}
-    jobs = ((str(root / p),) for p in paths)
-    for p, (faces, _err) in zip(paths, pipeline_map(pipe, faces_or_error, jobs, workers)):
-        out[p] = largest(faces).descriptor if faces else None
+    jobs = ((str(root / p), rule, mirror) for p in paths)
+    for p, (face, _err) in zip(paths, pipeline_map(pipe, subject_or_error, jobs, workers)):
+        out[p] = face.descriptor if face is not None else None
         progress()
     return out
 
@@ -59,19 +63,25 @@ def _groups(rows: list[dict], by: str | None) -> dict[str, list[int]]:
 
 
 def run_pairs(pairs_csv: Path, root: Path, out: Path, by: str | None, workers: int,
-              progress=lambda: None, fmr: float = 1e-3) -> dict:
+              progress=lambda: None, fmr: float = 1e-3, subject: str = "largest",
+              mirror: bool = True) -> dict:
+    """Verification figures of a pairs CSV, each image's face picked by ``subject`` and
+    described as ``pof verify`` does (``mirror``). A ``fold`` column, if present, gives the
+    folds of the 10-fold accuracy (LFW View 2's ten sets); else pairs are dealt at random."""
     rows = read_rows(pairs_csv, {"file_x", "file_y", "Decision"})
     paths = list(dict.fromkeys(p for r in rows for p in (r["file_x"], r["file_y"])))
-    desc = _descriptors(paths, root, workers, progress)
+    desc = _descriptors(paths, root, workers, progress, subject, mirror)
     scores = np.array([float(desc[r["file_x"]] @ desc[r["file_y"]])
                        if desc[r["file_x"]] is not None and desc[r["file_y"]] is not None else -np.inf
                        for r in rows])
     same = np.array([r["Decision"].strip().lower() in ("yes", "1", "true", "same") for r in rows])
-    threshold = Verifier(fmr).threshold
-    result, roc_curves, det_curves = {"kind": "pairs", "groups": {}}, {}, {}
+    folds = np.array([r["fold"] for r in rows]) if "fold" in rows[0] else None
+    threshold = Verifier(fmr, mirror=mirror).threshold
+    result = {"kind": "pairs", "subject": subject, "mirror": mirror, "groups": {}}
+    roc_curves, det_curves = {}, {}
     for name, idx in _groups(rows, by).items():
         s, y = scores[idx], same[idx]
-        result["groups"][name] = ev.pair_figures(s, y, threshold)
+        result["groups"][name] = ev.pair_figures(s, y, threshold, None if folds is None else folds[idx])
         ok = np.isfinite(s)
         far, tar, _ = ev.roc(s[y & ok], s[~y & ok])
         roc_curves[name], det_curves[name] = (far, tar), (far, 1 - tar)

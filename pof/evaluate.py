@@ -57,13 +57,18 @@ def eer(genuine: np.ndarray, impostor: np.ndarray) -> float:
     return float((far[j] + frr[j]) / 2)
 
 
-def accuracy_10fold(scores: np.ndarray, same: np.ndarray, folds: int = 10) -> float:
+def accuracy_10fold(scores: np.ndarray, same: np.ndarray, folds: int = 10,
+                    fold_of: np.ndarray | None = None) -> float:
     """LFW protocol: each fold judged at the threshold that is best on the other folds.
-    Unscored pairs (score -inf) count as "not same"."""
+    Unscored pairs (score -inf) count as "not same". ``fold_of``: each pair's fold (e.g. LFW
+    View 2's own ten sets); by default the pairs are dealt at random (seed 0) into ``folds``."""
     s, y = np.asarray(scores, float), np.asarray(same, bool)
-    idx = np.random.default_rng(0).permutation(len(s)) % folds
+    if fold_of is None:
+        idx = np.random.default_rng(0).permutation(len(s)) % folds
+    else:
+        idx = np.unique(np.asarray(fold_of), return_inverse=True)[1].reshape(-1)
     right = 0
-    for f in range(folds):
+    for f in np.unique(idx):
         tr = idx != f
         cands = np.unique(s[tr & np.isfinite(s)])
         if not len(cands):
@@ -76,7 +81,8 @@ def accuracy_10fold(scores: np.ndarray, same: np.ndarray, folds: int = 10) -> fl
     return right / max(len(s), 1)
 
 
-def pair_figures(scores: np.ndarray, same: np.ndarray, threshold: float) -> dict:
+def pair_figures(scores: np.ndarray, same: np.ndarray, threshold: float,
+                 fold_of: np.ndarray | None = None) -> dict:
     """Verification figures for pairs; ``scores`` -inf where a pair could not be scored."""
     s, y = np.asarray(scores, float), np.asarray(same, bool)
     ok = np.isfinite(s)
@@ -84,7 +90,7 @@ def pair_figures(scores: np.ndarray, same: np.ndarray, threshold: float) -> dict
     out = {"pairs": int(len(s)), "genuine": int(y.sum()), "impostor": int((~y).sum()),
            "unscored": int((~ok).sum()), "threshold": round(threshold, 4),
            "accuracy": round(float(((s >= threshold) == y).mean()), 4) if len(s) else None,
-           "accuracy_10fold": round(accuracy_10fold(s, y), 4) if len(s) else None,
+           "accuracy_10fold": round(accuracy_10fold(s, y, fold_of=fold_of), 4) if len(s) else None,
            "auc": round(auc(g, i), 5), "eer": round(eer(g, i), 4) if len(g) and len(i) else None}
     for far in FARS:
         v = tar_at_far(g, i, far)

@@ -31,6 +31,16 @@ def test_accuracy_10fold_separable():
     assert ev.accuracy_10fold(s, y) == 0.995
 
 
+def test_accuracy_10fold_uses_given_folds():
+    """Two folds whose best thresholds differ: each is judged at the other's, so half the pairs
+    fall on the wrong side; dealt at random, both folds mix and the split is learnt."""
+    y = np.tile([True, False], 50)
+    s = np.r_[np.tile([0.9, 0.6], 25), np.tile([0.5, 0.2], 25)]
+    folds = np.repeat(["1", "2"], 50)
+    assert ev.accuracy_10fold(s, y, fold_of=folds) == 0.5
+    assert ev.accuracy_10fold(s, y) < 1.0
+
+
 def test_cmc_and_fnir():
     assert ev.cmc(np.array([1, 2, 0, 1]), 3).tolist() == [0.5, 0.75, 0.75]
     fnir, t = ev.fnir_at_fpir([True, True, False], [0.9, 0.5, 0.95], np.linspace(0, 0.8, 100), 0.01)
