@@ -16,12 +16,22 @@ Descriptors come from pof's own pipeline (cached with bench/public.py's cache). 
 writes bench/work/recognizers.json.
 
     python bench/recognizers.py [--workers 2]
+    python bench/recognizers.py --candidate MODEL.onnx [--mean 127 --std 128] [--name NAME]
+
+``--candidate`` measures a recognizer pof does not ship, in place of MobileFace, without adding
+it to pof: any ONNX model that takes (1 or N, 3, 112, 112) float32 RGB, (pixel - mean) / std,
+cut to the ArcFace 5-point template from pof's own landmarks (``pof.embed.mobileface.chip``),
+and returns one descriptor per face. Its descriptors are cached in each set's folder under
+the model's SHA-256 (``candidate_<sha12>.npz``); the output goes to
+bench/work/recognizers_<sha12>.json. A way to judge a model before anyone decides to ship it.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -34,10 +44,12 @@ from core import read_csv
 from public import PofFaces, Templates, evaluate_scores, stack
 
 WEIGHTS = [0.0, 0.5, 0.8, 0.9, 0.93, 0.95, 1.0]
+CANDIDATE_WEIGHTS = [0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.0]
 TARGET_FPIR = 0.01
+_SESSIONS: dict = {}   # candidate model sessions, one per worker process
 
 
-def split(D: np.ndarray, w: float) -> tuple[np.ndarray, np.ndarray]:
+def split(D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The dlib and MobileFace unit vectors inside pof's fused descriptors."""
     from pof.embed.mobileface import DLIB_WEIGHT
     d = D[:, :128] / math.sqrt(DLIB_WEIGHT)
@@ -45,16 +57,30 @@ def split(D: np.ndarray, w: float) -> tuple[np.ndarray, np.ndarray]:
     return d, m
 
 
-def refuse(D: np.ndarray, w: float) -> np.ndarray:
-    d, m = split(D, w)
-    return np.hstack([math.sqrt(w) * d, math.sqrt(1 - w) * m]).astype(np.float32)
+class Parts:
+    """Per photo, dlib's unit descriptor and a second recognizer's: MobileFace (taken out of
+    pof's fused descriptor), or a candidate model's (``second``: path -> unit vector or None)."""
+
+    def __init__(self, faces: dict[str, dict], second: dict[str, np.ndarray | None] | None = None):
+        self.faces, self.second = faces, second
+
+    def fused(self, paths: list[str], w: float) -> tuple[np.ndarray, np.ndarray]:
+        """[sqrt(w) dlib, sqrt(1 - w) second] of each photo (zero rows where nothing was found)."""
+        D, found = stack([self.faces[p] for p in paths])
+        d, m = split(D)
+        if self.second is not None:
+            dim = next(v for v in self.second.values() if v is not None).shape[0]
+            m = np.stack([self.second.get(p) if self.second.get(p) is not None else np.zeros(dim, np.float32)
+                          for p in paths])
+            found = found & np.array([self.second.get(p) is not None for p in paths])
+        return np.hstack([math.sqrt(w) * d, math.sqrt(1 - w) * m]).astype(np.float32), found
 
 
-def ident(gal_rows, gal_faces, probe_rows, probe_faces, conditions, w) -> dict:
+def ident(gal_rows, probe_rows, parts: Parts, conditions, w) -> dict:
     from pof.calibrate import calibrate
-    Dg, fg = stack([gal_faces[r["path"]] for r in gal_rows])
+    Dg, fg = parts.fused([r["path"] for r in gal_rows], w)
     keep = [i for i in range(len(gal_rows)) if fg[i]]
-    G = refuse(Dg[keep], w)
+    G = Dg[keep]
     persons = [gal_rows[i]["person"] for i in keep]
     t = Templates(G, persons, np.ones(len(keep)), "mean_descriptor")
     imp, best = t.impostors()
@@ -66,46 +92,92 @@ def ident(gal_rows, gal_faces, probe_rows, probe_faces, conditions, w) -> dict:
     out = {"threshold": round(cal.threshold, 4), "by_condition": {}}
     for c in conditions + ["overall"]:
         rows = [r for r in probe_rows if c == "overall" or r["condition"] == c]
-        Dq, fq = stack([probe_faces[r["path"]] for r in rows])
+        Dq, fq = parts.fused([r["path"] for r in rows], w)
         out["by_condition"][c] = evaluate_scores(
-            t.scores(refuse(Dq, w)), fq, [r["person"] for r in rows], [r["role"] for r in rows],
+            t.scores(Dq), fq, [r["person"] for r in rows], [r["role"] for r in rows],
             t.labels, cal.threshold)
     return out
 
 
-def pairs_accuracy(pairs, faces, w) -> float:
+def pairs_accuracy(pairs, parts: Parts, w) -> float:
     from pof.evaluate import accuracy_10fold
-    scores, same = [], []
-    for p in pairs:
-        a, b = faces[p["file_x"]], faces[p["file_y"]]
-        if a.get("detected") and b.get("detected"):
-            va, vb = refuse(a["descriptor"][None], w), refuse(b["descriptor"][None], w)
-            scores.append(float(va[0] @ vb[0]))
-        else:
-            scores.append(-np.inf)
-        same.append(p["Decision"] == "Yes")
-    return round(accuracy_10fold(np.array(scores), np.array(same)), 4)
+    X, fx = parts.fused([p["file_x"] for p in pairs], w)
+    Y, fy = parts.fused([p["file_y"] for p in pairs], w)
+    scores = np.where(fx & fy, (X * Y).sum(axis=1), -np.inf)
+    same = np.array([p["Decision"] == "Yes" for p in pairs])
+    return round(accuracy_10fold(scores, same), 4)
 
 
-def study(root: Path, gal_rows, conditions, workers: int) -> dict:
+def _candidate_vec(pipeline, path: str, model: str, mean: float, std: float) -> np.ndarray | None:
+    """Module-level (pof worker processes): the candidate model's unit descriptor of the
+    largest face of a photo, from pof's own detection and landmarks; None if no face."""
+    import onnxruntime as ort
+    from pof.embed.mobileface import chip
+    from pof.pipeline import faces_or_error
+    from pof.verify import largest
+    faces, _err = faces_or_error(pipeline, path)
+    if not faces:
+        return None
+    if model not in _SESSIONS:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        _SESSIONS[model] = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    sess = _SESSIONS[model]
+    pixels = pipeline.load(path).pixels
+    x = (chip(pixels, largest(faces)).astype(np.float32) - mean) / std
+    v = sess.run(None, {sess.get_inputs()[0].name: np.ascontiguousarray(x.transpose(2, 0, 1)[None])})[0][0]
+    return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+
+
+def candidate_vectors(root: Path, paths: list[str], model: Path, sha: str, mean: float, std: float,
+                      workers: int) -> dict[str, np.ndarray | None]:
+    """The candidate's descriptor of every photo, cached in ROOT/candidate_<sha12>.npz."""
+    from pof.parallel import pipeline_map
+    from pof.pipeline import Pipeline
+    pipe = Pipeline(attributes="off")
+    cache_path = root / f"candidate_{sha[:12]}.npz"
+    key = f"{pipe.descriptor_key()}|mean{mean:g}|std{std:g}"
+    cache = {}
+    if cache_path.is_file():
+        z = np.load(cache_path, allow_pickle=True)
+        if str(z["key"]) == key:
+            cache = z["cache"].item()
+    todo = [p for p in dict.fromkeys(paths) if p not in cache]
+    if todo:
+        print(f"candidate: {len(todo)} photos ...", file=sys.stderr, flush=True)
+        jobs = ((str(root / p), str(model), mean, std) for p in todo)
+        for p, v in zip(todo, pipeline_map(pipe, _candidate_vec, jobs, workers)):
+            cache[p] = v
+        tmp = cache_path.with_suffix(".tmp.npz")
+        np.savez(tmp, key=key, cache=np.array(cache, dtype=object))
+        os.replace(tmp, cache_path)
+    return {p: cache[p] for p in paths}
+
+
+def study(root: Path, gal_rows, conditions, workers: int, candidate=None) -> dict:
+    """``candidate``: (model path, sha256, mean, std) to measure in place of MobileFace."""
     probe_rows = read_csv(root / "probes.csv")
     pairs = read_csv(root / "pairs.csv")
     pf = PofFaces(root, workers)
     if not pf.key.split("embedder=")[1].startswith("dlib+mobileface-onnx/"):
         raise SystemExit("this study needs pof's default embedder dlib+mobileface-onnx")
-    gal_faces = pf.get([r["path"] for r in gal_rows])
-    probe_faces = pf.get([r["path"] for r in probe_rows])
-    pair_faces = pf.get(sorted({p[k] for p in pairs for k in ("file_x", "file_y")}))
+    paths = list(dict.fromkeys([r["path"] for r in gal_rows] + [r["path"] for r in probe_rows]
+                               + [p[k] for p in pairs for k in ("file_x", "file_y")]))
+    second = None
+    if candidate is not None:
+        model, sha, mean, std = candidate
+        second = candidate_vectors(root, paths, model, sha, mean, std, workers)
+    parts = Parts(pf.get(paths), second)
     out = {}
-    for w in WEIGHTS:
-        res = ident(gal_rows, gal_faces, probe_rows, probe_faces, conditions, w)
-        res["pairs_accuracy_10fold"] = pairs_accuracy(pairs, pair_faces, w)
+    for w in (WEIGHTS if candidate is None else CANDIDATE_WEIGHTS):
+        res = ident(gal_rows, probe_rows, parts, conditions, w)
+        res["pairs_accuracy_10fold"] = pairs_accuracy(pairs, parts, w)
         out[str(w)] = res
         print(f"  w={w}: done", file=sys.stderr, flush=True)
     return out
 
 
-def markdown(name: str, res: dict, conditions) -> str:
+def markdown(name: str, res: dict, conditions, second: str = "MobileFace") -> str:
     def pct(v):
         return "n/a" if v is None else f"{100 * v:.1f}%"
     lines = [f"#### {name}", "",
@@ -118,7 +190,8 @@ def markdown(name: str, res: dict, conditions) -> str:
             e = r["by_condition"][c]
             cells.append(f"{pct(e.get('dir_at_observed_fpir_1pct'))} \\| "
                          f"{pct(e.get('dir_at_threshold'))} / {pct(e.get('fpir_at_threshold'))}")
-        label = {"0.0": "0 (MobileFace)", "1.0": "1 (dlib)", "0.93": "**0.93 (pof)**"}.get(w, w)
+        label = {"0.0": f"0 ({second})", "1.0": "1 (dlib)",
+                 "0.93": "**0.93 (pof)**" if second == "MobileFace" else "0.93"}.get(w, w)
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {pct(r['pairs_accuracy_10fold'])} |")
     return "\n".join(lines) + "\n"
 
@@ -126,19 +199,29 @@ def markdown(name: str, res: dict, conditions) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--candidate", type=Path, help="an ONNX face recognizer to measure in place of MobileFace")
+    ap.add_argument("--mean", type=float, default=127.0, help="candidate input: (pixel - mean) / std")
+    ap.add_argument("--std", type=float, default=128.0)
+    ap.add_argument("--name", default="candidate", help="the candidate's name in the tables")
     args = ap.parse_args()
+    candidate, second, out_name = None, "MobileFace", "recognizers.json"
+    if args.candidate:
+        sha = hashlib.sha256(args.candidate.read_bytes()).hexdigest()
+        candidate, second = (args.candidate.resolve(), sha, args.mean, args.std), args.name
+        out_name = f"recognizers_{sha[:12]}.json"
+        print(f"candidate {args.candidate} sha256 {sha}", file=sys.stderr)
     pub = HERE / "work" / "public"
     core = HERE / "work" / "core"
-    out = {}
+    out = {"second": second, "candidate_sha256": candidate[1] if candidate else None}
     pub_cond = ["plain", "masked", "eyeband", "small", "jpeg_blur", "pose"]
-    out["public"] = study(pub, read_csv(pub / "gallery.csv"), pub_cond, args.workers)
+    out["public"] = study(pub, read_csv(pub / "gallery.csv"), pub_cond, args.workers, candidate)
     core_gal = [{"path": str(p.relative_to(core)), "person": p.parent.name}
                 for p in sorted((core / "gallery").glob("*/*")) if p.is_file()]
     core_cond = ["plain", "masked", "eyeband", "small", "jpeg_blur"]
-    out["core"] = study(core, core_gal, core_cond, args.workers)
-    (HERE / "work" / "recognizers.json").write_text(json.dumps(out, indent=1))
-    print(markdown("Public set (LFW, 50 enrolled persons)", out["public"], pub_cond))
-    print(markdown("Yale core set (10 enrolled persons)", out["core"], core_cond))
+    out["core"] = study(core, core_gal, core_cond, args.workers, candidate)
+    (HERE / "work" / out_name).write_text(json.dumps(out, indent=1))
+    print(markdown("Public set (LFW, 50 enrolled persons)", out["public"], pub_cond, second))
+    print(markdown("Yale core set (10 enrolled persons)", out["core"], core_cond, second))
 
 
 if __name__ == "__main__":
