@@ -163,3 +163,20 @@ def test_rescue_skips_scales_when_no_shift_passes():
     det = fake_detector(rescue=True, rnet=rnet)
     out = det._stage_rnet(ops.integral(np.zeros((160, 160, 3), np.uint8)), boxes)
     assert len(rnet.inputs) == 2 and len(out) == 0
+
+
+def test_integer_table_resamples_exactly_as_float():
+    """The int32 summed-area table gives PNet inputs and crops bit for bit equal to a float64
+    one; images whose sums would overflow int32 get a float64 table."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (243, 320, 3), dtype=np.uint8)
+    table = ops.integral(image)
+    assert table.dtype == np.int32
+    as_float = table.astype(np.float64)
+    for scale in ops.pyramid_scales(243, 320, 20, 0.709):
+        assert np.array_equal(ops.pyramid_level(table, scale), ops.pyramid_level(as_float, scale))
+    boxes = np.array([[-10, -5, 40, 45, 0.9], [100, 50, 230, 180, 0.8], [300, 200, 360, 260, 0.7]],
+                     np.float32)
+    for size in (24, 48):
+        assert np.array_equal(ops.crop_patches(table, boxes, size), ops.crop_patches(as_float, boxes, size))
+    assert ops.integral(np.zeros((3000, 3000, 3), np.uint8)).dtype == np.float64
