@@ -116,9 +116,9 @@ class Catalog:
             self.db.execute("INSERT INTO persons (label, name, attribution, added) VALUES (?, ?, ?, ?)",
                             (label, name, json.dumps(attribution, sort_keys=True), now()))
             return
-        merged = {**attribution, **json.loads(row[0])}
-        self.db.execute("UPDATE persons SET attribution = ? WHERE label = ?",
-                        (json.dumps(merged, sort_keys=True), label))
+        merged = json.dumps({**attribution, **json.loads(row[0])}, sort_keys=True)
+        if merged != row[0]:   # a build calls this for every photo of the person
+            self.db.execute("UPDATE persons SET attribution = ? WHERE label = ?", (merged, label))
 
     def add_source(self, sha256: str, path: str, person: str | None, provenance: dict[str, Any],
                    size: tuple[int, int], fmt: str, status: str, note: str | None = None) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import re
 import shutil
@@ -134,12 +135,34 @@ def test_other_models_refused(tmp_path, gallery_dir):
     assert r.returncode == 2 and "other models" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_workers_give_same_result(tmp_path, gallery_dir, built):
-    out = tmp_path / "ds"
+def test_workers_give_same_result(tmp_path, gallery_dir):
+    """Worker processes (which JPEG-encode the crops) and an in-process build give the same
+    dataset: descriptors, metadata and crop files."""
+    out, here = tmp_path / "ds", tmp_path / "here"
     r = run_pof("build", gallery_dir, "--out", out, "--workers", "2", "--quiet")
     assert r.returncode == 0, r.stderr
-    a, b = np.load(out / "descriptors.npy"), np.load(built / "descriptors.npy")
+    Builder(here, workers=1).run([str(gallery_dir)], progress=False)
+    a, b = np.load(out / "descriptors.npy"), np.load(here / "descriptors.npy")
     assert np.allclose(a, b, atol=1e-5)
+    assert (out / "metadata.json").read_bytes() == (here / "metadata.json").read_bytes()
+    crops = sorted(p.name for p in (here / "images").glob("*.jpg"))
+    assert len(crops) == 6 and crops == sorted(p.name for p in (out / "images").glob("*.jpg"))
+    assert all((out / "images" / n).read_bytes() == (here / "images" / n).read_bytes() for n in crops)
+
+
+def test_outcome_carries_jpeg_crops(gallery_dir, pipeline):
+    """What a worker sends back holds each kept face's crop as JPEG bytes, not as an array."""
+    import pickle
+
+    from pof.build import _analyze
+    from pof.sources import Item
+    path = gallery_dir / "subject01" / "subject01.normal"
+    data = path.read_bytes()
+    o = _analyze(pipeline, Item(str(path), "subject01"), data, hashlib.sha256(data).hexdigest())
+    assert o.status == "added" and len(o.jpegs) == len(o.faces) == 1
+    assert o.faces[0].crop is None and o.jpegs[0][:2] == b"\xff\xd8"
+    assert Image.open(io.BytesIO(o.jpegs[0])).size == (200, 280)
+    assert len(pickle.dumps(o)) < 60_000
 
 
 def test_manifest_urls_are_downloaded(tmp_path):
