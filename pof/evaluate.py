@@ -91,6 +91,7 @@ def pair_figures(scores: np.ndarray, same: np.ndarray, threshold: float,
            "unscored": int((~ok).sum()), "threshold": round(threshold, 4),
            "accuracy": round(float(((s >= threshold) == y).mean()), 4) if len(s) else None,
            "accuracy_10fold": round(accuracy_10fold(s, y, fold_of=fold_of), 4) if len(s) else None,
+           "folds": 10 if fold_of is None else int(len(np.unique(fold_of))),   # of that figure
            "auc": round(auc(g, i), 5), "eer": round(eer(g, i), 4) if len(g) and len(i) else None}
     for far in FARS:
         v = tar_at_far(g, i, far)

@@ -39,6 +39,8 @@ def test_accuracy_10fold_uses_given_folds():
     folds = np.repeat(["1", "2"], 50)
     assert ev.accuracy_10fold(s, y, fold_of=folds) == 0.5
     assert ev.accuracy_10fold(s, y) < 1.0
+    assert ev.pair_figures(s, y, 0.55, folds)["folds"] == 2
+    assert ev.pair_figures(s, y, 0.55)["folds"] == 10
 
 
 def test_cmc_and_fnir():
