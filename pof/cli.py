@@ -266,6 +266,12 @@ def verify(images, pairs, root, fmr, as_json, workers, face, mirror) -> None:
             word = "same person (candidate)" if out["same"] else "not the same person"
             click.echo(f"{shown_x} / {shown_y}: {word}, score {out['score']:.3f} "
                        f"(threshold {out['threshold']:.3f}, FMR {out['fmr']:.2g})")
+            for side, shown in (("x", shown_x), ("y", shown_y)):
+                if f"faces_{side}" in out:
+                    x, y, w, h = out[f"box_{side}"]
+                    click.echo(f"  {shown}: {out[f'faces_{side}']} faces; compared the {face} one at "
+                               f"({x:.0f}, {y:.0f}, {w:.0f} x {h:.0f}). If another was meant, crop "
+                               f"the photo to that person" + ("" if face == "center" else " or try --face center"))
 
 
 def _read_pairs(pairs: Path, root: Path) -> list[tuple[str, str, str, str]]:

@@ -48,14 +48,17 @@ def subject(faces: list[Face], rule: str, width: int, height: int) -> Face:
 
 def subject_or_error(pipeline, path: str | Path, rule: str = "largest", mirror: bool = False
                      ) -> tuple[Face | None, str | None]:
-    """(the subject face of an image, None), or (None, why not). Module-level so worker
-    processes can run it (see pof.parallel)."""
+    """(the subject face of an image, None), or (None, why not). The face's ``extra`` gets
+    ``faces_in_photo``, so a caller can say when another face could have been meant.
+    Module-level so worker processes can run it (see pof.parallel)."""
     try:
         pixels = pipeline.load(path).pixels
         faces = pipeline.analyze(pixels, with_crops=False, mirror=mirror)
         if not faces:
             raise NoFaceError(f"{path}: no face found")
-        return subject(faces, rule, pixels.shape[1], pixels.shape[0]), None
+        face = subject(faces, rule, pixels.shape[1], pixels.shape[0])
+        face.extra["faces_in_photo"] = len(faces)
+        return face, None
     except PofError as exc:
         return None, str(exc)
 
@@ -80,6 +83,16 @@ class Verifier:
         return tail_rate(self.impostors, score)[0]
 
     def compare(self, a: Face, b: Face) -> dict:
+        """``same``, ``score``, ``threshold``, ``fmr``; and where a photo held more than one
+        face (``faces_in_photo`` in ``extra``), ``faces_x`` / ``faces_y`` and the compared
+        face's box ``box_x`` / ``box_y`` (x, y, w, h), so the reader can check it was the
+        person meant."""
         score = float(np.dot(a.descriptor, b.descriptor))
-        return {"same": score >= self.threshold, "score": round(score, 4),
-                "threshold": round(self.threshold, 4), "fmr": float(f"{self.fmr(score):.3g}")}
+        out = {"same": score >= self.threshold, "score": round(score, 4),
+               "threshold": round(self.threshold, 4), "fmr": float(f"{self.fmr(score):.3g}")}
+        for side, f in (("x", a), ("y", b)):
+            n = f.extra.get("faces_in_photo", 1)
+            if n > 1:
+                out[f"faces_{side}"] = n
+                out[f"box_{side}"] = [round(float(v), 1) for v in f.box]
+        return out

@@ -88,6 +88,11 @@ def test_verify_face_center_compares_the_central_person(tmp_path):
         assert r.returncode == 0, r.stderr
         out[rule] = json.loads(r.stdout)
     assert out["center"]["same"] is True and out["largest"]["same"] is False
+    for rule in ("largest", "center"):      # the group photo's face count and compared box
+        assert out[rule]["faces_x"] == 2 and "faces_y" not in out[rule]
+    assert out["center"]["box_x"][0] > 440 > out["largest"]["box_x"][0]
+    r = run_pof("verify", group, YALE / "subject01.happy", "--face", "center")
+    assert "2 faces; compared the center one" in r.stdout, r.stdout
     r = run_pof("verify", group, YALE / "subject01.happy", "--no-mirror", "--face", "center", "--json")
     plain = json.loads(r.stdout)
     assert plain["same"] is True and plain["threshold"] != out["center"]["threshold"]
