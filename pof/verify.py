@@ -9,8 +9,8 @@ Which face of a photo is compared (``SUBJECTS``): the largest (a portrait's subj
 nearest the centre (the convention of sets such as LFW, whose photos are centred on the named
 person while a larger face may stand beside). By default both faces' descriptors average the
 face and its mirror image (``mirror``): on the 6,000 LFW pairs that takes 10-fold accuracy from
-98.9% to 99.2%, while it does nothing for identification, so only verification uses it
-(BENCHMARKS.md). Mirrored descriptors have their own reference impostors.
+98.9% to 99.2% (central faces), while it does not help identification, so only verification
+uses it (BENCHMARKS.md). Mirrored descriptors have their own reference impostors.
 """
 from __future__ import annotations
 
