@@ -10,7 +10,6 @@ eye-to-mouth distance and the sum of the eye distance and eye-to-mouth distance)
 """
 from __future__ import annotations
 
-import dlib
 import numpy as np
 
 from . import align
@@ -39,9 +38,15 @@ def hog_like_box(landmarks5: np.ndarray) -> tuple[float, float, float, float]:
     return (float(cx - w / 2), float(cy - w / 2), w, w)
 
 
-def _rect(box: tuple[float, float, float, float]) -> dlib.rectangle:
+def rect_ltrb(box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+    """A box (x, y, w, h) as the whole-pixel left, top, right, bottom of a dlib rectangle."""
     x, y, w, h = box
-    return dlib.rectangle(int(round(x)), int(round(y)), int(round(x + w)), int(round(y + h)))
+    return int(round(x)), int(round(y)), int(round(x + w)), int(round(y + h))
+
+
+def _rect(box: tuple[float, float, float, float]):
+    import dlib  # imported where used: pof.gpu runs on machines without dlib
+    return dlib.rectangle(*rect_ltrb(box))
 
 
 class DlibLandmarks:
@@ -56,6 +61,7 @@ class DlibLandmarks:
     @property
     def predictor(self):
         if self._predictor is None:
+            import dlib
             self._predictor = dlib.shape_predictor(str(dlib_model("shape68")))
         return self._predictor
 

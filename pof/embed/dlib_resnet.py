@@ -2,7 +2,6 @@
 150 x 150 chip that ``dlib.get_face_chip`` cuts from the 68 landmarks (padding 0.25)."""
 from __future__ import annotations
 
-import dlib
 import numpy as np
 
 from ..models import dlib_model
@@ -13,7 +12,8 @@ CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 
 
-def _detection(face: Face) -> dlib.full_object_detection:
+def _detection(face: Face):
+    import dlib  # imported where used: pof.gpu runs on machines without dlib
     x, y, w, h = face.box
     rect = dlib.rectangle(int(x), int(y), int(x + w), int(y + h))
     pts = [dlib.point(int(round(px)), int(round(py))) for px, py in face.landmarks68]
@@ -22,6 +22,7 @@ def _detection(face: Face) -> dlib.full_object_detection:
 
 def chip(image: np.ndarray, face: Face) -> np.ndarray:
     """The recognizer's input: uint8 RGB (150, 150, 3), as dlib.get_face_chip makes it."""
+    import dlib
     return dlib.get_face_chip(image, _detection(face), size=CHIP_SIZE, padding=CHIP_PADDING)
 
 
@@ -32,12 +33,14 @@ class DlibResNet:
     dim = 128
 
     def __init__(self) -> None:
+        import dlib
         self._model = None
         self.version = f"dlib_face_recognition_resnet_model_v1/dlib-{dlib.__version__}"
 
     @property
     def model(self):
         if self._model is None:
+            import dlib
             self._model = dlib.face_recognition_model_v1(str(dlib_model("resnet")))
         return self._model
 
