@@ -14,6 +14,7 @@ import json
 import os
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,6 +30,7 @@ from .pipeline import Pipeline
 from .record import Face
 from .sources import Item, collect, fetch_url
 
+GPU_BATCH = 64         # photos the GPU engine analyses together
 AMBIGUOUS_AREA = 0.6   # a second face this large (vs the largest) makes a named photo ambiguous
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -71,6 +73,11 @@ def _analyze(pipeline: Pipeline, item: Item, data: bytes, sha: str) -> Outcome:
         faces = pipeline.analyze(img.pixels)
     except PofError as exc:
         return Outcome(item.location, "error", str(exc), sha256=sha)
+    return _finish(pipeline, item, img, faces, sha)
+
+
+def _finish(pipeline: Pipeline, item: Item, img, faces: list[Face], sha: str) -> Outcome:
+    """The Outcome of an analysed photo: the named person's face picked, crops encoded."""
     out = Outcome(item.location, "added", faces=faces, sha256=sha, size=img.size, fmt=img.format)
     if not faces:
         out.status, out.reason = "noface", "no face found"
@@ -107,15 +114,22 @@ def _read(item: Item) -> bytes:
 
 class Builder:
     """Builds into one dataset folder. ``settings`` as for Pipeline; ``workers`` processes
-    (default: the ``workers`` setting; 0 means one per CPU core)."""
+    (default: the ``workers`` setting; 0 means one per CPU core). ``engine``: None (the
+    pipeline in worker processes), or a torch device ("cuda", or "cpu" for tests) for the
+    batched GPU engine (``pof.gpu.engine``), which needs the default detector and embedder."""
 
-    def __init__(self, out: str | Path, workers: int | None = None, **settings: Any) -> None:
+    def __init__(self, out: str | Path, workers: int | None = None, engine: str | None = None,
+                 **settings: Any) -> None:
         self.out = Path(out)
+        self.engine = engine
         self.pipeline = Pipeline(**settings)
         self.model = self.pipeline.descriptor_key()     # tags every descriptor this build makes
         self.attribute_models = json.dumps(self.pipeline.attributes.describe(), sort_keys=True)
         n = self.pipeline.settings["workers"] if workers is None else int(workers)
         self.workers = n if n > 0 else (os.cpu_count() or 1)
+        if engine is not None and self.model != Pipeline(**{**settings, "device": "cpu"}).descriptor_key():
+            raise PofError("the GPU engine runs pof's default detector and embedder only; "
+                           "build with the defaults, or without --device cuda")
 
     def run(self, sources: list[str], provenance: dict[str, Any] | None = None,
             progress: bool = True) -> BuildReport:
@@ -166,8 +180,53 @@ class Builder:
                 items.append(item)
                 yield item, data, sha
 
+        if self.engine is not None:
+            yield from self._engine_outcomes(pending)
+            return
         for outcome in pipeline_map(self.pipeline, _analyze, jobs(), self.workers):
             yield outcome, items.popleft()
+
+    def _engine_outcomes(self, pending: Iterator[tuple[Item, bytes, str]]) -> Iterator[tuple[Outcome, Item]]:
+        """Analyse pending items with the GPU engine, GPU_BATCH photos at a time: decoding,
+        attributes and crop encoding in a thread pool (they release the GIL), the rest on
+        the device."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .gpu.engine import GpuEngine
+
+        s = self.pipeline.settings
+        engine = GpuEngine(self.engine, min_face=s["min_face"], det_threshold=s["det_threshold"])
+
+        def load(job):
+            item, data, sha = job
+            try:
+                return decode_image(data, item.location, s["max_pixels"])
+            except PofError as exc:
+                return exc
+
+        def finish(job, img, faces):
+            item, _, sha = job
+            if isinstance(img, PofError):
+                return Outcome(item.location, "error", str(img), sha256=sha)
+            return _finish(self.pipeline, item, img, faces, sha)
+
+        batch: list = []
+        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            for job in chain(pending, [None]):
+                if job is not None:
+                    batch.append(job)
+                    if len(batch) < GPU_BATCH:
+                        continue
+                if not batch:
+                    break
+                images = list(pool.map(load, batch))
+                ok = [i for i, img in enumerate(images) if not isinstance(img, PofError)]
+                found = dict(zip(ok, engine.analyze([images[i].pixels for i in ok])))
+                if s["attributes"] == "on":   # all faces of the batch in one run
+                    self.pipeline.attributes.estimate([f for faces in found.values() for f in faces])
+                outs = pool.map(finish, batch, images, [found.get(i, []) for i in range(len(batch))])
+                yield from ((o, job[0]) for o, job in zip(outs, batch))
+                batch = []
 
     def _commit(self, cat: Catalog, item: Item, o: Outcome, report: BuildReport) -> None:
         if o.status == "error":

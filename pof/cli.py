@@ -66,10 +66,12 @@ def build(sources, out, workers, device, detector, licence, legal_basis, agreeme
     from .build import Builder
     from .catalog import Catalog
     from .export import export
+    engine = None
     if device == "cuda":
-        from .device import require_cuda
-        require_cuda()
-    b = Builder(out, workers=workers, detector=detector, device=device)
+        from .device import build_engine
+        engine = build_engine()
+    b = Builder(out, workers=workers, detector=detector, engine=engine,
+                device="cpu" if engine else device)
     report = b.run(list(sources), {"licence": licence, "legal_basis": legal_basis}, progress=not quiet)
     if agreement:
         with Catalog(out) as cat:

@@ -24,6 +24,26 @@ def require_cuda() -> None:
             "CPU-only onnxruntime package is installed: install onnxruntime-gpu on a GPU machine)")
 
 
+def build_engine() -> str | None:
+    """How ``pof build --device cuda`` uses the GPU: "cuda" (pof's batched GPU engine,
+    ``pof.gpu``) when PyTorch sees a CUDA GPU; None (the pipeline with ONNX Runtime's CUDA
+    provider) when only onnxruntime-gpu can; a SettingError saying what to install when
+    neither can."""
+    try:
+        import torch
+        if torch.cuda.is_available():
+            return "cuda"
+    except ImportError:
+        pass
+    try:
+        require_cuda()
+    except SettingError:
+        raise SettingError("--device cuda asked for, but no CUDA GPU can be used here: neither "
+                           "PyTorch (pip install 'pof[gpu]' with a CUDA build of torch) nor ONNX "
+                           "Runtime (onnxruntime-gpu) sees one; use --device cpu") from None
+    return None
+
+
 def onnx_session(model: Path, sha256: str, converter: str, device: str = "cpu", threads: int = 1):
     """An ONNX Runtime session of ``model`` after checking its SHA-256; one intra-op thread
     by default and no idle spinning (pof parallelises by process). ``converter`` names the

@@ -1,0 +1,170 @@
+"""The GPU engine: batches of photos in, pof Faces out, every model on one torch device.
+
+Stages, each run once per batch of same-sized photos (``GpuEngine.analyze``):
+
+1. detection: ``pof.gpu.mtcnn.BatchMTCNN``; photos where nothing passes ``det_threshold``
+   are tried again contrast-equalised, as ``pof.pipeline.Pipeline.detect`` does;
+2. landmarks: every face warped into its upright 256 x 256 frame, dlib's 68-point trees run
+   there (``pof.gpu.shape68``) on the box dlib's HOG detector would give, points mapped back;
+3. align: the 200 x 280 dataset crop, dlib's 150 x 150 chip and MobileFace's 112 x 112 chip
+   (``pof.gpu.chips``), rounded to 8-bit pixels as the CPU pipeline's are;
+4. embed: dlib's ResNet and MobileFace (``pof.gpu.onnx_torch``), fused as
+   ``pof.embed.mobileface.DlibMobileFace`` fuses them;
+5. quality: on the CPU, per face (``pof.quality.assess``), in a thread pool.
+
+The descriptors are those of pof's default embedder (``dlib+mobileface-onnx``), so a dataset
+built on the GPU is searched with the CPU pipeline and the other way round; the tests measure
+how close the two paths' descriptors are. Attributes are not estimated here.
+"""
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from .. import quality
+from ..align import CROP_H, CROP_W, FRAME_SIZE, transform_points, invert
+from ..embed import mobileface
+from ..embed.onnx_resnet import MODEL as DLIB_MODEL
+from ..errors import ImageError
+from ..landmarks import hog_like_box, rect_ltrb
+from ..record import Face
+from . import chips, onnx_torch, torch_device
+from .mtcnn import BatchMTCNN
+from .shape68 import ShapePredictor68
+
+DLIB_CHIP = 150
+MOBILE_CHIP = mobileface.CHIP
+QUALITY_THREADS = os.cpu_count() or 1
+
+
+class GpuEngine:
+    """pof's analysis of photos, batched on one torch device.
+
+    device: "cuda" (default) or "cpu" (for tests: the same code on the CPU); min_face,
+    det_threshold: as pof's settings of the same names; half: run the two recognizers in
+    float16 (faster on a GPU; the tests measure what it changes).
+
+    Example::
+
+        engine = GpuEngine("cuda")
+        faces_per_photo = engine.analyze([rgb1, rgb2, ...])   # uint8 (H, W, 3) arrays
+    """
+
+    def __init__(self, device: str = "cuda", min_face: float = 20, det_threshold: float = 0.7,
+                 half: bool = False) -> None:
+        self.device = torch_device(device)
+        self.det_threshold = float(det_threshold)
+        self.detector = BatchMTCNN(self.device, min_face_size=min_face)
+        self.shape = ShapePredictor68.load(self.device)
+        self.dtype = torch.float16 if half else torch.float32
+        self.dlib = onnx_torch.load(DLIB_MODEL, self.device, self.dtype).eval()
+        self.mobile = onnx_torch.load(mobileface.MODEL, self.device, self.dtype).eval()
+        self._pool = ThreadPoolExecutor(QUALITY_THREADS)
+
+    def analyze(self, photos: Sequence[np.ndarray]) -> list[list[Face]]:
+        """Faces of every photo (uint8 RGB (H, W, 3) arrays), best detection first, each with
+        landmarks, crop, descriptor and quality: what ``Pipeline.analyze`` gives with
+        attributes off. Photos of the same size go through together."""
+        out: list[list[Face]] = [[] for _ in photos]
+        groups: dict[tuple, list[int]] = {}
+        for i, p in enumerate(photos):
+            if p.dtype != np.uint8 or p.ndim != 3 or p.shape[2] != 3:
+                raise ImageError(f"photo {i}: expected uint8 (H, W, 3), got {p.dtype} {p.shape}")
+            groups.setdefault(p.shape, []).append(i)
+        for members in groups.values():
+            for i, faces in zip(members, self._analyze_group([photos[i] for i in members])):
+                out[i] = faces
+        return out
+
+    @torch.inference_mode()
+    def _analyze_group(self, photos: list[np.ndarray]) -> list[list[Face]]:
+        images = torch.from_numpy(np.stack(photos)).to(self.device, non_blocking=True)
+        found = self._detect(images, photos)
+        owner = np.concatenate([np.full(len(b), i) for i, (b, _, _) in enumerate(found)]).astype(np.int64)
+        if not len(owner):
+            return [[] for _ in photos]
+        boxes = np.concatenate([b for b, _, _ in found])
+        points5 = np.concatenate([p for _, p, _ in found]).astype(np.float32)
+        index = torch.from_numpy(owner).to(self.device)
+        nchw = images.permute(0, 3, 1, 2)
+        points68 = self._landmarks(nchw, index, points5)
+        crop_m = chips.crop_matrices(points5)
+        crops = _to_uint8(chips.warp(nchw, index, crop_m, (CROP_W, CROP_H), border="replicate", shrink="area"))
+        descriptors = self._embed(nchw, index, points68)
+        crops_np = crops.permute(0, 2, 3, 1).cpu().numpy()
+        desc_np = descriptors.cpu().numpy()
+        size = (photos[0].shape[1], photos[0].shape[0])
+        out: list[list[Face]] = [[] for _ in photos]
+        for k in range(len(owner)):
+            i = int(owner[k])
+            x1, y1, x2, y2, score = boxes[k].tolist()
+            f = Face(index=len(out[i]), box=(x1, y1, x2 - x1, y2 - y1), det_score=float(score),
+                     landmarks5=points5[k], landmarks68=points68[k], crop=crops_np[k],
+                     crop_matrix=crop_m[k].astype(np.float64), descriptor=desc_np[k])
+            if found[i][2] != "original":
+                f.extra["detected_on"] = found[i][2]
+            out[i].append(f)
+        # quality (OpenCV, which releases the GIL) on every core, a slice of faces each
+        faces = [f for photo in out for f in photo]
+        step = max(1, -(-len(faces) // QUALITY_THREADS))
+        list(self._pool.map(_assess, [(faces[k:k + step], size) for k in range(0, len(faces), step)]))
+        return out
+
+    def _detect(self, images: torch.Tensor, photos: list[np.ndarray]) -> list[tuple]:
+        """(boxes (n, 5), points (n, 5, 2), "original"/"equalized"/"clahe") per photo; photos
+        with no face above the threshold are retried equalised, then with CLAHE."""
+        def passing(results):
+            return [(b[b[:, 4] >= self.det_threshold], p[b[:, 4] >= self.det_threshold]) for b, p in results]
+
+        found = [(b, p, "original") for b, p in passing(self.detector.detect(images))]
+        for name, fix in (("equalized", cv2.equalizeHist),
+                          ("clahe", cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply)):
+            empty = [i for i, (b, _, _) in enumerate(found) if not len(b)]
+            if not empty:
+                break
+            eq = np.stack([np.repeat(fix(cv2.cvtColor(photos[i], cv2.COLOR_RGB2GRAY))[:, :, None], 3, axis=2)
+                           for i in empty])
+            again = passing(self.detector.detect(torch.from_numpy(eq).to(self.device)))
+            for i, (b, p) in zip(empty, again):
+                if len(b):
+                    found[i] = (b, p, name)
+        return found
+
+    def _landmarks(self, nchw: torch.Tensor, index: torch.Tensor, points5: np.ndarray) -> np.ndarray:
+        """68 landmarks (N, 68, 2) in source pixels, fitted in each face's upright frame."""
+        frame_m = chips.frame_matrices(points5)
+        frames = _to_uint8(chips.warp(nchw, index, frame_m, (FRAME_SIZE, FRAME_SIZE),
+                                      border="replicate", shrink="area"))
+        rects = np.array([rect_ltrb(hog_like_box(transform_points(p, m))) for p, m in zip(points5, frame_m)])
+        in_frame = self.shape.predict(self.shape.intensity(frames), rects).cpu().numpy()
+        return np.stack([transform_points(p, invert(m)) for p, m in zip(in_frame, frame_m)])
+
+    def _embed(self, nchw: torch.Tensor, index: torch.Tensor, points68: np.ndarray) -> torch.Tensor:
+        """Fused unit descriptors (N, 384): dlib's and MobileFace's, weighted as the CPU's."""
+        dchips = _to_uint8(chips.warp(nchw, index, chips.dlib_chip_matrices(points68),
+                                      (DLIB_CHIP, DLIB_CHIP), border="zero", shrink="dlib"))
+        mchips = _to_uint8(chips.warp(nchw, index, chips.mobileface_matrices(points68),
+                                      (MOBILE_CHIP, MOBILE_CHIP), border="zero", shrink="none"))
+        d = self.dlib(dchips.to(self.dtype))[0].float()
+        m = self.mobile(mchips.permute(0, 2, 3, 1).contiguous().to(self.dtype))[0].float()
+        d = d / d.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        m = m / m.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        w = mobileface.DLIB_WEIGHT
+        return torch.cat([math.sqrt(w) * d, math.sqrt(1.0 - w) * m], 1)
+
+
+def _assess(job: tuple[list[Face], tuple[int, int]]) -> None:
+    faces, size = job
+    for f in faces:
+        quality.assess(f, size)
+
+
+def _to_uint8(pixels: torch.Tensor) -> torch.Tensor:
+    """Float 0-255 pixels rounded to whole levels (as OpenCV and dlib store them)."""
+    return pixels.round().clamp(0, 255).to(torch.uint8)

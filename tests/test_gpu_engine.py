@@ -1,0 +1,115 @@
+"""The GPU engine, run on the CPU, gives what the CPU pipeline gives; asked for a GPU where
+there is none, it says so clearly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from pof import Pipeline  # noqa: E402
+from pof.errors import ImageError, SettingError  # noqa: E402
+
+from .conftest import DEMO, YALE  # noqa: E402
+
+YALE_NAMES = ["subject01.normal", "subject01.happy", "subject02.glasses", "subject03.normal",
+              "subject04.sad", "subject02.normal"]
+
+
+def _rgb(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from pof.gpu.engine import GpuEngine
+    return GpuEngine("cpu")
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return [_rgb(YALE / n) for n in YALE_NAMES] + [_rgb(DEMO / "probes" / "obama_joint_session_2009.jpg")]
+
+
+@pytest.fixture(scope="module")
+def both(engine, photos):
+    """(engine's faces, the CPU pipeline's faces) per photo."""
+    cpu = Pipeline(attributes="off")
+    return engine.analyze(photos), [cpu.analyze(p) for p in photos]
+
+
+def test_same_faces_as_the_cpu_pipeline(both):
+    got, want = both
+    assert [len(f) for f in got] == [len(f) for f in want]
+    assert sum(len(f) for f in got) >= len(YALE_NAMES) + 1
+    for g_faces, w_faces in zip(got, want):
+        for g, w in zip(g_faces, w_faces):
+            np.testing.assert_allclose(g.box, w.box, atol=0.05)
+            np.testing.assert_allclose(g.landmarks5, w.landmarks5, atol=0.05)
+
+
+def test_landmarks_crops_and_descriptors_match(both):
+    """68 landmarks the same but for some points a whole frame pixel away (dlib rounds its
+    points to whole pixels of the upright frame; a frame pixel one level off can send a tree
+    down its other branch), crops within a level or two, and fused descriptors that score the
+    same (cosine with the CPU pipeline's above 0.995)."""
+    got, want = both
+    pairs = [(g, w) for gf, wf in zip(got, want) for g, w in zip(gf, wf)]
+    lm = np.array([np.abs(g.landmarks68 - w.landmarks68).mean() for g, w in pairs])
+    assert lm.max() < 0.3, lm
+    assert max(np.abs(g.landmarks68 - w.landmarks68).max() for g, w in pairs) < 1.5
+    crop_diff = np.array([np.abs(g.crop.astype(int) - w.crop.astype(int)).mean() for g, w in pairs])
+    assert crop_diff.max() < 2.0, crop_diff
+    cos = np.array([float(g.descriptor @ w.descriptor) for g, w in pairs])
+    assert cos.min() > 0.995, cos
+    for g, w in pairs:
+        assert g.descriptor.shape == w.descriptor.shape == (384,)
+        assert g.interocular == pytest.approx(w.interocular, abs=0.05)
+        assert g.quality == pytest.approx(w.quality, abs=0.05)
+
+
+def test_photos_of_several_sizes_and_none(engine):
+    """Photos of different sizes go in one call; a faceless one gives an empty list."""
+    a = _rgb(YALE / "subject03.normal")
+    b = np.ascontiguousarray(a[:200, :300])
+    noise = np.random.default_rng(1).integers(0, 256, (100, 120, 3), dtype=np.uint8)
+    faces = engine.analyze([a, noise, b])
+    assert len(faces[0]) >= 1 and faces[1] == [] and len(faces[2]) >= 1
+
+
+def test_bad_photo_is_refused(engine):
+    with pytest.raises(ImageError):
+        engine.analyze([np.zeros((10, 10), np.uint8)])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_cuda_without_a_gpu_fails_clearly():
+    from pof.gpu import torch_device
+    with pytest.raises(SettingError, match="no CUDA GPU"):
+        torch_device("cuda")
+
+
+def test_build_with_the_engine(tmp_path, gallery_dir, built):
+    """``pof build --device cuda``'s path (the engine, here on the CPU) enrols the same faces
+    as the CPU build, with descriptors that score the same and attributes estimated."""
+    from pof.build import Builder
+    from pof.catalog import Catalog
+
+    out = tmp_path / "ds"
+    report = Builder(out, engine="cpu").run([str(gallery_dir)], progress=False)
+    assert report.added_images == 6 and report.added_faces == 6
+    with Catalog(out) as a, Catalog(built) as b:
+        ga, gb = a.gallery(), b.gallery()
+        fa = {r["id"]: r for r in a.faces()}
+        fb = {r["id"]: r for r in b.faces()}
+        assert sorted(fa) == sorted(fb)
+        assert len(a.attributes()) == 6
+    da = dict(zip(ga[1], ga[0]))
+    db = dict(zip(gb[1], gb[0]))
+    assert min(float(da[k] @ db[k]) for k in da) > 0.995
+    assert (out / "metadata.json").is_file() and len(list((out / "images").glob("*.jpg"))) == 6
+    # building again adds nothing
+    again = Builder(out, engine="cpu").run([str(gallery_dir)], progress=False)
+    assert again.added_images == 0 and again.counts["already in dataset"] == 6
