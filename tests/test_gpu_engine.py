@@ -113,3 +113,22 @@ def test_build_with_the_engine(tmp_path, gallery_dir, built):
     # building again adds nothing
     again = Builder(out, engine="cpu").run([str(gallery_dir)], progress=False)
     assert again.added_images == 0 and again.counts["already in dataset"] == 6
+
+
+def test_large_groups_are_split(engine, monkeypatch):
+    """Same-sized photos beyond the pixel budget go through in several groups, with the
+    same results (to float rounding: a batch's size can change the order of sums)."""
+    from pof.gpu import engine as eng
+    photos = [_rgb(YALE / n) for n in YALE_NAMES[:3]]
+    whole = engine.analyze(photos)
+    monkeypatch.setattr(eng, "MAX_GROUP_PIXELS", photos[0].shape[0] * photos[0].shape[1])
+    calls = []
+    original = engine._analyze_group
+    monkeypatch.setattr(engine, "_analyze_group", lambda group: calls.append(len(group)) or original(group))
+    split = engine.analyze(photos)
+    assert calls == [1, 1, 1]
+    for a, b in zip(whole, split):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            np.testing.assert_allclose(x.box, y.box, atol=0.01)
+            assert float(x.descriptor @ y.descriptor) > 0.9999

@@ -41,6 +41,9 @@ from .shape68 import ShapePredictor68
 DLIB_CHIP = 150
 MOBILE_CHIP = mobileface.CHIP
 QUALITY_THREADS = os.cpu_count() or 1
+# photos that go through the device together hold at most this many pixels: device memory
+# grows about 50 bytes a pixel (20 GiB for 512 photos of 1024 x 768 on an H200)
+MAX_GROUP_PIXELS = 256_000_000
 
 
 class GpuEngine:
@@ -48,7 +51,8 @@ class GpuEngine:
 
     device: "cuda" (default) or "cpu" (for tests: the same code on the CPU); min_face,
     det_threshold: as pof's settings of the same names; half: run the two recognizers in
-    float16 (faster on a GPU; the tests measure what it changes).
+    float16 (a third faster on an H200; cosine to their float32 descriptors above 0.99999,
+    tests/test_gpu_onnx_torch.py and BENCHMARKS.md).
 
     Example::
 
@@ -70,16 +74,19 @@ class GpuEngine:
     def analyze(self, photos: Sequence[np.ndarray]) -> list[list[Face]]:
         """Faces of every photo (uint8 RGB (H, W, 3) arrays), best detection first, each with
         landmarks, crop, descriptor and quality: what ``Pipeline.analyze`` gives with
-        attributes off. Photos of the same size go through together."""
+        attributes off. Photos of the same size go through together (up to MAX_GROUP_PIXELS)."""
         out: list[list[Face]] = [[] for _ in photos]
         groups: dict[tuple, list[int]] = {}
         for i, p in enumerate(photos):
             if p.dtype != np.uint8 or p.ndim != 3 or p.shape[2] != 3:
                 raise ImageError(f"photo {i}: expected uint8 (H, W, 3), got {p.dtype} {p.shape}")
             groups.setdefault(p.shape, []).append(i)
-        for members in groups.values():
-            for i, faces in zip(members, self._analyze_group([photos[i] for i in members])):
-                out[i] = faces
+        for shape, members in groups.items():
+            step = max(1, MAX_GROUP_PIXELS // (shape[0] * shape[1]))
+            for k in range(0, len(members), step):
+                part = members[k:k + step]
+                for i, faces in zip(part, self._analyze_group([photos[i] for i in part])):
+                    out[i] = faces
         return out
 
     @torch.inference_mode()
