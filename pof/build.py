@@ -187,9 +187,9 @@ class Builder:
             yield outcome, items.popleft()
 
     def _engine_outcomes(self, pending: Iterator[tuple[Item, bytes, str]]) -> Iterator[tuple[Outcome, Item]]:
-        """Analyse pending items with the GPU engine, GPU_BATCH photos at a time: decoding,
-        attributes and crop encoding in a thread pool (they release the GIL), the rest on
-        the device."""
+        """Analyse pending items with the GPU engine, GPU_BATCH photos at a time: decoding and
+        crop encoding in a thread pool (they release the GIL), attributes for all the batch's
+        faces in one run, the rest on the device."""
         from concurrent.futures import ThreadPoolExecutor
 
         from .gpu.engine import GpuEngine
