@@ -133,25 +133,27 @@ def max_iou(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
     return (inter / np.maximum(area_a + area_b - inter, 1e-9)).max(axis=1)
 
 
-def regress(boxes: np.ndarray, reg: np.ndarray, plus_one: bool = True) -> np.ndarray:
+def regress(boxes, reg, plus_one: bool = True):
     """Shift box corners by ``reg`` (N, 4) times the box size; returns a new (N, 5) array.
+    Written for numpy arrays and torch tensors alike (pof.gpu.mtcnn uses it too).
 
     facenet-pytorch measures the size as ``x2 - x1 + 1`` (``plus_one``) except after PNet.
     """
-    out = boxes[:, :5].copy()
+    out = boxes[:, :5] + 0   # a copy, for numpy arrays and torch tensors alike
     one = 1.0 if plus_one else 0.0
     w = boxes[:, 2] - boxes[:, 0] + one
     h = boxes[:, 3] - boxes[:, 1] + one
-    out[:, :4] += reg * np.stack([w, h, w, h], axis=1)
+    for i, size in enumerate((w, h, w, h)):
+        out[:, i] += reg[:, i] * size
     return out
 
 
-def square(boxes: np.ndarray) -> np.ndarray:
+def square(boxes):
     """Grow each box to a square around its centre (side = the longer side)."""
-    out = boxes.copy()
+    out = boxes + 0
     w = boxes[:, 2] - boxes[:, 0]
     h = boxes[:, 3] - boxes[:, 1]
-    side = np.maximum(w, h)
+    side = (w >= h) * w + (w < h) * h   # the larger, exactly (max without np/torch calls)
     out[:, 0] = boxes[:, 0] + 0.5 * (w - side)
     out[:, 1] = boxes[:, 1] + 0.5 * (h - side)
     out[:, 2:4] = out[:, :2] + side[:, None]

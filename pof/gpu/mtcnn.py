@@ -102,7 +102,7 @@ class BatchMTCNN:
         boxes, img = torch.cat(found), torch.cat(owners)
         keep = nms(boxes, img, NMS_PNET_ALL)
         boxes, img = boxes[keep], img[keep]
-        return square(regress(boxes, boxes[:, 5:9], plus_one=False)), img
+        return ops.square(ops.regress(boxes, boxes[:, 5:9], plus_one=False)), img
 
     def _classify(self, net: str, table: torch.Tensor, boxes: torch.Tensor, img: torch.Tensor,
                   size: int, threshold: float) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
@@ -159,12 +159,12 @@ class BatchMTCNN:
     def _stage_rnet(self, table, boxes, img):
         boxes, (reg, _), img = self._classify("rnet", table, boxes, img, RNET_SIZE, self.thresholds[1])
         keep = nms(boxes, img, NMS_RNET)
-        return square(regress(boxes[keep], reg[keep])), img[keep]
+        return ops.square(ops.regress(boxes[keep], reg[keep])), img[keep]
 
     def _stage_onet(self, table, boxes, img):
         boxes, (reg, rel, _), img = self._classify("onet", table, boxes, img, ONET_SIZE, self.thresholds[2])
         points = landmarks_in_box(boxes, rel)
-        boxes = regress(boxes, reg)
+        boxes = ops.regress(boxes, reg)
         keep = nms_min(boxes, img, NMS_ONET)
         return boxes[keep], points[keep], img[keep]
 
@@ -221,28 +221,6 @@ def crop_patches(table: torch.Tensor, boxes: torch.Tensor, img: torch.Tensor, si
     sums = flat[base + ye + xe] - flat[base + ys + xe] - flat[base + ye + xs] + flat[base + ys + xs]
     norm = sums.to(torch.float64) * (NORM_SCALE / area)[..., None] - NORM_MEAN * NORM_SCALE
     return norm.to(torch.float32).permute(0, 3, 1, 2).contiguous()
-
-
-def regress(boxes: torch.Tensor, reg: torch.Tensor, plus_one: bool = True) -> torch.Tensor:
-    """Box corners shifted by ``reg`` (N, 4) times the box size (see ``ops.regress``)."""
-    out = boxes[:, :5].clone()
-    one = 1.0 if plus_one else 0.0
-    w = boxes[:, 2] - boxes[:, 0] + one
-    h = boxes[:, 3] - boxes[:, 1] + one
-    out[:, :4] += reg * torch.stack([w, h, w, h], 1)
-    return out
-
-
-def square(boxes: torch.Tensor) -> torch.Tensor:
-    """Each box grown to a square around its centre (see ``ops.square``)."""
-    out = boxes.clone()
-    w = boxes[:, 2] - boxes[:, 0]
-    h = boxes[:, 3] - boxes[:, 1]
-    side = torch.maximum(w, h)
-    out[:, 0] = boxes[:, 0] + 0.5 * (w - side)
-    out[:, 1] = boxes[:, 1] + 0.5 * (h - side)
-    out[:, 2:4] = out[:, :2] + side[:, None]
-    return out
 
 
 def jitter(boxes: torch.Tensor, jitters: tuple) -> torch.Tensor:
