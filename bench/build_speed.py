@@ -1,13 +1,16 @@
 """Photos per second of `pof build` against the face_recognition library, one run, same cores.
 
-    python bench/build_speed.py [--pof-only] [SOURCE_DIR ...]
+    python bench/build_speed.py [--pof-only] [--big N] [SOURCE_DIR ...]
 
 SOURCE_DIR are PERSON/IMAGE folders (default: the five probe folders of the core set, 605
-photos, made by bench/make_core_set.py). pof: the wall time of `pof build` into a fresh folder
-(start-up, every worker's model loading and the dataset export included). Peer: in-process
-load_image_file + face_locations (HOG, upsample 1) + face_encodings of every photo (its import
-and model loading excluded). Faces per second count the faces each system enrolled.
-``--pof-only`` times pof alone (quick A/B runs of pof changes).
+photos of 320 x 243, made by bench/make_core_set.py). ``--big N`` times N made-up 1024 x 768
+JPEGs instead (bench/gpu_throughput.py's photos: one to four real faces pasted on a blurred
+photo), built from a manifest without person labels, so that every face is enrolled.
+pof: the wall time of `pof build` into a fresh folder (start-up, every worker's model
+loading and the dataset export included). Peer: in-process load_image_file + face_locations
+(HOG, upsample 1) + face_encodings of every photo (its import and model loading excluded).
+Faces per second count the faces each system enrolled. ``--pof-only`` times pof alone (quick
+A/B runs of pof changes; POF_RUNTIME=onnxruntime or openvino picks the detector's runtime).
 """
 from __future__ import annotations
 
@@ -22,23 +25,43 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def big_photos(folder: Path, count: int) -> tuple[list[str], list[Path]]:
+    """``count`` 1024 x 768 JPEGs in ``folder`` and a manifest listing them (no person)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from gpu_throughput import make_photos
+
+    photos = make_photos(folder, count)
+    manifest = folder / "manifest.csv"
+    manifest.write_text("path\n" + "".join(f"{p.name}\n" for p in photos))
+    return [str(manifest)], photos
+
+
 def main() -> None:
     args = sys.argv[1:]
     pof_only = "--pof-only" in args
-    core = ROOT / "bench" / "work" / "core" / "probes"
-    sources = [Path(a) for a in args if a != "--pof-only"] or sorted(p for p in core.iterdir() if p.is_dir())
-    photos = sorted(f for s in sources for f in s.glob("*/*") if f.is_file())
-    out = Path(tempfile.mkdtemp()) / "ds"
+    big = int(args[args.index("--big") + 1]) if "--big" in args else 0
+    rest = [a for i, a in enumerate(args)
+            if a not in ("--pof-only", "--big") and not (i and args[i - 1] == "--big")]
+    work = Path(tempfile.mkdtemp())
+    if big:
+        (work / "photos").mkdir()
+        sources, photos = big_photos(work / "photos", big)
+    else:
+        core = ROOT / "bench" / "work" / "core" / "probes"
+        dirs = [Path(a) for a in rest] or sorted(p for p in core.iterdir() if p.is_dir())
+        sources = [str(d) for d in dirs]
+        photos = sorted(f for s in dirs for f in s.glob("*/*") if f.is_file())
+    out = work / "ds"
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "pof", "build", *map(str, sources), "--out", str(out), "--quiet"],
+    r = subprocess.run([sys.executable, "-m", "pof", "build", *sources, "--out", str(out), "--quiet"],
                        capture_output=True, text=True)
     pof_s = time.perf_counter() - t
     if r.returncode:
         sys.exit(f"pof build failed: {r.stderr[-500:]}")
     pof_faces = len(json.loads((out / "metadata.json").read_text()))
-    shutil.rmtree(out.parent)
     pof = {"seconds": round(pof_s, 2), "faces": pof_faces, "photos_per_s": round(len(photos) / pof_s, 2)}
     if pof_only:
+        shutil.rmtree(work)
         print(json.dumps({"photos": len(photos), "pof": pof}))
         return
     import face_recognition as fr
@@ -48,6 +71,7 @@ def main() -> None:
         img = fr.load_image_file(str(f))
         peer_faces += len(fr.face_encodings(img, fr.face_locations(img, 1)))
     peer_s = time.perf_counter() - t
+    shutil.rmtree(work)
     res = {"photos": len(photos), "pof": pof,
            "peer": {"seconds": round(peer_s, 2), "faces": peer_faces,
                     "photos_per_s": round(len(photos) / peer_s, 2)}}

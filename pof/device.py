@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from .errors import PofError, SettingError
 
 
@@ -42,6 +44,70 @@ def build_engine() -> str | None:
                            "PyTorch (pip install 'pof[gpu]' with a CUDA build of torch) nor ONNX "
                            "Runtime (onnxruntime-gpu) sees one; use --device cpu") from None
     return None
+
+
+RUNTIMES = ("auto", "openvino", "onnxruntime")
+
+
+def cpu_runtime(name: str = "auto") -> str:
+    """The runtime that runs pof's MTCNN networks on the CPU: "openvino" or "onnxruntime".
+    "auto" picks OpenVINO where it is installed (the three networks run in about two thirds
+    of ONNX Runtime's time here: BENCHMARKS.md, "OpenVINO for the detector"), else ONNX
+    Runtime. Asking for "openvino" where it is not installed is a SettingError."""
+    if name not in RUNTIMES:
+        raise SettingError(f"runtime must be one of {', '.join(RUNTIMES)}, got {name!r}")
+    if name == "onnxruntime":
+        return name
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        if name == "openvino":
+            raise SettingError("runtime openvino asked for, but the openvino package is not "
+                               "installed: pip install openvino, or use runtime onnxruntime") from None
+        return "onnxruntime"
+    return "openvino"
+
+
+class OpenVinoSession:
+    """An ONNX file compiled by OpenVINO for the CPU, run like an ONNX Runtime session:
+    ``run(output_names or None, {input_name: array}) -> list of arrays``.
+
+    Float32 throughout: on CPUs with AMX or AVX-512 BF16, OpenVINO's default precision is
+    bfloat16, which moves MTCNN's outputs by about 1% and so its boxes; in float32 they agree
+    with ONNX Runtime's to about 1e-6. ``threads`` inference threads (default 1, as pof
+    parallelises by process), and no pinning of threads to cores, which would put several
+    worker processes on the same core. One inference request per calling thread (a request
+    is not thread-safe; the web app calls from a thread pool).
+    """
+
+    def __init__(self, model: Path, threads: int = 1) -> None:
+        import threading
+
+        import openvino as ov
+
+        self._compiled = ov.Core().compile_model(str(model), "CPU", {
+            "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": int(threads),
+            "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False})
+        self._outputs = [set(o.get_names()) for o in self._compiled.outputs]
+        self._inputs = [set(i.get_names()) for i in self._compiled.inputs]
+        self._local = threading.local()
+
+    def _index(self, names: list[set[str]], name: str, kind: str) -> int:
+        for i, aliases in enumerate(names):
+            if name in aliases:
+                return i
+        raise PofError(f"the model has no {kind} named {name!r}")
+
+    def run(self, output_names: list[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._compiled.create_infer_request()
+        request.infer({self._index(self._inputs, k, "input"): np.ascontiguousarray(v)
+                       for k, v in feeds.items()})
+        wanted = (range(len(self._outputs)) if output_names is None
+                  else [self._index(self._outputs, n, "output") for n in output_names])
+        # copies: the request reuses its output buffers on the next call
+        return [request.get_output_tensor(i).data.copy() for i in wanted]
 
 
 def onnx_session(model: Path, sha256: str, converter: str, device: str = "cpu", threads: int = 1):

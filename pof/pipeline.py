@@ -46,6 +46,7 @@ class Pipeline:
         opts: dict[str, Any] = {"min_face_size": self.settings["min_face"]}
         if self.settings["detector"] == "mtcnn":
             opts["providers"] = onnx_providers(self.settings["device"])
+            opts["runtime"] = self.settings["runtime"]
         return detect.create(self.settings["detector"], **opts)
 
     @property

@@ -1,0 +1,96 @@
+"""The detector's two CPU runtimes: OpenVINO (pof's default where installed) and ONNX Runtime
+run the same ONNX files and must find the same faces on real photos."""
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pof.detect.mtcnn import MODEL_DIR, MTCNNDetector
+from pof.device import OpenVinoSession, cpu_runtime
+from pof.errors import PofError, SettingError
+from pof.settings import check
+
+from .conftest import DEMO, YALE
+
+
+def _photos() -> list[np.ndarray]:
+    files = sorted(YALE.glob("subject*"))[:6] + sorted(DEMO.rglob("*.jpg"))[:3]
+    return [np.asarray(Image.open(f).convert("RGB")) for f in files]
+
+
+def test_openvino_and_onnxruntime_find_the_same_faces():
+    ov = MTCNNDetector(runtime="openvino")
+    ort = MTCNNDetector(runtime="onnxruntime")
+    photos = _photos()
+    total = 0
+    for img in photos:
+        a, b = ov.detect(img), ort.detect(img)
+        assert len(a) == len(b) >= 1
+        for x, y in zip(a, b):
+            assert np.abs(np.subtract(x.box, y.box)).max() < 0.05
+            assert np.abs(x.landmarks5 - y.landmarks5).max() < 0.05
+            assert abs(x.score - y.score) < 1e-4
+        total += len(a)
+    assert total >= len(photos)
+    assert type(ov._sessions["pnet"]).__name__ == "OpenVinoSession"
+    assert type(ort._sessions["pnet"]).__name__ == "InferenceSession"
+
+
+def test_session_outputs_by_name_match_onnxruntime():
+    import onnxruntime
+
+    x = np.random.default_rng(0).uniform(-1, 1, (5, 3, 48, 48)).astype(np.float32)
+    ov = OpenVinoSession(MODEL_DIR / "onet.onnx")
+    ref = onnxruntime.InferenceSession(str(MODEL_DIR / "onet.onnx"), providers=["CPUExecutionProvider"])
+    want = dict(zip(["reg", "landmarks", "prob"], ref.run(None, {"input": x})))
+    got = ov.run(["prob", "reg"], {"input": x})
+    assert [g.shape for g in got] == [(5, 2), (5, 4)]
+    np.testing.assert_allclose(got[0], want["prob"], atol=1e-5)
+    np.testing.assert_allclose(got[1], want["reg"], atol=1e-5)
+    assert len(ov.run(None, {"input": x})) == 3
+    with pytest.raises(PofError, match="no output named"):
+        ov.run(["age"], {"input": x})
+
+
+def test_session_is_safe_across_threads():
+    """The web app calls the pipeline from a thread pool: each thread gets its own request."""
+    ov = OpenVinoSession(MODEL_DIR / "rnet.onnx")
+    rng = np.random.default_rng(1)
+    inputs = [rng.uniform(-1, 1, (n, 3, 24, 24)).astype(np.float32) for n in (3, 7, 11, 2)]
+    want = [ov.run(None, {"input": x}) for x in inputs]
+    got: dict[int, list] = {}
+
+    def work(i: int) -> None:
+        for _ in range(20):
+            out = ov.run(None, {"input": inputs[i]})
+            if any(not np.array_equal(o, w) for o, w in zip(out, want[i])):
+                got[i] = out
+                return
+        got.setdefault(i, [])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == {i: [] for i in range(len(inputs))}
+
+
+def test_runtime_choice_and_errors(monkeypatch):
+    assert cpu_runtime("auto") == "openvino"          # installed with pof
+    assert cpu_runtime("onnxruntime") == "onnxruntime"
+    with pytest.raises(SettingError):
+        check("runtime", "tensorrt")
+    with pytest.raises(SettingError, match="CPU only"):
+        MTCNNDetector(runtime="openvino", providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setitem(sys.modules, "openvino", None)   # as if not installed
+    assert cpu_runtime("auto") == "onnxruntime"
+    with pytest.raises(SettingError, match="pip install openvino"):
+        cpu_runtime("openvino")
+    det = MTCNNDetector()                                 # auto falls back, still finds faces
+    assert det.detect(_photos()[0])
+    assert type(det._sessions["pnet"]).__name__ == "InferenceSession"
