@@ -23,6 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .catalog import Catalog
+from .device import cpu_runtime
 from .errors import PofError
 from .load import decode_image, read_bytes
 from .parallel import pipeline_map
@@ -123,6 +124,10 @@ class Builder:
         self.out = Path(out)
         self.engine = engine
         self.pipeline = Pipeline(**settings)
+        # a build is a long job: OpenVINO runs the detector where installed (and the worker
+        # processes get this setting with the others)
+        if self.pipeline.settings["device"] == "cpu":
+            self.pipeline.settings["runtime"] = cpu_runtime(self.pipeline.settings["runtime"], long_job=True)
         self.model = self.pipeline.descriptor_key()     # tags every descriptor this build makes
         self.attribute_models = json.dumps(self.pipeline.attributes.describe(), sort_keys=True)
         n = self.pipeline.settings["workers"] if workers is None else int(workers)

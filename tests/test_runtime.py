@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pof.build import Builder
 from pof.detect.mtcnn import MODEL_DIR, MTCNNDetector
 from pof.device import OpenVinoSession, cpu_runtime
 from pof.errors import PofError, SettingError
@@ -80,17 +81,24 @@ def test_session_is_safe_across_threads():
     assert got == {i: [] for i in range(len(inputs))}
 
 
-def test_runtime_choice_and_errors(monkeypatch):
-    assert cpu_runtime("auto") == "openvino"          # installed with pof
-    assert cpu_runtime("onnxruntime") == "onnxruntime"
+def test_runtime_choice_and_errors(monkeypatch, tmp_path):
+    assert cpu_runtime("auto", long_job=True) == "openvino"     # installed with pof
+    assert cpu_runtime("auto") == "onnxruntime"       # one-off commands: no 0.2 s to load it
+    assert cpu_runtime("onnxruntime", long_job=True) == "onnxruntime"
+    assert MTCNNDetector().runtime == "auto"
+    assert Builder(tmp_path / "a").pipeline.settings["runtime"] == "openvino"
+    assert Builder(tmp_path / "b", runtime="onnxruntime").pipeline.settings["runtime"] == "onnxruntime"
     with pytest.raises(SettingError):
         check("runtime", "tensorrt")
     with pytest.raises(SettingError, match="CPU only"):
         MTCNNDetector(runtime="openvino", providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
     monkeypatch.setitem(sys.modules, "openvino", None)   # as if not installed
-    assert cpu_runtime("auto") == "onnxruntime"
+    assert cpu_runtime("auto", long_job=True) == "onnxruntime"
+    assert Builder(tmp_path / "c").pipeline.settings["runtime"] == "onnxruntime"
     with pytest.raises(SettingError, match="pip install openvino"):
         cpu_runtime("openvino")
+    with pytest.raises(SettingError, match="pip install openvino"):
+        MTCNNDetector(runtime="openvino").detect(_photos()[0])
     det = MTCNNDetector()                                 # auto falls back, still finds faces
     assert det.detect(_photos()[0])
     assert type(det._sessions["pnet"]).__name__ == "InferenceSession"

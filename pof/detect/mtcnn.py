@@ -1,5 +1,5 @@
-"""MTCNN face detector (Zhang et al. 2016), facenet-pytorch's weights in ONNX, run by OpenVINO
-on the CPU where it is installed, else by ONNX Runtime (``runtime``).
+"""MTCNN face detector (Zhang et al. 2016), facenet-pytorch's weights in ONNX, run by ONNX
+Runtime or, for long jobs on the CPU, by OpenVINO (``runtime``).
 
 The three networks were converted once by ``tools/convert_mtcnn.py`` into
 ``pof/models/mtcnn/{pnet,rnet,onet}.onnx``; the cascade around them (image pyramid, NMS, box
@@ -59,9 +59,10 @@ class MTCNNDetector(Detector):
             are partly covered (masks, eye bands) or rotated, at little cost in false
             detections; False (with thresholds 0.6, 0.7, 0.7) gives facenet-pytorch's results.
         threads: inference threads per network (default 1: pof parallelises by process).
-        runtime: "auto" (default: OpenVINO where installed and only the CPU is asked for,
-            else ONNX Runtime), "openvino" or "onnxruntime" (see ``pof.device.cpu_runtime``).
-            Both run the same ONNX files; their outputs agree to about 1e-6.
+        runtime: "onnxruntime", "openvino" (CPU only), or "auto" (default: ONNX Runtime;
+            ``pof build`` and ``pof serve`` turn it into OpenVINO where installed, see
+            ``pof.device.cpu_runtime``). Both run the same ONNX files; their outputs agree to
+            about 1e-6.
 
     Sessions are created on the first :meth:`detect` call, not at construction.
     """

@@ -158,10 +158,15 @@ class WebState:
         """The pipeline (models load on first use)."""
         with self._lock:
             if self._pipeline is None:
+                from ..device import cpu_runtime
                 from ..pipeline import pipeline_for
                 with Catalog(self.dataset) as cat:      # the backend the dataset was built with
                     key = cat.get_meta("descriptor_key") or ""
-                self._pipeline = pipeline_for(key)
+                pipe = pipeline_for(key)
+                # the app runs for long: OpenVINO runs the detector where installed
+                if pipe.settings["device"] == "cpu":
+                    pipe.settings["runtime"] = cpu_runtime(pipe.settings["runtime"], long_job=True)
+                self._pipeline = pipe
             return self._pipeline
 
     def analyze(self, pixels: np.ndarray, with_crops: bool = False) -> list:
