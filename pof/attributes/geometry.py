@@ -51,14 +51,19 @@ def mouth_scores(gap: float) -> dict[str, float]:
             "Mouth Wide Open": wide / total}
 
 
-class LandmarkEstimator:
+class MeasuredEstimator:
+    """Base of the attribute estimators that measure and load no model (landmarks, pixels,
+    regions): ``device`` is accepted, as every estimator takes it, and not needed."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+
+
+class LandmarkEstimator(MeasuredEstimator):
     """Eyes Open and the three mouth states from 68 landmarks (no model)."""
 
     name = "landmarks"
     version = VERSION
-
-    def __init__(self, device: str = "cpu") -> None:
-        pass
 
     def estimate(self, views: list, demographics: bool = True) -> list[dict[str, float]]:
         out = []

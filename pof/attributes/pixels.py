@@ -24,7 +24,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .geometry import mouth_gap, sigmoid
+from .geometry import MeasuredEstimator, mouth_gap, sigmoid
 
 VERSION = "pixels-1"
 CHROMA_COLOUR = 10.0           # mean chroma at which Color Photo = 0.5
@@ -99,14 +99,11 @@ def scores(f: dict[str, float], blur: float, yaw: float = 0.0) -> dict[str, floa
             "Teeth Not Visible": float(1.0 - teeth)}
 
 
-class PixelEstimator:
+class PixelEstimator(MeasuredEstimator):
     """Blur, colour, lighting, glasses and teeth measured from the crop (no model)."""
 
     name = "pixels"
     version = VERSION
-
-    def __init__(self, device: str = "cpu") -> None:
-        pass
 
     def estimate(self, views: list, demographics: bool = True) -> list[dict[str, float]]:
         return [scores(features(v.crop, v.points), v.blur, v.yaw) for v in views]

@@ -35,7 +35,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .geometry import sigmoid
+from .geometry import MeasuredEstimator, sigmoid
 from .pixels import CHROMA_COLOUR, face_chroma
 
 VERSION = "regions-1"
@@ -155,14 +155,11 @@ def scores(f: dict[str, float], yaw: float = 0.0) -> dict[str, float]:
     return s
 
 
-class RegionEstimator:
+class RegionEstimator(MeasuredEstimator):
     """Hair, baldness, facial hair and forehead from landmark-placed regions (no model)."""
 
     name = "regions"
     version = VERSION
-
-    def __init__(self, device: str = "cpu") -> None:
-        pass
 
     def estimate(self, views: list, demographics: bool = True) -> list[dict[str, float]]:
         out = []

@@ -26,6 +26,18 @@ def chip(image: np.ndarray, face: Face) -> np.ndarray:
     return dlib.get_face_chip(image, _detection(face), size=CHIP_SIZE, padding=CHIP_PADDING)
 
 
+def embed_faces(embed_chips, image: np.ndarray, faces: list[Face], mirror: bool = False) -> None:
+    """Fill ``descriptor`` of every face (each must have ``landmarks68``) from its dlib chip
+    through ``embed_chips`` (chips -> unit vectors); ``mirror``: averaged with the mirrored
+    chip's (``pof.embed.with_mirror``). Shared by dlib's ResNet in dlib and in ONNX."""
+    if not faces:
+        return
+    chips = np.stack([chip(image, f) for f in faces])
+    vecs = with_mirror(chips, embed_chips) if mirror else embed_chips(chips)
+    for f, v in zip(faces, vecs):
+        f.descriptor = v
+
+
 class DlibResNet:
     """128-d descriptors; the raw dlib vectors are scaled to unit length."""
 
@@ -50,11 +62,5 @@ class DlibResNet:
         return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
 
     def embed(self, image: np.ndarray, faces: list[Face], mirror: bool = False) -> None:
-        """Fill ``descriptor`` of every face (each must have ``landmarks68``); ``mirror``:
-        averaged with the mirrored chip's (``pof.embed.with_mirror``)."""
-        if not faces:
-            return
-        chips = np.stack([chip(image, f) for f in faces])
-        vecs = with_mirror(chips, self.embed_chips) if mirror else self.embed_chips(chips)
-        for f, v in zip(faces, vecs):
-            f.descriptor = v
+        """Fill ``descriptor`` of every face (``pof.embed.dlib_resnet.embed_faces``)."""
+        embed_faces(self.embed_chips, image, faces, mirror)

@@ -14,8 +14,7 @@ import numpy as np
 from ..device import OnnxModel
 from ..errors import PofError
 from ..record import Face
-from . import with_mirror
-from .dlib_resnet import CHIP_SIZE, chip
+from .dlib_resnet import CHIP_SIZE, embed_faces
 
 MODEL_DIR = Path(__file__).parent.parent / "models" / "dlib_resnet"
 MODEL = MODEL_DIR / "dlib_face_recognition_resnet_model_v1.onnx"
@@ -52,11 +51,5 @@ class OnnxResNet(OnnxModel):
         return vecs
 
     def embed(self, image: np.ndarray, faces: list[Face], mirror: bool = False) -> None:
-        """Fill ``descriptor`` of every face (each must have ``landmarks68``); ``mirror``:
-        averaged with the mirrored chip's (``pof.embed.with_mirror``)."""
-        if not faces:
-            return
-        chips = np.stack([chip(image, f) for f in faces])
-        vecs = with_mirror(chips, self.embed_chips) if mirror else self.embed_chips(chips)
-        for f, v in zip(faces, vecs):
-            f.descriptor = v
+        """Fill ``descriptor`` of every face (``pof.embed.dlib_resnet.embed_faces``)."""
+        embed_faces(self.embed_chips, image, faces, mirror)
