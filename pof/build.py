@@ -32,6 +32,10 @@ from .record import Face
 from .sources import Item, collect, fetch_url
 
 GPU_BATCH = 64         # photos the GPU engine analyses together
+# from this many images up, a CPU build runs the detector with OpenVINO (runtime=auto): it
+# saves about 17 ms a 1024 x 768 photo and 1.5 ms a 320 x 243 one, and costs each worker
+# 0.2-0.3 s to load (BENCHMARKS.md, "OpenVINO for the detector")
+OPENVINO_MIN_PHOTOS = 100
 AMBIGUOUS_AREA = 0.6   # a second face this large (vs the largest) makes a named photo ambiguous
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -124,10 +128,7 @@ class Builder:
         self.out = Path(out)
         self.engine = engine
         self.pipeline = Pipeline(**settings)
-        # a build is a long job: OpenVINO runs the detector where installed (and the worker
-        # processes get this setting with the others)
-        if self.pipeline.settings["device"] == "cpu":
-            self.pipeline.settings["runtime"] = cpu_runtime(self.pipeline.settings["runtime"], long_job=True)
+        self.runtime_asked = self.pipeline.settings["runtime"]
         self.model = self.pipeline.descriptor_key()     # tags every descriptor this build makes
         self.attribute_models = json.dumps(self.pipeline.attributes.describe(), sort_keys=True)
         n = self.pipeline.settings["workers"] if workers is None else int(workers)
@@ -136,9 +137,19 @@ class Builder:
             raise PofError("the GPU engine runs pof's default detector and embedder only; "
                            "build with the defaults, or without --device cuda")
 
+    def runtime_for(self, count: int) -> str:
+        """The detector's runtime for a build of ``count`` images: with ``runtime=auto``,
+        OpenVINO (where installed) from OPENVINO_MIN_PHOTOS images up, ONNX Runtime below,
+        where OpenVINO's start-up (0.2-0.3 s a worker) would not pay back."""
+        if self.pipeline.settings["device"] != "cpu":
+            return self.runtime_asked
+        return cpu_runtime(self.runtime_asked, long_job=count >= OPENVINO_MIN_PHOTOS)
+
     def run(self, sources: list[str], provenance: dict[str, Any] | None = None,
             progress: bool = True) -> BuildReport:
         items = list(collect(sources, provenance))
+        # the worker processes get this setting with the others
+        self.pipeline.settings["runtime"] = self.runtime_for(len(items))
         report = BuildReport()
         with Catalog(self.out, create=True) as cat:
             cat.bind_models(self.model)

@@ -52,8 +52,9 @@ RUNTIMES = ("auto", "openvino", "onnxruntime")
 def cpu_runtime(name: str = "auto", long_job: bool = False) -> str:
     """The runtime that runs pof's MTCNN networks on the CPU: "openvino" or "onnxruntime".
 
-    "auto" picks OpenVINO for long jobs (``long_job``: ``pof build`` and ``pof serve``) where
-    it is installed, and ONNX Runtime otherwise. OpenVINO runs the three networks in about
+    "auto" picks OpenVINO for long jobs (``long_job``: ``pof serve``, and ``pof build`` from
+    ``pof.build.OPENVINO_MIN_PHOTOS`` images) where it is installed, and ONNX Runtime
+    otherwise. OpenVINO runs the three networks in about
     two thirds of ONNX Runtime's time on 1024 x 768 photos (a build 15% faster), but loading
     it costs each process about 0.2 s, which a one-photo ``pof search`` would only lose
     (BENCHMARKS.md, "OpenVINO for the detector"). Asking for "openvino" where it is not

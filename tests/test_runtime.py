@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pof.build import Builder
+from pof.build import OPENVINO_MIN_PHOTOS, Builder
 from pof.detect.mtcnn import MODEL_DIR, MTCNNDetector
 from pof.device import OpenVinoSession, cpu_runtime
 from pof.errors import PofError, SettingError
@@ -86,15 +86,18 @@ def test_runtime_choice_and_errors(monkeypatch, tmp_path):
     assert cpu_runtime("auto") == "onnxruntime"       # one-off commands: no 0.2 s to load it
     assert cpu_runtime("onnxruntime", long_job=True) == "onnxruntime"
     assert MTCNNDetector().runtime == "auto"
-    assert Builder(tmp_path / "a").pipeline.settings["runtime"] == "openvino"
-    assert Builder(tmp_path / "b", runtime="onnxruntime").pipeline.settings["runtime"] == "onnxruntime"
+    builder = Builder(tmp_path / "a")
+    assert builder.runtime_for(OPENVINO_MIN_PHOTOS) == "openvino"     # a long build
+    assert builder.runtime_for(OPENVINO_MIN_PHOTOS - 1) == "onnxruntime"
+    assert Builder(tmp_path / "b", runtime="onnxruntime").runtime_for(10**6) == "onnxruntime"
+    assert Builder(tmp_path / "b", runtime="openvino").runtime_for(1) == "openvino"
     with pytest.raises(SettingError):
         check("runtime", "tensorrt")
     with pytest.raises(SettingError, match="CPU only"):
         MTCNNDetector(runtime="openvino", providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
     monkeypatch.setitem(sys.modules, "openvino", None)   # as if not installed
     assert cpu_runtime("auto", long_job=True) == "onnxruntime"
-    assert Builder(tmp_path / "c").pipeline.settings["runtime"] == "onnxruntime"
+    assert Builder(tmp_path / "c").runtime_for(10**6) == "onnxruntime"
     with pytest.raises(SettingError, match="pip install openvino"):
         cpu_runtime("openvino")
     with pytest.raises(SettingError, match="pip install openvino"):
@@ -102,3 +105,28 @@ def test_runtime_choice_and_errors(monkeypatch, tmp_path):
     det = MTCNNDetector()                                 # auto falls back, still finds faces
     assert det.detect(_photos()[0])
     assert type(det._sessions["pnet"]).__name__ == "InferenceSession"
+
+
+def test_builds_with_either_runtime_give_the_same_faces(tmp_path):
+    """Worker processes run the detector with the runtime the build picked."""
+    import json
+    import shutil
+
+    src = tmp_path / "src" / "subject01"
+    src.mkdir(parents=True)
+    for name in ("subject01.normal", "subject01.happy", "subject02.glasses"):
+        shutil.copy(YALE / name, src / name)
+    found = {}
+    for runtime in ("openvino", "onnxruntime"):
+        builder = Builder(tmp_path / runtime, workers=2, runtime=runtime)
+        report = builder.run([str(tmp_path / "src")], progress=False)
+        assert builder.pipeline.settings["runtime"] == runtime
+        assert report.added_faces == 3
+        meta = json.loads((tmp_path / runtime / "metadata.json").read_text())
+        found[runtime] = {m["id"]: m["box"] for m in meta}
+    assert found["openvino"].keys() == found["onnxruntime"].keys()
+    for k, box in found["openvino"].items():
+        assert np.abs(np.subtract(box, found["onnxruntime"][k])).max() <= 0.1
+    small = Builder(tmp_path / "auto")
+    small.run([str(tmp_path / "src")], progress=False)
+    assert small.pipeline.settings["runtime"] == "onnxruntime"     # 3 photos: not worth loading it

@@ -60,7 +60,7 @@ class MTCNNDetector(Detector):
             detections; False (with thresholds 0.6, 0.7, 0.7) gives facenet-pytorch's results.
         threads: inference threads per network (default 1: pof parallelises by process).
         runtime: "onnxruntime", "openvino" (CPU only), or "auto" (default: ONNX Runtime;
-            ``pof build`` and ``pof serve`` turn it into OpenVINO where installed, see
+            ``pof serve`` and long builds turn it into OpenVINO where installed, see
             ``pof.device.cpu_runtime``). Both run the same ONNX files; their outputs agree to
             about 1e-6.
 
