@@ -1,6 +1,7 @@
 """Run pipeline work over many items in worker processes, results in input order.
 
-Each worker builds its own Pipeline once (models load lazily in it); at most two jobs per
+Each worker builds its own Pipeline once (models load lazily in it), except dlib's 68-point
+model, which the parent reads once and its forked workers share; at most two jobs per
 worker are in flight, so memory stays bounded however many items there are. Workers run
 OpenCV on one thread, as they run the models: parallelism is by process, one per core.
 """
@@ -15,11 +16,16 @@ import cv2
 from .pipeline import Pipeline
 
 _PIPELINE: Pipeline | None = None   # one per worker process, set by _init
+# models the parent loaded just before its workers forked; they inherit them instead of
+# loading their own (the start method is fork on Linux; elsewhere each worker loads)
+_INHERITED: dict[str, Any] = {}
 
 
 def _init(settings: dict[str, Any]) -> None:
     global _PIPELINE
     _PIPELINE = Pipeline(**settings)
+    if "landmarks" in _INHERITED:
+        _PIPELINE._landmarks = _INHERITED["landmarks"]
 
 
 def _call(fn: Callable, args: tuple) -> Any:
@@ -43,6 +49,10 @@ def pipeline_map(pipeline: Pipeline, fn: Callable[..., Any], jobs: Iterable[tupl
     # the pool hangs OpenCV. This process gets its threads back at the end.
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
+    # dlib's 68-point model (100 MB, 0.4 s to read) is loaded once here and its pages are
+    # shared with every worker, rather than read by each
+    pipeline.landmarks.predictor
+    _INHERITED["landmarks"] = pipeline.landmarks
     try:
         with ProcessPoolExecutor(workers, initializer=_init, initargs=(pipeline.settings,)) as pool:
             window: deque = deque()
@@ -53,4 +63,5 @@ def pipeline_map(pipeline: Pipeline, fn: Callable[..., Any], jobs: Iterable[tupl
             while window:
                 yield window.popleft().result()
     finally:
+        _INHERITED.clear()
         cv2.setNumThreads(threads)
