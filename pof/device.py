@@ -54,11 +54,10 @@ def cpu_runtime(name: str = "auto", long_job: bool = False) -> str:
 
     "auto" picks OpenVINO for long jobs (``long_job``: ``pof serve``, and ``pof build`` from
     ``pof.build.OPENVINO_MIN_PHOTOS`` images) where it is installed, and ONNX Runtime
-    otherwise. OpenVINO runs the three networks in about
-    two thirds of ONNX Runtime's time on 1024 x 768 photos (a build 15% faster), but loading
-    it costs each process about 0.2 s, which a one-photo ``pof search`` would only lose
-    (BENCHMARKS.md, "OpenVINO for the detector"). Asking for "openvino" where it is not
-    installed is a SettingError."""
+    otherwise. OpenVINO runs the three networks in about two thirds of ONNX Runtime's time
+    on 1024 x 768 photos (a build 15-20% faster), but loading it costs each process 0.2-0.3 s,
+    which a one-photo ``pof search`` would only lose (BENCHMARKS.md, "OpenVINO for the
+    detector"). Asking for "openvino" where it is not installed is a SettingError."""
     if name not in RUNTIMES:
         raise SettingError(f"runtime must be one of {', '.join(RUNTIMES)}, got {name!r}")
     if name == "onnxruntime" or (name == "auto" and not long_job):
@@ -110,8 +109,8 @@ class OpenVinoSession:
             request = self._local.request = self._compiled.create_infer_request()
         # the inputs set as tensors over the arrays' own memory, then a bare infer(): a
         # third less overhead a call than infer({...}) (about 20 us, on the 11 calls a photo)
-        keep = [np.ascontiguousarray(v) for v in feeds.values()]
-        for k, v in zip(feeds, keep):
+        arrays = [np.ascontiguousarray(v) for v in feeds.values()]   # alive until infer ends
+        for k, v in zip(feeds, arrays):
             request.set_input_tensor(self._index(self._inputs, k, "input"),
                                      self._tensor(v, shared_memory=True))
         request.infer()

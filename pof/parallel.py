@@ -51,8 +51,8 @@ def pipeline_map(pipeline: Pipeline, fn: Callable[..., Any], jobs: Iterable[tupl
     cv2.setNumThreads(1)
     # dlib's 68-point model (100 MB, 0.4 s to read) is loaded once here and its pages are
     # shared with every worker, rather than read by each
-    pipeline.landmarks.predictor
     _INHERITED["landmarks"] = pipeline.landmarks
+    _INHERITED["landmarks"].predictor        # read now, before the workers fork
     try:
         with ProcessPoolExecutor(workers, initializer=_init, initargs=(pipeline.settings,)) as pool:
             window: deque = deque()

@@ -34,8 +34,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("fusion", "auto", "how a person's gallery images make their score: template (mean descriptor), max (best image), mean2, or auto (template from 20 persons, max below)", ("auto", "template", "max", "mean2")),
     Setting("workers", 0, "worker processes for a build (0: one per CPU core)"),
     Setting("device", "cpu", "where models run", ("cpu", "cuda")),
-    Setting("runtime", "auto", "what runs the face detector's networks on the CPU: openvino (faster; "
-            "auto picks it where installed) or onnxruntime", ("auto", "openvino", "onnxruntime")),
+    Setting("runtime", "auto", "what runs the face detector's networks on the CPU: openvino or "
+            "onnxruntime; auto: openvino for pof serve and builds of 100 photos or more, where "
+            "installed", ("auto", "openvino", "onnxruntime")),
     Setting("jpeg_quality", 95, "JPEG quality of the 200 x 280 dataset crops"),
     Setting("attributes", "on", "score the schema's attributes of every face during a build", ("on", "off")),
     Setting("demographics", "on", "include perceived age group and gender among the attributes "
