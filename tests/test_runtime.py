@@ -1,5 +1,6 @@
-"""The detector's two CPU runtimes: OpenVINO (pof's default where installed) and ONNX Runtime
-run the same ONNX files and must find the same faces on real photos."""
+"""The detector's two CPU runtimes, OpenVINO (for pof serve and long builds, where installed)
+and ONNX Runtime (the rest), run the same ONNX files and must find the same faces on real
+photos."""
 from __future__ import annotations
 
 import sys
