@@ -10,6 +10,8 @@ photo) sent one at a time, as a phone at a protest would: upload, detection, eve
 landmarks and descriptor, the open-set search, the bystander-blurred copy the page shows.
 Prints the median and 95th percentile of the request time (the whole request, in process:
 no network). The two runtimes alternate, round by round, so a busy machine hurts both alike.
+The app uses every core for each model (the ``threads`` setting's automatic value in
+`pof serve`); ``POF_THREADS=1`` measures one thread a model.
 """
 from __future__ import annotations
 

@@ -42,11 +42,17 @@ class Pipeline:
         self._embedder = None
         self._attributes = None
 
+    @property
+    def threads(self) -> int:
+        """Inference threads of each model: the ``threads`` setting, 0 (automatic) meaning 1."""
+        return self.settings["threads"] or 1
+
     def _make_detector(self) -> detect.Detector:
         opts: dict[str, Any] = {"min_face_size": self.settings["min_face"]}
         if self.settings["detector"] == "mtcnn":
             opts["providers"] = onnx_providers(self.settings["device"])
             opts["runtime"] = self.settings["runtime"]
+            opts["threads"] = self.threads
         return detect.create(self.settings["detector"], **opts)
 
     @property
@@ -64,7 +70,7 @@ class Pipeline:
     @property
     def embedder(self):
         if self._embedder is None:
-            self._embedder = embed.create(self.settings["embedder"], self.settings["device"])
+            self._embedder = embed.create(self.settings["embedder"], self.settings["device"], self.threads)
         return self._embedder
 
     @property
@@ -72,7 +78,8 @@ class Pipeline:
         """The attributes stage (``pof.attributes.AttributeStage``), created on first use."""
         if self._attributes is None:
             from .attributes import AttributeStage
-            self._attributes = AttributeStage(self.settings["demographics"] == "on", self.settings["device"])
+            self._attributes = AttributeStage(self.settings["demographics"] == "on", self.settings["device"],
+                                              self.threads)
         return self._attributes
 
     def describe(self) -> dict[str, str]:

@@ -37,6 +37,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("runtime", "auto", "what runs the face detector's networks on the CPU: openvino or "
             "onnxruntime; auto: openvino for pof serve and builds of 100 photos or more, where "
             "installed", ("auto", "openvino", "onnxruntime")),
+    Setting("threads", 0, "inference threads of each model in one process: 0 = automatic (one per "
+            "core in pof serve, which analyses one photo at a time; 1 elsewhere, where pof runs "
+            "one process per core)"),
     Setting("jpeg_quality", 95, "JPEG quality of the 200 x 280 dataset crops"),
     Setting("attributes", "on", "score the schema's attributes of every face during a build", ("on", "off")),
     Setting("demographics", "on", "include perceived age group and gender among the attributes "

@@ -131,3 +131,26 @@ def test_builds_with_either_runtime_give_the_same_faces(tmp_path):
     small = Builder(tmp_path / "auto")
     small.run([str(tmp_path / "src")], progress=False)
     assert small.pipeline.settings["runtime"] == "onnxruntime"     # 3 photos: not worth loading it
+
+
+def test_serve_runs_the_detector_with_openvino_on_every_core(tmp_path, monkeypatch):
+    """pof serve is a long job that analyses one photo at a time: OpenVINO, and every core
+    for each model, unless the settings say otherwise."""
+    import os
+    import shutil
+
+    from pof.web.app import create_app
+
+    from .webkit import build_dataset, web_config
+
+    ds = shutil.copytree(build_dataset(tmp_path / "build"), tmp_path / "ds")   # the app may write to it
+    pipe = create_app(ds, web_config()).state.web.pipeline
+    assert pipe.settings["runtime"] == "openvino"
+    assert pipe.threads == (os.cpu_count() or 1)
+    faces = pipe.analyze(_photos()[6], with_crops=False)        # a demo photo, one face
+    assert len(faces) == 1 and faces[0].descriptor.shape == (384,)
+    assert pipe.detector._sessions["pnet"]._compiled.get_property("INFERENCE_NUM_THREADS") == pipe.threads
+    monkeypatch.setenv("POF_THREADS", "1")
+    monkeypatch.setenv("POF_RUNTIME", "onnxruntime")
+    pipe = create_app(ds, web_config()).state.web.pipeline
+    assert (pipe.settings["runtime"], pipe.threads) == ("onnxruntime", 1)

@@ -55,12 +55,13 @@ class FaceView:
                    face.pose.yaw if face.pose is not None else 0.0)
 
 
-def create(name: str, device: str = "cpu"):
-    """Instantiate the estimator backend registered as ``name``."""
+def create(name: str, device: str = "cpu", threads: int = 1):
+    """Instantiate the estimator backend registered as ``name`` (``threads``: inference
+    threads, for those that run a model)."""
     if name not in ESTIMATORS:
         raise SettingError(f"unknown attribute estimator {name!r}; known: {', '.join(ESTIMATORS)}")
     module, cls = ESTIMATORS[name].split(":")
-    return getattr(import_module(module), cls)(device=device)
+    return getattr(import_module(module), cls)(device=device, threads=threads)
 
 
 class AttributeStage:
@@ -70,14 +71,15 @@ class AttributeStage:
     at all). Backends are created on first use and cached here.
     """
 
-    def __init__(self, demographics: bool = True, device: str = "cpu") -> None:
+    def __init__(self, demographics: bool = True, device: str = "cpu", threads: int = 1) -> None:
         self.demographics = demographics
         self.device = device
+        self.threads = threads
         self._backends: dict[str, object] = {}
 
     def backend(self, name: str):
         if name not in self._backends:
-            self._backends[name] = create(name, self.device)
+            self._backends[name] = create(name, self.device, self.threads)
         return self._backends[name]
 
     def names(self) -> list[str]:

@@ -53,9 +53,10 @@ def mouth_scores(gap: float) -> dict[str, float]:
 
 class MeasuredEstimator:
     """Base of the attribute estimators that measure and load no model (landmarks, pixels,
-    regions): ``device`` is accepted, as every estimator takes it, and not needed."""
+    regions): ``device`` and ``threads`` are accepted, as every estimator takes them, and not
+    needed."""
 
-    def __init__(self, device: str = "cpu") -> None:
+    def __init__(self, device: str = "cpu", threads: int = 1) -> None:
         self.device = device
 
 

@@ -14,15 +14,15 @@ EMBEDDERS = {
 }
 
 
-def create(name: str, device: str = "cpu"):
-    """Instantiate the embedder backend registered as ``name`` (``device`` for those that
-    run on ONNX Runtime)."""
+def create(name: str, device: str = "cpu", threads: int = 1):
+    """Instantiate the embedder backend registered as ``name`` (``device`` and inference
+    ``threads`` for those that run on ONNX Runtime)."""
     from ..errors import SettingError
     if name not in EMBEDDERS:
         raise SettingError(f"unknown embedder {name!r}; known: {', '.join(EMBEDDERS)}")
     module, cls = EMBEDDERS[name].split(":")
     backend = getattr(import_module(module), cls)
-    return backend(device=device) if name.endswith("-onnx") else backend()
+    return backend(device=device, threads=threads) if name.endswith("-onnx") else backend()
 
 
 def with_mirror(chips: np.ndarray, describe) -> np.ndarray:

@@ -2,6 +2,7 @@
 memory, rate limits. One ``WebState`` per app, on ``app.state.web``."""
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
@@ -163,9 +164,12 @@ class WebState:
                 with Catalog(self.dataset) as cat:      # the backend the dataset was built with
                     key = cat.get_meta("descriptor_key") or ""
                 pipe = pipeline_for(key)
-                # the app runs for long: OpenVINO runs the detector where installed
+                # the app runs for long: OpenVINO runs the detector where installed; and it
+                # analyses one photo at a time (the lock below), so each model may use every core
                 if pipe.settings["device"] == "cpu":
                     pipe.settings["runtime"] = cpu_runtime(pipe.settings["runtime"], long_job=True)
+                if pipe.settings["threads"] == 0:
+                    pipe.settings["threads"] = os.cpu_count() or 1
                 self._pipeline = pipe
             return self._pipeline
 
