@@ -154,3 +154,20 @@ def test_serve_runs_the_detector_with_openvino_on_every_core(tmp_path, monkeypat
     monkeypatch.setenv("POF_RUNTIME", "onnxruntime")
     pipe = create_app(ds, web_config()).state.web.pipeline
     assert (pipe.settings["runtime"], pipe.threads) == ("onnxruntime", 1)
+
+
+def test_detector_falls_back_to_onnxruntime_where_openvino_fails(monkeypatch):
+    """An OpenVINO that cannot compile here (an unsupported CPU, a broken install) costs a
+    warning, never the run: ONNX Runtime finds the same faces."""
+    from pof.detect import mtcnn
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no CPU plugin")
+
+    monkeypatch.setattr(mtcnn, "OpenVinoSession", broken)
+    det = MTCNNDetector(runtime="openvino")
+    with pytest.warns(RuntimeWarning, match="ONNX Runtime instead"):
+        found = det.detect(_photos()[0])
+    want = MTCNNDetector(runtime="onnxruntime").detect(_photos()[0])
+    assert [f.box for f in found] == [f.box for f in want]
+    assert type(det._sessions["pnet"]).__name__ == "InferenceSession"

@@ -19,6 +19,7 @@ Example::
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -117,9 +118,13 @@ class MTCNNDetector(Detector):
                                    f"pof or run tools/convert_mtcnn.py to recreate it")
             on_cpu = self.providers == ["CPUExecutionProvider"]
             if on_cpu and cpu_runtime(self.runtime) == "openvino":
-                self._sessions = {name: OpenVinoSession(MODEL_DIR / f"{name}.onnx", self.threads)
-                                  for name in ("pnet", "rnet", "onet")}
-                return self._sessions[net]
+                try:
+                    self._sessions = {name: OpenVinoSession(MODEL_DIR / f"{name}.onnx", self.threads)
+                                      for name in ("pnet", "rnet", "onet")}
+                    return self._sessions[net]
+                except Exception as exc:    # OpenVINO cannot run here: ONNX Runtime can, alike
+                    warnings.warn(f"OpenVINO could not load the detector ({exc}); running it "
+                                  f"with ONNX Runtime instead", RuntimeWarning, stacklevel=2)
             import onnxruntime as ort  # imported lazily: no work at import time
 
             opts = ort.SessionOptions()
