@@ -9,12 +9,20 @@ photo), built from a manifest without person labels, so that every face is enrol
 pof: the wall time of `pof build` into a fresh folder (start-up, every worker's model
 loading and the dataset export included). Peer: in-process load_image_file + face_locations
 (HOG, upsample 1) + face_encodings of every photo (its import and model loading excluded).
-Faces per second count the faces each system enrolled. ``--pof-only`` times pof alone (quick
-A/B runs of pof changes; POF_RUNTIME=onnxruntime or openvino picks the detector's runtime).
+Faces per second count the faces each system enrolled. Peak memory: pof's, the largest sum
+of the proportional set sizes (PSS, shared pages split between the processes that share
+them) of `pof build` and its worker processes, sampled every 50 ms in a second, untimed
+build (sampling costs CPU); the peer's, the peak resident size of this process, in which it
+runs after pof's builds (before it, this process only starts pof, and with ``--big`` makes
+the photos). ``--pof-only`` times pof
+alone (quick A/B runs of pof changes; POF_RUNTIME=onnxruntime or openvino picks the
+detector's runtime).
 """
 from __future__ import annotations
 
 import json
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -36,6 +44,49 @@ def big_photos(folder: Path, count: int) -> tuple[list[str], list[Path]]:
     return [str(manifest)], photos
 
 
+def _pss_kb(pid: int) -> int:
+    try:
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, from /proc."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                parent[int(d)] = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += [c for c, pp in parent.items() if pp == p]
+    return out
+
+
+def run_pof(cmd: list[str], sample: bool = False) -> tuple[float, int]:
+    """(seconds, peak PSS of the process tree in MB, or 0 unless ``sample``) of one
+    `pof build` run."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while sample and proc.poll() is None:
+        peak = max(peak, sum(_pss_kb(p) for p in _tree(proc.pid)))
+        time.sleep(0.05)
+    err = proc.communicate()[1]
+    seconds = time.perf_counter() - t
+    if proc.returncode:
+        sys.exit(f"pof build failed: {err[-500:]}")
+    return seconds, peak // 1024
+
+
 def main() -> None:
     args = sys.argv[1:]
     pof_only = "--pof-only" in args
@@ -52,14 +103,12 @@ def main() -> None:
         sources = [str(d) for d in dirs]
         photos = sorted(f for s in dirs for f in s.glob("*/*") if f.is_file())
     out = work / "ds"
-    t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "pof", "build", *sources, "--out", str(out), "--quiet"],
-                       capture_output=True, text=True)
-    pof_s = time.perf_counter() - t
-    if r.returncode:
-        sys.exit(f"pof build failed: {r.stderr[-500:]}")
+    pof_s, _ = run_pof([sys.executable, "-m", "pof", "build", *sources, "--out", str(out), "--quiet"])
+    _, pof_mb = run_pof([sys.executable, "-m", "pof", "build", *sources, "--out", str(work / "ds2"),
+                         "--quiet"], sample=True)
     pof_faces = len(json.loads((out / "metadata.json").read_text()))
-    pof = {"seconds": round(pof_s, 2), "faces": pof_faces, "photos_per_s": round(len(photos) / pof_s, 2)}
+    pof = {"seconds": round(pof_s, 2), "faces": pof_faces, "photos_per_s": round(len(photos) / pof_s, 2),
+           "peak_pss_mb": pof_mb}
     if pof_only:
         shutil.rmtree(work)
         print(json.dumps({"photos": len(photos), "pof": pof}))
@@ -72,9 +121,10 @@ def main() -> None:
         peer_faces += len(fr.face_encodings(img, fr.face_locations(img, 1)))
     peer_s = time.perf_counter() - t
     shutil.rmtree(work)
+    peer_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     res = {"photos": len(photos), "pof": pof,
            "peer": {"seconds": round(peer_s, 2), "faces": peer_faces,
-                    "photos_per_s": round(len(photos) / peer_s, 2)}}
+                    "photos_per_s": round(len(photos) / peer_s, 2), "peak_rss_mb": peer_mb}}
     res["ratio_photos_per_s"] = round(res["pof"]["photos_per_s"] / res["peer"]["photos_per_s"], 2)
     print(json.dumps(res, indent=1))
 
