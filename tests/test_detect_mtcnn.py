@@ -180,3 +180,27 @@ def test_integer_table_resamples_exactly_as_float():
     for size in (24, 48):
         assert np.array_equal(ops.crop_patches(table, boxes, size), ops.crop_patches(as_float, boxes, size))
     assert ops.integral(np.zeros((3000, 3000, 3), np.uint8)).dtype == np.float64
+
+
+def test_int32_table_of_a_large_photo_wraps_and_stays_exact(monkeypatch):
+    """Past 8.4 megapixels the int32 summed-area table wraps around 2**32; the pyramid and
+    the candidate crops read from it must equal those from an exact float64 table."""
+    demo = Path(__file__).parent.parent / "pof" / "data" / "demo" / "gallery"
+    photo = np.asarray(Image.open(sorted(demo.glob("*.jpg"))[0]).convert("RGB"))
+    # 12 megapixels, brightened so that every channel's total passes 2**31
+    big = np.ascontiguousarray(cv2.add(cv2.resize(photo, (4000, 3000)), 150))
+    table = ops.integral(big)
+    exact = cv2.integral(big, sdepth=cv2.CV_64F)
+    assert table.dtype == np.int32
+    assert exact[-1, -1].min() > 2**31                               # the sums did wrap
+    for scale in ops.pyramid_scales(3000, 4000, 20, 0.709)[::3]:
+        assert np.array_equal(ops.pyramid_level(table, scale), ops.pyramid_level(exact, scale))
+    rng = np.random.default_rng(0)
+    corner, side = rng.uniform(-40, 3500, (64, 2)), rng.uniform(12, 2900, (64, 1))
+    boxes = np.concatenate([corner, corner + side, np.ones((64, 1))], axis=1)
+    for size in (24, 48):
+        assert np.array_equal(ops.crop_patches(table, boxes, size), ops.crop_patches(exact, boxes, size))
+    # where the int32 table did not wrap as expected (its last corner is not the image's
+    # total modulo 2**32), the exact float64 table is used
+    monkeypatch.setattr(ops.cv2, "sumElems", lambda img: (1.0, 2.0, 3.0, 0.0))
+    assert ops.integral(big).dtype == np.float64
