@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""How much of each recognizer: dlib's ResNet, MobileFace, and their weighted sum (issue 3).
+"""How much of each recognizer: dlib's ResNet, the second network, and their weighted sum (issue 3).
 
-pof's default descriptor (embedder ``dlib+mobileface-onnx``) is [sqrt(w) * dlib, sqrt(1 - w) *
-MobileFace] with w = 0.93, so one inner product scores w * dlib cosine + (1 - w) * MobileFace
-cosine. This study takes that descriptor apart (both parts are unit vectors) and puts it back
-together at other weights, w = 0 (MobileFace alone) to 1 (dlib alone), on the same faces:
+pof's default descriptor (embedder ``dlib+mobilefacenet-onnx``; ``dlib+mobileface-onnx`` before
+session 7) is [sqrt(w) * dlib, sqrt(1 - w) * second] with w = its WEIGHT (0.8), so one inner
+product scores w * dlib cosine + (1 - w) * second cosine. This study takes that descriptor
+apart (both parts are unit vectors) and puts it back together at other weights, w = 0 (the
+second network alone) to 1 (dlib alone), on the same faces:
 
 - the public set (LFW, bench/make_public_set.py): per condition, DIR at an observed FPIR of 1%
   (threshold set on that condition's non-enrolled probes: an oracle, the same for every w) and
@@ -18,7 +19,7 @@ writes bench/work/recognizers.json.
     python bench/recognizers.py [--workers 2]
     python bench/recognizers.py --candidate MODEL.onnx [--mean 127 --std 128] [--name NAME]
 
-``--candidate`` measures a recognizer pof does not ship, in place of MobileFace, without adding
+``--candidate`` measures a recognizer pof does not ship, in place of the second network, without adding
 it to pof: any ONNX model that takes (1 or N, 3, 112, 112) float32 RGB, (pixel - mean) / std,
 cut to the ArcFace 5-point template from pof's own landmarks (``pof.embed.mobileface.chip``),
 and returns one descriptor per face. Its descriptors are cached in each set's folder under
@@ -49,16 +50,24 @@ TARGET_FPIR = 0.01
 _SESSIONS: dict = {}   # candidate model sessions, one per worker process
 
 
+def fused_backend():
+    """pof's default embedder: dlib + a second network (``pof.embed.mobileface.DlibMobileFace``
+    or a subclass), with its WEIGHT and SECOND."""
+    from pof.embed import backend
+    from pof.settings import SETTINGS
+    return backend(next(s.default for s in SETTINGS if s.name == "embedder"))
+
+
 def split(D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The dlib and MobileFace unit vectors inside pof's fused descriptors."""
-    from pof.embed.mobileface import DLIB_WEIGHT
-    d = D[:, :128] / math.sqrt(DLIB_WEIGHT)
-    m = D[:, 128:] / math.sqrt(1 - DLIB_WEIGHT)
+    """The dlib and second-network unit vectors inside pof's fused descriptors."""
+    w = fused_backend().WEIGHT
+    d = D[:, :128] / math.sqrt(w)
+    m = D[:, 128:] / math.sqrt(1 - w)
     return d, m
 
 
 class Parts:
-    """Per photo, dlib's unit descriptor and a second recognizer's: MobileFace (taken out of
+    """Per photo, dlib's unit descriptor and a second recognizer's: pof's own (taken out of
     pof's fused descriptor), or a candidate model's (``second``: path -> unit vector or None)."""
 
     def __init__(self, faces: dict[str, dict], second: dict[str, np.ndarray | None] | None = None):
@@ -155,12 +164,13 @@ def candidate_vectors(root: Path, paths: list[str], model: Path, sha: str, mean:
 
 
 def study(root: Path, gal_rows, conditions, workers: int, candidate=None) -> dict:
-    """``candidate``: (model path, sha256, mean, std) to measure in place of MobileFace."""
+    """``candidate``: (model path, sha256, mean, std) to measure in place of the second network."""
     probe_rows = read_csv(root / "probes.csv")
     pairs = read_csv(root / "pairs.csv")
     pf = PofFaces(root, workers)
-    if not pf.key.split("embedder=")[1].startswith("dlib+mobileface-onnx/"):
-        raise SystemExit("this study needs pof's default embedder dlib+mobileface-onnx")
+    name = fused_backend().name
+    if not pf.key.split("embedder=")[1].startswith(name + "/"):
+        raise SystemExit(f"this study needs pof's default embedder {name}")
     paths = list(dict.fromkeys([r["path"] for r in gal_rows] + [r["path"] for r in probe_rows]
                                + [p[k] for p in pairs for k in ("file_x", "file_y")]))
     second = None
@@ -169,7 +179,7 @@ def study(root: Path, gal_rows, conditions, workers: int, candidate=None) -> dic
         second = candidate_vectors(root, paths, model, sha, mean, std, workers)
     parts = Parts(pf.get(paths), second)
     out = {}
-    for w in (WEIGHTS if candidate is None else CANDIDATE_WEIGHTS):
+    for w in (sorted(set(WEIGHTS) | {fused_backend().WEIGHT}) if candidate is None else CANDIDATE_WEIGHTS):
         res = ident(gal_rows, probe_rows, parts, conditions, w)
         res["pairs_accuracy_10fold"] = pairs_accuracy(pairs, parts, w)
         out[str(w)] = res
@@ -177,7 +187,7 @@ def study(root: Path, gal_rows, conditions, workers: int, candidate=None) -> dic
     return out
 
 
-def markdown(name: str, res: dict, conditions, second: str = "MobileFace") -> str:
+def markdown(name: str, res: dict, conditions, second: str, pof_w: float | None) -> str:
     def pct(v):
         return "n/a" if v is None else f"{100 * v:.1f}%"
     lines = [f"#### {name}", "",
@@ -190,8 +200,9 @@ def markdown(name: str, res: dict, conditions, second: str = "MobileFace") -> st
             e = r["by_condition"][c]
             cells.append(f"{pct(e.get('dir_at_observed_fpir_1pct'))} \\| "
                          f"{pct(e.get('dir_at_threshold'))} / {pct(e.get('fpir_at_threshold'))}")
-        label = {"0.0": f"0 ({second})", "1.0": "1 (dlib)",
-                 "0.93": "**0.93 (pof)**" if second == "MobileFace" else "0.93"}.get(w, w)
+        label = {"0.0": f"0 ({second})", "1.0": "1 (dlib)"}.get(w, w)
+        if pof_w is not None and float(w) == pof_w:
+            label = f"**{w} (pof)**"
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {pct(r['pairs_accuracy_10fold'])} |")
     return "\n".join(lines) + "\n"
 
@@ -199,15 +210,17 @@ def markdown(name: str, res: dict, conditions, second: str = "MobileFace") -> st
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--candidate", type=Path, help="an ONNX face recognizer to measure in place of MobileFace")
+    ap.add_argument("--candidate", type=Path, help="an ONNX face recognizer to measure in place of the second network")
     ap.add_argument("--mean", type=float, default=127.0, help="candidate input: (pixel - mean) / std")
     ap.add_argument("--std", type=float, default=128.0)
     ap.add_argument("--name", default="candidate", help="the candidate's name in the tables")
     args = ap.parse_args()
-    candidate, second, out_name = None, "MobileFace", "recognizers.json"
+    fb = fused_backend()
+    candidate, second, out_name, pof_w = None, fb.SECOND.__name__, "recognizers.json", fb.WEIGHT
     if args.candidate:
         sha = hashlib.sha256(args.candidate.read_bytes()).hexdigest()
         candidate, second = (args.candidate.resolve(), sha, args.mean, args.std), args.name
+        pof_w = None
         out_name = f"recognizers_{sha[:12]}.json"
         print(f"candidate {args.candidate} sha256 {sha}", file=sys.stderr)
     pub = HERE / "work" / "public"
@@ -220,8 +233,8 @@ def main() -> None:
     core_cond = ["plain", "masked", "eyeband", "small", "jpeg_blur"]
     out["core"] = study(core, core_gal, core_cond, args.workers, candidate)
     (HERE / "work" / out_name).write_text(json.dumps(out, indent=1))
-    print(markdown("Public set (LFW, 50 enrolled persons)", out["public"], pub_cond, second))
-    print(markdown("Yale core set (10 enrolled persons)", out["core"], core_cond, second))
+    print(markdown("Public set (LFW, 50 enrolled persons)", out["public"], pub_cond, second, pof_w))
+    print(markdown("Yale core set (10 enrolled persons)", out["core"], core_cond, second, pof_w))
 
 
 if __name__ == "__main__":

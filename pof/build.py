@@ -211,7 +211,8 @@ class Builder:
         from .gpu.engine import GpuEngine
 
         s = self.pipeline.settings
-        engine = GpuEngine(self.engine, min_face=s["min_face"], det_threshold=s["det_threshold"])
+        engine = GpuEngine(self.engine, min_face=s["min_face"], det_threshold=s["det_threshold"],
+                           embedder=s["embedder"])
 
         def load(job):
             item, data, sha = job

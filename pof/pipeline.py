@@ -70,7 +70,8 @@ class Pipeline:
     @property
     def embedder(self):
         if self._embedder is None:
-            self._embedder = embed.create(self.settings["embedder"], self.settings["device"], self.threads)
+            self._embedder = embed.create(self.settings["embedder"], self.settings["device"],
+                                          self.threads, self.settings["runtime"])
         return self._embedder
 
     @property

@@ -22,8 +22,9 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("detector", "mtcnn", "face detector backend", ("mtcnn", "hog")),
-    Setting("embedder", "dlib+mobileface-onnx", "face descriptor backend",
-            ("dlib+mobileface-onnx", "dlib-resnet-onnx", "dlib-resnet", "mobileface-onnx")),
+    Setting("embedder", "dlib+mobilefacenet-onnx", "face descriptor backend",
+            ("dlib+mobilefacenet-onnx", "dlib+mobileface-onnx", "dlib-resnet-onnx", "dlib-resnet",
+             "mobileface-onnx", "mobilefacenet-onnx")),
     Setting("min_face", 20, "smallest face the detector looks for, in pixels"),
     Setting("det_threshold", 0.70, "minimum detector score for a face to be kept"),
     Setting("max_pixels", 60_000_000, "largest image accepted, in pixels (pixel-bomb guard)"),

@@ -27,7 +27,7 @@ def test_layout(built):
     meta = list(csv.DictReader((built / "metadata.csv").open()))
     assert len(meta) == 6
     desc = np.load(built / "descriptors.npy")
-    assert desc.shape == (6, 384) and desc.dtype == np.float32     # dlib 128 + MobileFace 256
+    assert desc.shape == (6, 320) and desc.dtype == np.float32     # dlib 128 + MobileFaceNet 192
     assert np.allclose(np.linalg.norm(desc, axis=1), 1, atol=1e-5)
     for row in meta:
         assert re.fullmatch(r"[a-z0-9]{8}", row["id"])

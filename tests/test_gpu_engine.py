@@ -65,7 +65,7 @@ def test_landmarks_crops_and_descriptors_match(both):
     cos = np.array([float(g.descriptor @ w.descriptor) for g, w in pairs])
     assert cos.min() > 0.995, cos
     for g, w in pairs:
-        assert g.descriptor.shape == w.descriptor.shape == (384,)
+        assert g.descriptor.shape == w.descriptor.shape == (320,)
         assert g.interocular == pytest.approx(w.interocular, abs=0.05)
         assert g.quality == pytest.approx(w.quality, abs=0.05)
 

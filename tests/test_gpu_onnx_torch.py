@@ -93,7 +93,8 @@ def test_rnet_and_onet_on_face_crops(net, size):
 @pytest.mark.parametrize("path, size, nhwc", [
     (DLIB, 150, False),
     (MODELS / "mobileface" / "mobileface.onnx", 112, True),
-], ids=["dlib_resnet", "mobileface"])
+    (MODELS / "mobilefacenet" / "mobilefacenet.onnx", 112, True),
+], ids=["dlib_resnet", "mobileface", "mobilefacenet"])
 def test_recognizers_give_the_same_descriptors(path, size, nhwc):
     """Raw 0-255 chips in (the graphs normalise them); descriptors equal, row by row."""
     faces = _faces(size)

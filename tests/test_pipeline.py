@@ -22,7 +22,7 @@ def test_face_record_is_filled(pipeline):
     # the 68-point eyes agree with the detector's eyes within a few pixels
     assert np.linalg.norm(f.landmarks68[36:42].mean(0) - le) < 6
     assert f.crop.shape == (280, 200, 3)
-    assert f.descriptor.shape == (384,) and abs(np.linalg.norm(f.descriptor) - 1) < 1e-5
+    assert f.descriptor.shape == (320,) and abs(np.linalg.norm(f.descriptor) - 1) < 1e-5
     assert abs(f.pose.yaw) < 20 and abs(f.pose.roll) < 10 and f.quality > 0.5
 
 
@@ -42,7 +42,7 @@ def test_no_face(pipeline, tmp_path):
 def test_hog_backend_fills_landmarks():
     faces = Pipeline(detector="hog").analyze_file(YALE / "subject02.normal")
     assert len(faces) == 1 and faces[0].landmarks5.shape == (5, 2)
-    assert faces[0].descriptor.shape == (384,)
+    assert faces[0].descriptor.shape == (320,)
 
 
 def test_rotated_face_same_descriptor(pipeline):

@@ -148,7 +148,7 @@ def test_serve_runs_the_detector_with_openvino_on_every_core(tmp_path, monkeypat
     assert pipe.settings["runtime"] == "openvino"
     assert pipe.threads == (os.cpu_count() or 1)
     faces = pipe.analyze(_photos()[6], with_crops=False)        # a demo photo, one face
-    assert len(faces) == 1 and faces[0].descriptor.shape == (384,)
+    assert len(faces) == 1 and faces[0].descriptor.shape == (320,)
     assert pipe.detector._sessions["pnet"]._compiled.get_property("INFERENCE_NUM_THREADS") == pipe.threads
     monkeypatch.setenv("POF_THREADS", "1")
     monkeypatch.setenv("POF_RUNTIME", "onnxruntime")

@@ -6,23 +6,31 @@ from importlib import import_module
 import numpy as np
 
 EMBEDDERS = {
-    # dlib's ResNet and MobileFace, scores added (the default; see pof.embed.mobileface)
+    # dlib's ResNet and MobileFaceNet, scores added (the default; see pof.embed.mobilefacenet)
+    "dlib+mobilefacenet-onnx": "pof.embed.mobilefacenet:DlibMobileFaceNet",
+    # dlib's ResNet and MobileFace, scores added (the default before session 7)
     "dlib+mobileface-onnx": "pof.embed.mobileface:DlibMobileFace",
     "dlib-resnet-onnx": "pof.embed.onnx_resnet:OnnxResNet",   # dlib's network in ONNX Runtime
     "dlib-resnet": "pof.embed.dlib_resnet:DlibResNet",        # the same network in dlib itself
     "mobileface-onnx": "pof.embed.mobileface:MobileFace",     # MobileFace alone (for studies)
+    "mobilefacenet-onnx": "pof.embed.mobilefacenet:MobileFaceNet",   # MobileFaceNet alone
 }
 
 
-def create(name: str, device: str = "cpu", threads: int = 1):
-    """Instantiate the embedder backend registered as ``name`` (``device`` and inference
-    ``threads`` for those that run on ONNX Runtime)."""
+def backend(name: str):
+    """The class registered as ``name``."""
     from ..errors import SettingError
     if name not in EMBEDDERS:
         raise SettingError(f"unknown embedder {name!r}; known: {', '.join(EMBEDDERS)}")
     module, cls = EMBEDDERS[name].split(":")
-    backend = getattr(import_module(module), cls)
-    return backend(device=device, threads=threads) if name.endswith("-onnx") else backend()
+    return getattr(import_module(module), cls)
+
+
+def create(name: str, device: str = "cpu", threads: int = 1, runtime: str = "onnxruntime"):
+    """Instantiate the embedder backend registered as ``name`` (``device``, inference
+    ``threads`` and the CPU ``runtime`` setting for those that run ONNX files)."""
+    cls = backend(name)
+    return cls(device=device, threads=threads, runtime=runtime) if name.endswith("-onnx") else cls()
 
 
 def with_mirror(chips: np.ndarray, describe) -> np.ndarray:

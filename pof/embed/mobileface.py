@@ -49,7 +49,9 @@ def chip(image: np.ndarray, face: Face) -> np.ndarray:
 
 
 class MobileFace(OnnxModel):
-    """256-d unit-length MobileFace descriptors, all faces of an image in one run."""
+    """256-d unit-length MobileFace descriptors, all faces of an image in one run. A subclass
+    runs another network that takes the same chip (``input`` (N, 112, 112, 3) float32 RGB
+    0-255, ``descriptor`` out) by naming its MODEL, MODEL_SHA256, CONVERTER, dim and name."""
 
     name = "mobileface-onnx"
     dim = 256
@@ -58,7 +60,7 @@ class MobileFace(OnnxModel):
     version = f"{MODEL.name}/sha256-{MODEL_SHA256[:12]}"
 
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
-        """Unit-length descriptors (N, 256) of chips (N, 112, 112, 3) uint8 RGB."""
+        """Unit-length descriptors (N, dim) of chips (N, 112, 112, 3) uint8 RGB."""
         chips = np.asarray(chips)
         if chips.dtype != np.uint8 or chips.ndim != 4 or chips.shape[1:] != (CHIP, CHIP, 3):
             raise PofError(f"chips must be uint8 (N, {CHIP}, {CHIP}, 3); got {chips.dtype} {chips.shape}")
@@ -78,21 +80,24 @@ class MobileFace(OnnxModel):
 
 
 class DlibMobileFace:
-    """The fused descriptor: [sqrt(w) * dlib, sqrt(1 - w) * MobileFace], w = DLIB_WEIGHT.
+    """The fused descriptor: [sqrt(w) * dlib, sqrt(1 - w) * second], w = ``WEIGHT``, the second
+    network MobileFace here (``SECOND``; pof.embed.mobilefacenet fuses another the same way).
 
     Both parts are unit vectors, so the whole is one too, and the inner product of two fused
-    descriptors is w * (dlib cosine) + (1 - w) * (MobileFace cosine): every part of pof that
+    descriptors is w * (dlib cosine) + (1 - w) * (second cosine): every part of pof that
     scores by inner product (index, templates, calibration, verification) works unchanged.
     """
 
     name = "dlib+mobileface-onnx"
     dim = 128 + 256
+    SECOND = MobileFace
+    WEIGHT = DLIB_WEIGHT
 
-    def __init__(self, device: str = "cpu", threads: int = 1) -> None:
+    def __init__(self, device: str = "cpu", threads: int = 1, runtime: str = "onnxruntime") -> None:
         from .onnx_resnet import OnnxResNet
         self.dlib = OnnxResNet(device, threads)
-        self.mobileface = MobileFace(device, threads)
-        self.version = (f"{self.dlib.version}+{self.mobileface.version}/w{DLIB_WEIGHT:g}")
+        self.second = self.SECOND(device, threads, runtime)
+        self.version = (f"{self.dlib.version}+{self.second.version}/w{self.WEIGHT:g}")
 
     def embed(self, image: np.ndarray, faces: list[Face], mirror: bool = False) -> None:
         """Fill ``descriptor`` of every face (each must have ``landmarks68``); ``mirror``:
@@ -105,7 +110,7 @@ class DlibMobileFace:
             return with_mirror(chips, model.embed_chips) if mirror else model.embed_chips(chips)
 
         d = run(self.dlib, np.stack([dlib_chip(image, f) for f in faces]))
-        m = run(self.mobileface, np.stack([chip(image, f) for f in faces]))
-        fused = np.hstack([math.sqrt(DLIB_WEIGHT) * d, math.sqrt(1.0 - DLIB_WEIGHT) * m])
+        m = run(self.second, np.stack([chip(image, f) for f in faces]))
+        fused = np.hstack([math.sqrt(self.WEIGHT) * d, math.sqrt(1.0 - self.WEIGHT) * m])
         for f, v in zip(faces, fused.astype(np.float32)):
             f.descriptor = v

@@ -6,13 +6,13 @@ Stages, each run once per batch of same-sized photos (``GpuEngine.analyze``):
    are tried again contrast-equalised, as ``pof.pipeline.Pipeline.detect`` does;
 2. landmarks: every face warped into its upright 256 x 256 frame, dlib's 68-point trees run
    there (``pof.gpu.shape68``) on the box dlib's HOG detector would give, points mapped back;
-3. align: the 200 x 280 dataset crop, dlib's 150 x 150 chip and MobileFace's 112 x 112 chip
-   (``pof.gpu.chips``), rounded to 8-bit pixels as the CPU pipeline's are;
-4. embed: dlib's ResNet and MobileFace (``pof.gpu.onnx_torch``), fused as
-   ``pof.embed.mobileface.DlibMobileFace`` fuses them;
+3. align: the 200 x 280 dataset crop, dlib's 150 x 150 chip and the second network's 112 x 112
+   ArcFace-layout chip (``pof.gpu.chips``), rounded to 8-bit pixels as the CPU pipeline's are;
+4. embed: dlib's ResNet and the default embedder's second network (MobileFaceNet;
+   ``pof.gpu.onnx_torch``), fused as ``pof.embed.mobileface.DlibMobileFace`` fuses them;
 5. quality: on the CPU, per face (``pof.quality.assess``), in a thread pool.
 
-The descriptors are those of pof's default embedder (``dlib+mobileface-onnx``), so a dataset
+The descriptors are those of pof's default embedder (``dlib+mobilefacenet-onnx``), so a dataset
 built on the GPU is searched with the CPU pipeline and the other way round; the tests measure
 how close the two paths' descriptors are. Attributes are not estimated here.
 """
@@ -29,11 +29,13 @@ import torch
 
 from .. import quality
 from ..align import CROP_H, CROP_W, FRAME_SIZE, transform_points, invert
+from .. import embed
 from ..embed import mobileface
 from ..embed.onnx_resnet import MODEL as DLIB_MODEL
-from ..errors import ImageError
+from ..errors import ImageError, PofError
 from ..landmarks import hog_like_box, rect_ltrb
 from ..record import Face
+from ..settings import defaults
 from . import chips, onnx_torch, torch_device
 from .mtcnn import BatchMTCNN
 from .shape68 import ShapePredictor68
@@ -52,7 +54,8 @@ class GpuEngine:
     device: "cuda" (default) or "cpu" (for tests: the same code on the CPU); min_face,
     det_threshold: as pof's settings of the same names; half: run the two recognizers in
     float16 (a third faster on an H200; cosine to their float32 descriptors above 0.99999,
-    tests/test_gpu_onnx_torch.py and BENCHMARKS.md).
+    tests/test_gpu_onnx_torch.py and BENCHMARKS.md); embedder: a fused embedder's name (default:
+    the ``embedder`` setting).
 
     Example::
 
@@ -61,14 +64,19 @@ class GpuEngine:
     """
 
     def __init__(self, device: str = "cuda", min_face: float = 20, det_threshold: float = 0.7,
-                 half: bool = False) -> None:
+                 half: bool = False, embedder: str | None = None) -> None:
         self.device = torch_device(device)
         self.det_threshold = float(det_threshold)
         self.detector = BatchMTCNN(self.device, min_face_size=min_face)
         self.shape = ShapePredictor68.load(self.device)
         self.dtype = torch.float16 if half else torch.float32
         self.dlib = onnx_torch.load(DLIB_MODEL, self.device, self.dtype).eval()
-        self.mobile = onnx_torch.load(mobileface.MODEL, self.device, self.dtype).eval()
+        # dlib + a second network (pof.embed.mobileface.DlibMobileFace or a subclass)
+        self.fused = embed.backend(embedder or defaults()["embedder"])
+        if not hasattr(self.fused, "SECOND"):
+            raise PofError(f"the GPU engine runs the fused embedders (dlib + a second network) "
+                           f"only, not {self.fused.name}")
+        self.mobile = onnx_torch.load(self.fused.SECOND.MODEL, self.device, self.dtype).eval()
         self._pool = ThreadPoolExecutor(QUALITY_THREADS)
 
     def analyze(self, photos: Sequence[np.ndarray]) -> list[list[Face]]:
@@ -153,7 +161,8 @@ class GpuEngine:
         return np.stack([transform_points(p, invert(m)) for p, m in zip(in_frame, frame_m)])
 
     def _embed(self, nchw: torch.Tensor, index: torch.Tensor, points68: np.ndarray) -> torch.Tensor:
-        """Fused unit descriptors (N, 384): dlib's and MobileFace's, weighted as the CPU's."""
+        """Fused unit descriptors (N, 128 + second's dim): dlib's and the second network's,
+        weighted as the CPU's."""
         dchips = _to_uint8(chips.warp(nchw, index, chips.dlib_chip_matrices(points68),
                                       (DLIB_CHIP, DLIB_CHIP), border="zero", shrink="dlib"))
         mchips = _to_uint8(chips.warp(nchw, index, chips.mobileface_matrices(points68),
@@ -162,7 +171,7 @@ class GpuEngine:
         m = self.mobile(mchips.permute(0, 2, 3, 1).contiguous().to(self.dtype))[0].float()
         d = d / d.norm(dim=1, keepdim=True).clamp(min=1e-12)
         m = m / m.norm(dim=1, keepdim=True).clamp(min=1e-12)
-        w = mobileface.DLIB_WEIGHT
+        w = self.fused.WEIGHT
         return torch.cat([math.sqrt(w) * d, math.sqrt(1.0 - w) * m], 1)
 
 
