@@ -27,15 +27,11 @@ from .device import cpu_runtime
 from .errors import PofError
 from .load import decode_image, read_bytes
 from .parallel import pipeline_map
-from .pipeline import Pipeline
+from .pipeline import OPENVINO_MIN_PHOTOS, Pipeline
 from .record import Face
 from .sources import Item, collect, fetch_url
 
 GPU_BATCH = 64         # photos the GPU engine analyses together
-# from this many images up, a CPU build runs the detector with OpenVINO (runtime=auto): it
-# saves about 17 ms a 1024 x 768 photo and 1.5 ms a 320 x 243 one, and costs each worker
-# 0.2-0.3 s to load (BENCHMARKS.md, "OpenVINO for the detector")
-OPENVINO_MIN_PHOTOS = 100
 AMBIGUOUS_AREA = 0.6   # a second face this large (vs the largest) makes a named photo ambiguous
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -138,9 +134,9 @@ class Builder:
                            "build with the defaults, or without --device cuda")
 
     def runtime_for(self, count: int) -> str:
-        """The detector's runtime for a build of ``count`` images: with ``runtime=auto``,
-        OpenVINO (where installed) from OPENVINO_MIN_PHOTOS images up, ONNX Runtime below,
-        where OpenVINO's start-up (0.2-0.3 s a worker) would not pay back."""
+        """The CPU runtime (detector, MobileFaceNet) for a build of ``count`` images: with
+        ``runtime=auto``, OpenVINO (where installed) from OPENVINO_MIN_PHOTOS images up, ONNX
+        Runtime below, where OpenVINO's start-up (0.2-0.3 s a worker) would not pay back."""
         if self.pipeline.settings["device"] != "cpu":
             return self.runtime_asked
         return cpu_runtime(self.runtime_asked, long_job=count >= OPENVINO_MIN_PHOTOS)

@@ -130,6 +130,7 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person) -> 
             conditions.setdefault(key.strip(), []).append(val.strip())
         gallery = gallery.filter(**conditions)
     pipeline = pipeline_for(gallery.descriptor_key)   # the descriptor backend it was built with
+    pipeline.settle_runtime(len(images))
     from .calibrate import resolve_fusion
     index = None       # a subset (--where), or template fusion: the Searcher needs no saved index
     if not where and resolve_fusion(pipeline.settings["fusion"], len(gallery.labels)) != "template":
@@ -251,7 +252,9 @@ def verify(images, pairs, root, fmr, as_json, workers, face, mirror) -> None:
     bar = tqdm(total=len(paths), desc="verify", unit="img", disable=len(paths) < 5 or as_json)
     face_of = {}
     jobs = ((p, face, mirror) for p in paths)
-    for path, result in zip(paths, pipeline_map(Pipeline(), subject_or_error, jobs,
+    pipeline = Pipeline()
+    pipeline.settle_runtime(len(paths))
+    for path, result in zip(paths, pipeline_map(pipeline, subject_or_error, jobs,
                                                 _probe_workers(workers, len(paths)))):
         face_of[path] = result
         bar.update(1)

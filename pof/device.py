@@ -52,10 +52,12 @@ RUNTIMES = ("auto", "openvino", "onnxruntime")
 
 
 def cpu_runtime(name: str = "auto", long_job: bool = False) -> str:
-    """The runtime that runs pof's MTCNN networks on the CPU: "openvino" or "onnxruntime".
+    """The runtime that runs pof's MTCNN networks and MobileFaceNet on the CPU: "openvino"
+    or "onnxruntime".
 
-    "auto" picks OpenVINO for long jobs (``long_job``: ``pof serve``, and ``pof build`` from
-    ``pof.build.OPENVINO_MIN_PHOTOS`` images) where it is installed, and ONNX Runtime
+    "auto" picks OpenVINO for long jobs (``long_job``: ``pof serve``, and ``pof build``,
+    ``search``, ``verify`` and ``eval`` of ``pof.pipeline.OPENVINO_MIN_PHOTOS`` images or
+    more; ``Pipeline.settle_runtime``) where it is installed, and ONNX Runtime
     otherwise. OpenVINO runs the three networks in about two thirds of ONNX Runtime's time
     on 1024 x 768 photos (a build 15-20% faster), but loading it costs each process 0.2-0.3 s,
     which a one-photo ``pof search`` would only lose (BENCHMARKS.md, "OpenVINO for the

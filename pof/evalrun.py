@@ -44,6 +44,7 @@ def _descriptors(paths: list[str], root: Path, workers: int, progress, rule: str
     """Descriptor of each image's subject face, picked by ``rule`` (pof.verify.SUBJECTS; None
     if unreadable or faceless); ``mirror`` as for pof verify."""
     pipe = Pipeline()
+    pipe.settle_runtime(len(paths))
     out: dict[str, np.ndarray | None] = {}
     jobs = ((str(root / p), rule, mirror) for p in paths)
     for p, (face, _err) in zip(paths, pipeline_map(pipe, subject_or_error, jobs, workers)):

@@ -14,13 +14,18 @@ import cv2
 import numpy as np
 
 from . import align, detect, embed, quality
-from .device import onnx_providers
+from .device import cpu_runtime, onnx_providers
 from .errors import NoFaceError, PofError
 from .embed.dlib_resnet import CHIP_PADDING, CHIP_SIZE
 from .landmarks import DlibLandmarks
 from .load import LoadedImage, load_image
 from .record import Face
 from .settings import check, defaults
+
+# from this many images up, a CPU job (build, search, verify, eval) runs the detector and
+# MobileFaceNet with OpenVINO where runtime=auto: it saves about 17 ms a 1024 x 768 photo and
+# 6 ms a face, and costs each worker 0.2-0.3 s to load (BENCHMARKS.md)
+OPENVINO_MIN_PHOTOS = 100
 
 
 class Pipeline:
@@ -46,6 +51,15 @@ class Pipeline:
     def threads(self) -> int:
         """Inference threads of each model: the ``threads`` setting, 0 (automatic) meaning 1."""
         return self.settings["threads"] or 1
+
+    def settle_runtime(self, count: int) -> str:
+        """Fix the CPU runtime for a job of ``count`` images before any model loads: with
+        ``runtime=auto``, OpenVINO (where installed) from OPENVINO_MIN_PHOTOS images up, ONNX
+        Runtime below, where OpenVINO's start-up would not pay back. Returns it."""
+        if self.settings["device"] == "cpu":
+            self.settings["runtime"] = cpu_runtime(self.settings["runtime"],
+                                                   long_job=count >= OPENVINO_MIN_PHOTOS)
+        return self.settings["runtime"]
 
     def _make_detector(self) -> detect.Detector:
         opts: dict[str, Any] = {"min_face_size": self.settings["min_face"]}

