@@ -28,6 +28,18 @@ def pipeline():
 
 
 @pytest.fixture(scope="session")
+def yale_faces(pipeline) -> list[tuple[str, np.ndarray, object]]:
+    """(person, pixels, largest face) of every Yale test image."""
+    from pof.load import load_image
+    out = []
+    for f in sorted(YALE.iterdir()):
+        pixels = load_image(f).pixels
+        found = pipeline.analyze(pixels, with_crops=False)
+        out.append((f.name.split(".")[0], pixels, max(found, key=lambda x: x.box[2] * x.box[3])))
+    return out
+
+
+@pytest.fixture(scope="session")
 def gallery_dir(tmp_path_factory) -> Path:
     """PERSON/IMAGE folders of three Yale subjects, two images each (normal, happy)."""
     root = tmp_path_factory.mktemp("gallery")

@@ -1,32 +1,18 @@
-"""MobileFace in ONNX Runtime and the fused dlib + MobileFace descriptor, on real Yale faces."""
+"""MobileFace in ONNX Runtime, on real Yale faces (the fused dlib + MobileFace descriptor is
+tested with dlib + MobileFaceNet's, in test_embed_mobilefacenet.py)."""
 from __future__ import annotations
-
-import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pof.align import _ARCFACE_112, similarity_matrix, transform_points
-from pof.embed import create
-from pof.embed.dlib_resnet import chip as dlib_chip
-from pof.embed.mobileface import DLIB_WEIGHT, MobileFace, chip, five_points
-from pof.embed.onnx_resnet import OnnxResNet
+from pof.embed.mobileface import MobileFace, chip, five_points
 from pof.errors import PofError
-from pof.load import load_image
-
-YALE = Path(__file__).parent / "data" / "yale"
 
 
 @pytest.fixture(scope="module")
-def faces(pipeline) -> list[tuple[str, np.ndarray, object]]:
-    """(person, pixels, largest face) of every Yale test image."""
-    out = []
-    for f in sorted(YALE.iterdir()):
-        pixels = load_image(f).pixels
-        found = pipeline.analyze(pixels, with_crops=False)
-        out.append((f.name.split(".")[0], pixels, max(found, key=lambda x: x.box[2] * x.box[3])))
-    return out
+def faces(yale_faces):
+    return yale_faces
 
 
 def test_chip_puts_the_face_on_the_arcface_layout(faces):
@@ -52,22 +38,6 @@ def test_mobileface_tells_people_apart(faces):
     # every face's nearest other face is of the same person (real Yale faces, 4 lightings)
     np.fill_diagonal(s, -1)
     assert (persons[s.argmax(1)] == persons).mean() >= 0.9
-
-
-def test_fused_score_is_the_weighted_sum_of_both_cosines(faces):
-    fused = create("dlib+mobileface-onnx")
-    assert fused.dim == 384
-    (_, pa, fa), (_, pb, fb) = faces[0], faces[-1]
-    fused.embed(pa, [fa])
-    da = fa.descriptor.copy()
-    fused.embed(pb, [fb])
-    db = fb.descriptor.copy()
-    assert da.shape == (384,) and abs(np.linalg.norm(da) - 1) < 1e-5
-    dl = OnnxResNet().embed_chips(np.stack([dlib_chip(pa, fa), dlib_chip(pb, fb)]))
-    mf = MobileFace().embed_chips(np.stack([chip(pa, fa), chip(pb, fb)]))
-    expected = DLIB_WEIGHT * float(dl[0] @ dl[1]) + (1 - DLIB_WEIGHT) * float(mf[0] @ mf[1])
-    assert float(da @ db) == pytest.approx(expected, abs=1e-5)
-    assert np.allclose(da[:128], math.sqrt(DLIB_WEIGHT) * dl[0], atol=1e-5)
 
 
 def test_wrong_chips_are_refused():

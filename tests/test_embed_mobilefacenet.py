@@ -3,7 +3,6 @@ Yale faces."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,21 +13,12 @@ from pof.embed.mobileface import chip
 from pof.embed.mobilefacenet import DLIB_WEIGHT, MobileFaceNet
 from pof.embed.onnx_resnet import OnnxResNet
 from pof.errors import PofError
-from pof.load import load_image
 from pof.settings import defaults
-
-YALE = Path(__file__).parent / "data" / "yale"
 
 
 @pytest.fixture(scope="module")
-def faces(pipeline) -> list[tuple[str, np.ndarray, object]]:
-    """(person, pixels, largest face) of every Yale test image."""
-    out = []
-    for f in sorted(YALE.iterdir()):
-        pixels = load_image(f).pixels
-        found = pipeline.analyze(pixels, with_crops=False)
-        out.append((f.name.split(".")[0], pixels, max(found, key=lambda x: x.box[2] * x.box[3])))
-    return out
+def faces(yale_faces):
+    return yale_faces
 
 
 def test_it_is_the_default_descriptor():
@@ -59,19 +49,22 @@ def test_batch_and_single_chips_agree(faces):
     assert net.embed_chips(chips[:0]).shape == (0, 192)
 
 
-def test_fused_score_is_the_weighted_sum_of_both_cosines(faces):
-    fused = create("dlib+mobilefacenet-onnx")
+@pytest.mark.parametrize("name", ["dlib+mobilefacenet-onnx", "dlib+mobileface-onnx"])
+def test_fused_score_is_the_weighted_sum_of_both_cosines(faces, name):
+    cls = backend(name)
+    fused, w = create(name), cls.WEIGHT
     (_, pa, fa), (_, pb, fb) = faces[0], faces[-1]
     fused.embed(pa, [fa])
     da = fa.descriptor.copy()
     fused.embed(pb, [fb])
     db = fb.descriptor.copy()
-    assert da.shape == (320,) and abs(np.linalg.norm(da) - 1) < 1e-5
+    assert da.shape == (cls.dim,) and abs(np.linalg.norm(da) - 1) < 1e-5
     dl = OnnxResNet().embed_chips(np.stack([dlib_chip(pa, fa), dlib_chip(pb, fb)]))
-    mf = MobileFaceNet().embed_chips(np.stack([chip(pa, fa), chip(pb, fb)]))
-    expected = DLIB_WEIGHT * float(dl[0] @ dl[1]) + (1 - DLIB_WEIGHT) * float(mf[0] @ mf[1])
+    mf = cls.SECOND().embed_chips(np.stack([chip(pa, fa), chip(pb, fb)]))
+    expected = w * float(dl[0] @ dl[1]) + (1 - w) * float(mf[0] @ mf[1])
     assert float(da @ db) == pytest.approx(expected, abs=1e-5)
-    assert np.allclose(da[128:], math.sqrt(1 - DLIB_WEIGHT) * mf[0], atol=1e-5)
+    assert np.allclose(da[:128], math.sqrt(w) * dl[0], atol=1e-5)
+    assert np.allclose(da[128:], math.sqrt(1 - w) * mf[0], atol=1e-5)
 
 
 def test_wrong_chips_are_refused():
