@@ -142,7 +142,7 @@ def descriptor_rate(engine, count: int = 1024, repeats: int = 5) -> dict[str, fl
     sync = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda: None)
     out = {}
     for name, model, shape in (("dlib_resnet", engine.dlib, (count, 3, 150, 150)),
-                               ("mobileface", engine.mobile, (count, 112, 112, 3))):
+                               (engine.fused.SECOND.name, engine.mobile, (count, 112, 112, 3))):
         x = torch.randint(0, 256, shape, device=engine.device).to(engine.dtype)
         with torch.inference_mode():
             model(x)
