@@ -1,5 +1,5 @@
-"""MobileFaceNet (sirius-ai, Apache 2.0) run by ONNX Runtime, and pof's default descriptor:
-dlib's ResNet and MobileFaceNet, scores added.
+"""MobileFaceNet (sirius-ai, Apache 2.0) run by ONNX Runtime or OpenVINO, and pof's default
+descriptor: dlib's ResNet and MobileFaceNet, scores added.
 
 The network: MobileFaceNet (Chen et al. 2018) as trained and released by sirius-ai
 (https://github.com/sirius-ai/MobileFaceNet_TF, Apache License 2.0, trained on insightface's
