@@ -132,3 +132,17 @@ def test_large_groups_are_split(engine, monkeypatch):
         for x, y in zip(a, b):
             np.testing.assert_allclose(x.box, y.box, atol=0.01)
             assert float(x.descriptor @ y.descriptor) > 0.9999
+
+
+def test_float32_engine_keeps_tf32_off(engine):
+    # the engine made by the fixture (float32) leaves no TF32 shortcut for CUDA convolutions
+    assert torch.backends.cudnn.allow_tf32 is False
+    assert torch.backends.cuda.matmul.allow_tf32 is False
+
+
+def test_the_engine_runs_the_fused_embedder_only():
+    from pof.errors import PofError
+    from pof.gpu.engine import GpuEngine
+    with pytest.raises(PofError, match="fused embedders"):
+        GpuEngine("cpu", embedder="dlib-resnet-onnx")
+    assert GpuEngine("cpu", embedder="dlib+mobileface-onnx").fused.WEIGHT == 0.93

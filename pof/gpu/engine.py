@@ -54,7 +54,8 @@ class GpuEngine:
     device: "cuda" (default) or "cpu" (for tests: the same code on the CPU); min_face,
     det_threshold: as pof's settings of the same names; half: run the two recognizers in
     float16 (a third faster on an H200; cosine to their float32 descriptors above 0.99999,
-    tests/test_gpu_onnx_torch.py and BENCHMARKS.md); embedder: a fused embedder's name (default:
+    tests/test_gpu_onnx_torch.py and BENCHMARKS.md; in float32, TF32 is switched off for
+    convolutions and matrix products, process-wide); embedder: a fused embedder's name (default:
     the ``embedder`` setting).
 
     Example::
@@ -66,6 +67,12 @@ class GpuEngine:
     def __init__(self, device: str = "cuda", min_face: float = 20, det_threshold: float = 0.7,
                  half: bool = False, embedder: str | None = None) -> None:
         self.device = torch_device(device)
+        if not half:
+            # float32 means float32: PyTorch lets cuDNN run convolutions in TF32 (a 10-bit
+            # mantissa) on Ampere and later GPUs by default, which moves descriptors away from
+            # the CPU's (session 5 measured a worst cosine of 0.978 on an H200 with it on)
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         self.det_threshold = float(det_threshold)
         self.detector = BatchMTCNN(self.device, min_face_size=min_face)
         self.shape = ShapePredictor68.load(self.device)
