@@ -269,6 +269,8 @@ def _chips(paths: list[str]) -> np.ndarray:
         faces, _err = faces_or_error(pipe, p)
         pixels = pipe.load(p).pixels if faces else None
         out.extend(chip(pixels, f) for f in faces or [])
+    if len(out) < 2:
+        sys.exit("--check needs photos with at least two faces in all")
     return np.stack(out)
 
 
