@@ -67,13 +67,30 @@ def cpu_runtime(name: str = "auto", long_job: bool = False) -> str:
     if name == "onnxruntime" or (name == "auto" and not long_job):
         return "onnxruntime"
     try:
-        import openvino  # noqa: F401
+        import_openvino()
     except ImportError:
         if name == "openvino":
             raise SettingError("runtime openvino asked for, but the openvino package is not "
                                "installed: pip install openvino, or use runtime onnxruntime") from None
         return "onnxruntime"
     return "openvino"
+
+
+def import_openvino():
+    """The ``openvino`` module, imported with its usage telemetry shut out.
+
+    Importing openvino imports its model converter, which sends a usage event to Google
+    Analytics (package ``openvino_telemetry``) unless a consent file says no, from a thread
+    that forks a process to post it. pof must not report its use to anyone, and that fork,
+    racing a NumPy matrix product in the main thread, once hung a ``pof search`` (OpenBLAS's
+    fork handler waits on its busy threads). With ``openvino_telemetry`` marked as absent
+    before the import, openvino falls back to its own no-op stub: no event, no thread, no
+    file in ~/intel."""
+    import sys
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)   # None: "import" raises ImportError
+    import openvino
+    return openvino
 
 
 class OpenVinoSession:
@@ -91,8 +108,7 @@ class OpenVinoSession:
     def __init__(self, model: Path, threads: int = 1) -> None:
         import threading
 
-        import openvino as ov
-
+        ov = import_openvino()
         self._compiled = ov.Core().compile_model(str(model), "CPU", {
             "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": int(threads),
             "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False})

@@ -182,3 +182,26 @@ def test_search_verify_and_eval_settle_the_runtime_by_job_size():
     pipe = Pipeline()
     pipe.settle_runtime(OPENVINO_MIN_PHOTOS)
     assert pipe.embedder.second.runtime == "openvino"
+
+
+def test_openvino_sends_no_telemetry(tmp_path):
+    """Importing OpenVINO through pof starts no telemetry: no openvino_telemetry module, no
+    background thread (it forks to post usage events), no consent or id file in HOME."""
+    pytest.importorskip("openvino")
+    code = (
+        "import sys, threading\n"
+        "from pof.device import OpenVinoSession\n"
+        "from pof.detect.mtcnn import MODEL_DIR\n"
+        "OpenVinoSession(MODEL_DIR / 'pnet.onnx')\n"
+        "assert sys.modules.get('openvino_telemetry') is None, 'telemetry imported'\n"
+        "names = [t.name for t in threading.enumerate()]\n"
+        "assert names == ['MainThread'], names\n"
+        "print('ok')\n")
+    import os
+    import subprocess
+    env = {**os.environ, "HOME": str(tmp_path)}
+    env.pop("CI", None)      # openvino's telemetry stays quiet in CI by itself; test without
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+    assert not (tmp_path / "intel").exists()
