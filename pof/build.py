@@ -23,11 +23,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from .catalog import Catalog
-from .device import cpu_runtime
 from .errors import PofError
 from .load import decode_image, read_bytes
 from .parallel import pipeline_map
-from .pipeline import OPENVINO_MIN_PHOTOS, Pipeline
+from .pipeline import Pipeline, job_runtime
 from .record import Face
 from .sources import Item, collect, fetch_url
 
@@ -137,9 +136,7 @@ class Builder:
         """The CPU runtime (detector, MobileFaceNet) for a build of ``count`` images: with
         ``runtime=auto``, OpenVINO (where installed) from OPENVINO_MIN_PHOTOS images up, ONNX
         Runtime below, where OpenVINO's start-up (0.2-0.3 s a worker) would not pay back."""
-        if self.pipeline.settings["device"] != "cpu":
-            return self.runtime_asked
-        return cpu_runtime(self.runtime_asked, long_job=count >= OPENVINO_MIN_PHOTOS)
+        return job_runtime(self.runtime_asked, self.pipeline.settings["device"], count)
 
     def run(self, sources: list[str], provenance: dict[str, Any] | None = None,
             progress: bool = True) -> BuildReport:

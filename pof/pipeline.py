@@ -28,6 +28,15 @@ from .settings import check, defaults
 OPENVINO_MIN_PHOTOS = 100
 
 
+def job_runtime(runtime: str, device: str, count: int) -> str:
+    """The runtime setting for a job of ``count`` images: on the CPU with ``runtime=auto``,
+    OpenVINO (where installed) from OPENVINO_MIN_PHOTOS images up and ONNX Runtime below,
+    where OpenVINO's start-up would not pay back; otherwise ``runtime`` as it is."""
+    if device != "cpu":
+        return runtime
+    return cpu_runtime(runtime, long_job=count >= OPENVINO_MIN_PHOTOS)
+
+
 class Pipeline:
     """Turns images into Faces.
 
@@ -53,12 +62,9 @@ class Pipeline:
         return self.settings["threads"] or 1
 
     def settle_runtime(self, count: int) -> str:
-        """Fix the CPU runtime for a job of ``count`` images before any model loads: with
-        ``runtime=auto``, OpenVINO (where installed) from OPENVINO_MIN_PHOTOS images up, ONNX
-        Runtime below, where OpenVINO's start-up would not pay back. Returns it."""
-        if self.settings["device"] == "cpu":
-            self.settings["runtime"] = cpu_runtime(self.settings["runtime"],
-                                                   long_job=count >= OPENVINO_MIN_PHOTOS)
+        """Fix the CPU runtime for a job of ``count`` images before any model loads
+        (``job_runtime``). Returns it."""
+        self.settings["runtime"] = job_runtime(self.settings["runtime"], self.settings["device"], count)
         return self.settings["runtime"]
 
     def _make_detector(self) -> detect.Detector:
