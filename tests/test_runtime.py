@@ -202,7 +202,7 @@ def test_openvino_sends_no_telemetry(tmp_path):
     import subprocess
     env = {**os.environ, "HOME": str(tmp_path)}
     env.pop("CI", None)      # openvino's telemetry stays quiet in CI by itself; test without
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False,
-                         timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=False, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
     assert not (tmp_path / "intel").exists()
