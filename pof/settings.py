@@ -35,9 +35,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("fusion", "auto", "how a person's gallery images make their score: template (mean descriptor), max (best image), mean2, or auto (template from 20 persons, max below)", ("auto", "template", "max", "mean2")),
     Setting("workers", 0, "worker processes for a build (0: one per CPU core)"),
     Setting("device", "cpu", "where models run", ("cpu", "cuda")),
-    Setting("runtime", "auto", "what runs the face detector's networks on the CPU: openvino or "
-            "onnxruntime; auto: openvino for pof serve and builds of 100 photos or more, where "
-            "installed", ("auto", "openvino", "onnxruntime")),
+    Setting("runtime", "auto", "what runs the face detector's networks and MobileFaceNet on the "
+            "CPU: openvino or onnxruntime; auto: openvino for pof serve and for jobs of 100 "
+            "images or more, where installed", ("auto", "openvino", "onnxruntime")),
     Setting("threads", 0, "inference threads of each model in one process: 0 = automatic (one per "
             "core in pof serve, which analyses one photo at a time; 1 elsewhere, where pof runs "
             "one process per core)"),
