@@ -164,11 +164,32 @@ def onnx_session(model: Path, sha256: str, converter: str, device: str = "cpu", 
 
     providers = onnx_providers(device)
     data = checked_model(model, sha256, converter)
+    return ort.InferenceSession(data, sess_options=ort_options(threads), providers=providers)
+
+
+def ort_options(threads: int = 1):
+    """ONNX Runtime session options as pof runs every network: ``threads`` intra-op threads,
+    one inter-op thread, and no idle spinning, which would steal the core from dlib (pof
+    runs one process per core, pof.parallel) between calls."""
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(data, sess_options=opts, providers=providers)
+    return opts
+
+
+def try_openvino(make, what: str):
+    """``make()``, which compiles sessions with OpenVINO, or None after a RuntimeWarning
+    where OpenVINO cannot load ``what`` here (an unsupported CPU, a broken install): the
+    caller then runs it with ONNX Runtime, which gives the same outputs."""
+    try:
+        return make()
+    except Exception as exc:
+        warnings.warn(f"OpenVINO could not load {what} ({exc}); running it with ONNX Runtime "
+                      f"instead", RuntimeWarning, stacklevel=3)
+        return None
 
 
 class OnnxModel:
@@ -195,11 +216,8 @@ class OnnxModel:
         if self._session is None:
             if self.OPENVINO and self.device == "cpu" and cpu_runtime(self.runtime) == "openvino":
                 checked_model(self.MODEL, self.MODEL_SHA256, self.CONVERTER)
-                try:
-                    self._session = OpenVinoSession(self.MODEL, self.threads)
-                except Exception as exc:    # OpenVINO cannot run here: ONNX Runtime can, alike
-                    warnings.warn(f"OpenVINO could not load {self.MODEL.name} ({exc}); running "
-                                  f"it with ONNX Runtime instead", RuntimeWarning, stacklevel=2)
+                self._session = try_openvino(lambda: OpenVinoSession(self.MODEL, self.threads),
+                                             self.MODEL.name)
             if self._session is None:
                 self._session = onnx_session(self.MODEL, self.MODEL_SHA256, self.CONVERTER,
                                              self.device, self.threads)

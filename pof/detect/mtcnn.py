@@ -19,13 +19,12 @@ Example::
 """
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..device import RUNTIMES, OpenVinoSession, cpu_runtime
+from ..device import RUNTIMES, OpenVinoSession, cpu_runtime, ort_options, try_openvino
 from ..errors import ImageError, PofError, SettingError
 from . import _mtcnn_ops as ops
 from .base import Detection, Detector
@@ -118,26 +117,16 @@ class MTCNNDetector(Detector):
                                    f"pof or run tools/convert_mtcnn.py to recreate it")
             on_cpu = self.providers == ["CPUExecutionProvider"]
             if on_cpu and cpu_runtime(self.runtime) == "openvino":
-                try:
-                    self._sessions = {name: OpenVinoSession(MODEL_DIR / f"{name}.onnx", self.threads)
-                                      for name in ("pnet", "rnet", "onet")}
-                    return self._sessions[net]
-                except Exception as exc:    # OpenVINO cannot run here: ONNX Runtime can, alike
-                    warnings.warn(f"OpenVINO could not load the detector ({exc}); running it "
-                                  f"with ONNX Runtime instead", RuntimeWarning, stacklevel=2)
-            import onnxruntime as ort  # imported lazily: no work at import time
+                self._sessions = try_openvino(
+                    lambda: {name: OpenVinoSession(MODEL_DIR / f"{name}.onnx", self.threads)
+                             for name in ("pnet", "rnet", "onet")}, "the detector")
+            if self._sessions is None:
+                import onnxruntime as ort  # imported lazily: no work at import time
 
-            opts = ort.SessionOptions()
-            # pof runs one process per core (pof.parallel): one thread each, and no idle
-            # spinning that would steal the core from dlib between detector calls.
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            sessions = {}
-            for name in ("pnet", "rnet", "onet"):
-                sessions[name] = ort.InferenceSession(str(MODEL_DIR / f"{name}.onnx"), opts,
-                                                      providers=self.providers)
-            self._sessions = sessions
+                opts = ort_options(self.threads)
+                self._sessions = {name: ort.InferenceSession(str(MODEL_DIR / f"{name}.onnx"), opts,
+                                                             providers=self.providers)
+                                  for name in ("pnet", "rnet", "onet")}
         return self._sessions[net]
 
     def _run(self, net: str, batch: np.ndarray) -> list[np.ndarray]:
