@@ -335,8 +335,10 @@ def eval_pairs(pairs, root, by, out, as_json, workers, face, mirror) -> None:
 @click.argument("manifest", type=click.Path(dir_okay=False, exists=True))
 @_eval_common
 @click.option("--fpir", default=0.01, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True), help=_HELP["fpir"])
+@click.option("--face", type=click.Choice(["largest", "center"]), default="largest", show_default=True,
+              help="which face of each image is the labelled person: the largest, or the one nearest the centre (LFW-style sets)")
 @friendly
-def eval_ident(manifest, root, by, out, as_json, workers, fpir) -> None:
+def eval_ident(manifest, root, by, out, as_json, workers, fpir, face) -> None:
     """Open-set identification over MANIFEST.csv (columns path,person,role; role gallery or
     probe): rank-1/5, FNIR at FPIR 1%/5%, DIR and FPIR at pof's threshold, fail-to-detect;
     CMC and FNIR-FPIR curves as PNG."""
@@ -344,7 +346,7 @@ def eval_ident(manifest, root, by, out, as_json, workers, fpir) -> None:
     n = len({r["path"] for r in read_rows(Path(manifest), {"path", "person", "role"})})
     with tqdm(total=n, desc="eval", unit="img", disable=as_json) as bar:
         result = run_ident(Path(manifest), Path(root), Path(out), by, _probe_workers(workers, n),
-                           lambda: bar.update(1), fpir)
+                           lambda: bar.update(1), fpir, subject=face)
     _print_eval(result, as_json)
 
 

@@ -1,10 +1,10 @@
 """``pof eval pairs`` and ``pof eval ident``: run pof over a labelled set and measure it.
 
 Both read a CSV, analyse every image once (in worker processes), keep one face of each image
-(the largest; for pairs, ``--face center`` takes the most central one, and descriptors are made
-as ``pof verify`` makes them), and write figures (JSON) and pictures (PNG) into an output
-folder. ``by`` names a column whose values split the figures (e.g. a probe condition); "all" is
-always included.
+(the largest; ``--face center`` takes the most central one, the labelled person in sets such
+as LFW; for pairs, descriptors are made as ``pof verify`` makes them), and write figures
+(JSON) and pictures (PNG) into an output folder. ``by`` names a column whose values split the
+figures (e.g. a probe condition); "all" is always included.
 """
 from __future__ import annotations
 
@@ -111,20 +111,24 @@ def _search_record(searcher: Searcher, d: np.ndarray | None, person: str, enroll
 
 
 def run_ident(manifest: Path, root: Path, out: Path, by: str | None, workers: int,
-              progress=lambda: None, fpir: float = 0.01) -> dict:
+              progress=lambda: None, fpir: float = 0.01, subject: str = "largest") -> dict:
+    """Open-set identification figures of a manifest, each image's face picked by ``subject``
+    (pof.verify.SUBJECTS)."""
     rows = read_rows(manifest, {"path", "person", "role"})
     gal = [r for r in rows if r["role"].strip().lower() == "gallery"]
     probes = [r for r in rows if r["role"].strip().lower() in PROBE_ROLES]
     if not gal or not probes:
         raise PofError(f"{manifest}: needs rows with role 'gallery' and rows with role 'probe'")
-    desc = _descriptors(list(dict.fromkeys(r["path"] for r in rows)), root, workers, progress)
+    desc = _descriptors(list(dict.fromkeys(r["path"] for r in rows)), root, workers, progress,
+                        subject)
     g_rows = [r for r in gal if desc[r["path"]] is not None]
     gallery = Gallery.from_arrays(np.stack([desc[r["path"]] for r in g_rows]),
                                   [r["path"] for r in g_rows], [r["person"] for r in g_rows])
     searcher = Searcher(gallery, target_fpir=fpir)
     enrolled = set(gallery.labels)
     recs = [_search_record(searcher, desc[r["path"]], r["person"], enrolled) for r in probes]
-    result = {"kind": "ident", "gallery_images": len(g_rows), "gallery_failed": len(gal) - len(g_rows),
+    result = {"kind": "ident", "subject": subject, "gallery_images": len(g_rows),
+              "gallery_failed": len(gal) - len(g_rows),
               "persons": len(enrolled), "calibration": searcher.calibration.to_json(), "groups": {}}
     cmcs, dets = {}, {}
     for name, idx in _groups(probes, by).items():

@@ -20,7 +20,12 @@ def _finish(plt, fig, ax, path: Path, title: str) -> Path:
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    if ax.get_lines():
+        ax.legend(loc="best", fontsize=8)
+    else:   # e.g. a DET curve of probes that are all mated: say so rather than draw an empty box
+        ax.text(0.5, 0.5, "no curve to draw: it needs both genuine and impostor\ncomparisons "
+                "(mated and non-mated probes, or same and different pairs)",
+                ha="center", va="center", transform=ax.transAxes, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -81,3 +81,29 @@ def test_eval_pairs_and_ident_cli(tmp_path):
     assert fig["mated"] == 3 and fig["nonmated"] == 1
     assert fig["rank1"] == round(2 / 3, 4) and fig["fail_to_detect"] == 0.25
     assert (tmp_path / "ei" / "cmc.png").is_file() and (tmp_path / "ei" / "ident.json").is_file()
+
+
+def test_eval_ident_face_rule(tmp_path):
+    """--face center scores the face nearest the centre (LFW's labelled person), not the
+    largest one beside it."""
+    from pof.evalrun import run_ident
+
+    def face(name, scale):
+        im = Image.open(YALE / name).convert("RGB")
+        return im.resize((int(im.width * scale), int(im.height * scale)))
+
+    big, small = face("subject03.happy", 1.6), face("subject01.happy", 1.0)
+    photo = Image.new("RGB", (1000, 500), (128, 128, 128))
+    photo.paste(big, (0, 50))                                   # at the left edge, larger
+    photo.paste(small, ((1000 - small.width) // 2, (500 - small.height) // 2))   # centred
+    photo.save(tmp_path / "two.png")
+    for name in ("subject01.normal", "subject03.normal", "subject02.normal"):
+        Image.open(YALE / name).convert("RGB").save(tmp_path / f"{name}.png")
+    man = tmp_path / "ident.csv"
+    man.write_text("path,person,role\nsubject01.normal.png,s1,gallery\nsubject03.normal.png,s3,gallery\n"
+                   "subject02.normal.png,s2,gallery\ntwo.png,s1,probe\n")
+    largest = run_ident(man, tmp_path, tmp_path / "a", None, 1)
+    center = run_ident(man, tmp_path, tmp_path / "b", None, 1, subject="center")
+    assert largest["subject"] == "largest" and center["subject"] == "center"
+    assert largest["groups"]["all"]["rank1"] == 0.0       # the larger face is s3's
+    assert center["groups"]["all"]["rank1"] == 1.0
