@@ -32,6 +32,10 @@ from .sources import Item, collect, fetch_url
 
 GPU_BATCH = 64         # photos the GPU engine analyses together
 AMBIGUOUS_AREA = 0.6   # a second face this large (vs the largest) makes a named photo ambiguous
+# ... and so does one at least this large that sits nearer the photo's centre than the largest:
+# news photos are framed on the person they name, so a larger face off to the side is likely
+# someone else's (LFW: see BENCHMARKS.md, "Which face is the person")
+OFF_CENTRE_AREA = 0.25
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -82,7 +86,7 @@ def _finish(pipeline: Pipeline, item: Item, img, faces: list[Face], sha: str) ->
     if not faces:
         out.status, out.reason = "noface", "no face found"
     elif item.person is not None:
-        out.faces, out.status, out.reason = _pick_named_face(faces)
+        out.faces, out.status, out.reason = _pick_named_face(faces, *img.size)
     out.jpegs = [_jpeg(f.crop, pipeline.settings["jpeg_quality"]) for f in out.faces]
     for f in out.faces:
         f.crop = None
@@ -98,14 +102,25 @@ def _jpeg(crop: np.ndarray, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def _pick_named_face(faces: list[Face]) -> tuple[list[Face], str, str]:
-    """For a photo labelled with one person: keep the largest face, refuse if ambiguous."""
-    by_area = sorted(faces, key=lambda f: -f.box[2] * f.box[3])
-    if len(by_area) > 1 and by_area[1].box[2] * by_area[1].box[3] >= AMBIGUOUS_AREA * by_area[0].box[2] * by_area[0].box[3]:
+def _pick_named_face(faces: list[Face], width: int, height: int) -> tuple[list[Face], str, str]:
+    """For a photo of ``width`` x ``height`` labelled with one person: keep the largest face;
+    refuse the photo as ambiguous where another face is nearly as large (AMBIGUOUS_AREA), or
+    is sizeable (OFF_CENTRE_AREA) and nearer the centre than the largest."""
+    def area(f: Face) -> float:
+        return f.box[2] * f.box[3]
+
+    def off_centre(f: Face) -> float:
+        return (f.box[0] + f.box[2] / 2 - width / 2) ** 2 + (f.box[1] + f.box[3] / 2 - height / 2) ** 2
+
+    big, *others = sorted(faces, key=lambda f: -area(f))
+    if others and area(others[0]) >= AMBIGUOUS_AREA * area(big):
         return [], "error", (f"{len(faces)} faces of similar size: cannot tell which is the person; "
                              "crop the photo to that person")
-    note = f"{len(faces)} faces, enrolled the largest" if len(faces) > 1 else ""
-    return [by_area[0]], "added", note
+    if any(area(f) >= OFF_CENTRE_AREA * area(big) and off_centre(f) < off_centre(big) for f in others):
+        return [], "error", (f"{len(faces)} faces, and the largest is not the one nearest the centre: "
+                             "cannot tell which is the person; crop the photo to that person")
+    note = f"{len(faces)} faces, enrolled the largest" if others else ""
+    return [big], "added", note
 
 
 def _read(item: Item) -> bytes:

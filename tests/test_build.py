@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,3 +189,49 @@ def test_manifest_urls_are_downloaded(tmp_path):
     assert any("download failed" in reason for _, _, reason in report.problems)
     meta = json.loads((tmp_path / "ds" / "metadata.json").read_text())
     assert meta[0]["provenance"]["source_url"].endswith("/s2.gif")
+
+
+def _face(x, y, w, h):
+    from pof.record import Face
+    return Face(index=0, box=(x, y, w, h), det_score=1.0, landmarks5=np.zeros((5, 2), np.float32))
+
+
+def test_named_photo_face_choice():
+    """A named photo enrols its largest face unless another could as well be the person."""
+    from pof.build import _pick_named_face
+    alone = _face(100, 100, 80, 100)
+    assert _pick_named_face([alone], 400, 300) == ([alone], "added", "")
+    # a small face in the background, off to the side: the large central one is enrolled
+    big, small = _face(150, 100, 100, 120), _face(0, 0, 30, 40)
+    kept, status, note = _pick_named_face([small, big], 400, 300)
+    assert kept == [big] and status == "added" and "enrolled the largest" in note
+    # two faces of similar size: refused
+    kept, status, reason = _pick_named_face([_face(0, 50, 100, 120), _face(250, 50, 90, 110)], 400, 300)
+    assert kept == [] and status == "error" and "similar size" in reason
+    # a larger face at the edge and a sizeable one at the centre (LFW's Laura_Bush_0032):
+    # the named person is likely the central one, so the photo is refused, not misenrolled
+    edge, centre = _face(280, 50, 120, 150), _face(150, 90, 85, 105)
+    kept, status, reason = _pick_named_face([edge, centre], 400, 300)
+    assert kept == [] and status == "error" and "nearest the centre" in reason
+    # the same layout with a tiny central face (a bystander far behind): the largest is kept
+    kept, status, _ = _pick_named_face([edge, _face(190, 140, 25, 30)], 400, 300)
+    assert kept == [edge] and status == "added"
+
+
+def test_build_refuses_off_centre_largest_face(tmp_path):
+    """End to end: a real photo whose larger face is at the edge is reported, not enrolled."""
+    def face(name, scale):
+        im = Image.open(YALE / name).convert("RGB")
+        return im.resize((int(im.width * scale), int(im.height * scale)))
+
+    big, small = face("subject03.happy", 1.6), face("subject01.happy", 1.0)
+    photo = Image.new("RGB", (1000, 500), (128, 128, 128))
+    photo.paste(big, (0, 50))
+    photo.paste(small, ((1000 - small.width) // 2, (500 - small.height) // 2))
+    (tmp_path / "src" / "s1").mkdir(parents=True)
+    photo.save(tmp_path / "src" / "s1" / "two.png")
+    Image.open(YALE / "subject01.normal").convert("RGB").save(tmp_path / "src" / "s1" / "one.png")
+    report = Builder(tmp_path / "ds", workers=1).run([str(tmp_path / "src")], progress=False)
+    assert report.added_faces == 1
+    assert [(Path(p).name, s) for p, s, _ in report.problems] == [("two.png", "error")]
+    assert "nearest the centre" in report.problems[0][2]
