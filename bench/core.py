@@ -40,6 +40,10 @@ DEFAULT_ROOT = HERE / "work" / "core"
 DEFAULT_OUT = HERE / "results" / "core.json"
 CONDITIONS = ["plain", "masked", "eyeband", "small", "jpeg_blur"]
 PEER_TOLERANCE = 0.6
+# Which face of a photo both systems are scored on: "largest" here (Yale: one person a photo),
+# "center" in bench/public.py (LFW photos are centred on the person they are labelled with; a
+# larger face beside them is someone else's). pof's `pof.verify.subject` rules.
+FACE_RULE = "largest"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -165,11 +169,45 @@ def largest_face(faces) -> dict | None:
     return max(faces, key=_box_area) if faces else None
 
 
-def pof_face_outcome(obj: dict) -> dict:
-    """One ``pof search --json`` object -> the outcome of the largest face in it."""
+def pick_box(boxes: list, size: tuple[int, int] | None = None) -> int:
+    """Index of the scored face among ``boxes`` (x, y, w, h) by FACE_RULE; "center" needs the
+    photo's (width, height)."""
+    if FACE_RULE == "largest":
+        return max(range(len(boxes)), key=lambda i: boxes[i][2] * boxes[i][3])
+    if FACE_RULE != "center" or size is None:
+        raise ValueError(f"face rule {FACE_RULE!r} needs the photo size")
+    w, h = size
+    return min(range(len(boxes)), key=lambda i: (boxes[i][0] + boxes[i][2] / 2 - w / 2) ** 2
+               + (boxes[i][1] + boxes[i][3] / 2 - h / 2) ** 2)
+
+
+def scored_face(faces, size: tuple[int, int] | None = None) -> dict | None:
+    """The face of a ``pof search --json`` object that the benchmark scores (FACE_RULE)."""
+    faces = [f for f in (faces or []) if isinstance(f, dict)]
+    if FACE_RULE == "largest" or not faces:
+        return largest_face(faces)
+    boxes = []
+    for f in faces:
+        try:
+            boxes.append([float(v) for v in f.get("box")][:4])
+        except (TypeError, ValueError):
+            boxes.append([-1e9, -1e9, 0.0, 0.0])
+    return faces[pick_box(boxes, size)]
+
+
+def image_size(path) -> tuple[int, int]:
+    """(width, height) of an image file, from its header."""
+    from PIL import Image
+    with Image.open(REPO / path) as im:
+        return im.size
+
+
+def pof_face_outcome(obj: dict, size: tuple[int, int] | None = None) -> dict:
+    """One ``pof search --json`` object -> the outcome of its scored face (FACE_RULE; the
+    largest, or with "center" the one nearest the centre of a photo of ``size``)."""
     if obj.get("error"):
         return {"detected": False, "error": str(obj["error"])}
-    f = largest_face(obj.get("faces"))
+    f = scored_face(obj.get("faces"), size)
     if f is None:
         return {"detected": False, "error": None}
     cands = [c for c in (f.get("candidates") or []) if isinstance(c, dict)]
@@ -362,7 +400,7 @@ def pof_search(base, log, dataset: Path, probes: list[str], batch: int, timeout,
         got = assign_search_results(chunk, objs)
         for p in chunk:
             if p in got:
-                o = pof_face_outcome(got[p])
+                o = pof_face_outcome(got[p], image_size(p) if FACE_RULE == "center" else None)
                 o["failed"] = False
                 if o.get("fpir") is not None:
                     info["fpir_reported"].append(o["fpir"])
@@ -385,8 +423,9 @@ def pof_search(base, log, dataset: Path, probes: list[str], batch: int, timeout,
 
 
 def pof_verify(base, log, pairs_csv: Path, root: Path, pairs: list[dict], timeout) -> dict:
-    forms = [base + ["verify", "--pairs", rel(pairs_csv), "--root", rel(root), "--json"],
-             base + ["eval", "pairs", rel(pairs_csv), "--root", rel(root), "--json"]]
+    face = ["--face", FACE_RULE] if FACE_RULE != "largest" else []
+    forms = [base + ["verify", "--pairs", rel(pairs_csv), "--root", rel(root), "--json"] + face,
+             base + ["eval", "pairs", rel(pairs_csv), "--root", rel(root), "--json"] + face]
     attempts = []
     for cmd in forms:
         rec = log.run(cmd, timeout, "pof verify pairs")
@@ -433,13 +472,16 @@ class Peer:
                          "face_recognition_models": _dist_version("face_recognition_models")}
 
     def encode(self, path: Path):
-        """load + HOG detect (upsample 1) + encode the largest face; None when no face."""
+        """load + HOG detect (upsample 1) + encode the scored face (FACE_RULE: the largest, or
+        the one nearest the centre); None when no face."""
         fr = self.fr
         img = fr.load_image_file(str(path))
         locs = fr.face_locations(img, number_of_times_to_upsample=1, model="hog")
         if not locs:
             return None
-        loc = max(locs, key=lambda b: (b[2] - b[0]) * (b[1] - b[3]))
+        # face_recognition's boxes are (top, right, bottom, left)
+        boxes = [(b[3], b[0], b[1] - b[3], b[2] - b[0]) for b in locs]
+        loc = locs[pick_box(boxes, (img.shape[1], img.shape[0]))]
         enc = fr.face_encodings(img, known_face_locations=[loc])
         return enc[0] if enc else None
 

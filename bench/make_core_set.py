@@ -72,15 +72,21 @@ def save_png(arr: np.ndarray, path: Path) -> None:
     Image.fromarray(arr).save(path, format="PNG")
 
 
-def find_landmarks(fr, img: np.ndarray):
-    """68 points (68x2, iBUG order) of the largest face found by dlib HOG (upsample 1), or None.
+def find_landmarks(fr, img: np.ndarray, rule: str = "largest"):
+    """68 points (68x2, iBUG order) of the largest face found by dlib HOG (upsample 1), or with
+    ``rule`` "center" of the one nearest the image centre (LFW); None if none is found.
 
     Uses the same detector and 68-point predictor that face_recognition.face_landmarks uses.
     """
     dets = fr.api.face_detector(img, 1)
     if len(dets) == 0:
         return None
-    rect = max(dets, key=lambda r: r.width() * r.height())
+    if rule == "center":
+        cy, cx = img.shape[0] / 2, img.shape[1] / 2
+        rect = min(dets, key=lambda r: ((r.left() + r.right()) / 2 - cx) ** 2
+                   + ((r.top() + r.bottom()) / 2 - cy) ** 2)
+    else:
+        rect = max(dets, key=lambda r: r.width() * r.height())
     shape = fr.api.pose_predictor_68_point(img, rect)
     return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
 

@@ -21,7 +21,9 @@ Writes under ``bench/work/public/`` (ignored by git):
                              enrolled (one photo each). The synthetic conditions are made from
                              the plain photos with bench/make_core_set.py's functions; ``pose``
                              are real photos whose head is turned by at least 45 degrees (yaw
-                             estimated by pof's quality stage at selection time).
+                             estimated by pof's quality stage at selection time). Every face
+                             used is the one nearest the photo's centre, the person LFW
+                             labels; gallery photos are those where it is also the largest.
   gallery.csv                path,person (paths relative to bench/work/public)
   probes.csv                 path,person,role,condition
   nonmated.csv               path,person,use: the held-out non-enrolled probes (calibration
@@ -106,15 +108,20 @@ def read_pairs(pairs_txt: Path, folds: int) -> list[tuple[str, str, str, int]]:
 # ----------------------------------------------------------------------------- selection
 
 def _analyse(pipeline, path: str) -> dict:
-    """Module-level (runs in pof's worker processes): the largest face's pose and quality."""
+    """Module-level (runs in pof's worker processes): pose and quality of the face nearest the
+    photo's centre, the one LFW labels (a larger face beside it is someone else's), and
+    whether it is also the largest (what `pof build` enrols from a labelled photo)."""
     from pof.pipeline import faces_or_error
-    from pof.verify import largest
+    from pof.verify import central, largest
     faces, _err = faces_or_error(pipeline, path)
     if not faces:
         return {"detected": False}
-    f = largest(faces)
+    from PIL import Image
+    with Image.open(path) as im:
+        f = central(faces, *im.size)
     return {"detected": True, "yaw": f.pose.yaw, "pitch": f.pose.pitch,
-            "interocular": round(f.interocular, 1), "blur": f.blur, "quality": f.quality}
+            "interocular": round(f.interocular, 1), "blur": f.blur, "quality": f.quality,
+            "largest": f is largest(faces)}
 
 
 def select(lfw: Path, pairs_txt: Path, workers: int, pair_folds: int) -> list[dict]:
@@ -141,9 +148,10 @@ def select(lfw: Path, pairs_txt: Path, workers: int, pair_folds: int) -> list[di
         r = info.get(f, {})
         return abs(r["yaw"]) if r.get("detected") else None
 
-    def frontal(f):
+    def frontal(f):   # a gallery photo: near-frontal, and pof build enrols the labelled face
         r = info.get(f, {})
-        return r.get("detected") and abs(r["yaw"]) < FRONTAL_MAX and abs(r["pitch"]) < FRONTAL_MAX
+        return (r.get("detected") and abs(r["yaw"]) < FRONTAL_MAX and abs(r["pitch"]) < FRONTAL_MAX
+                and r["largest"])
 
     def turned(f):
         y = yaw(f)
@@ -297,7 +305,7 @@ def main(argv=None) -> int:
     lms, lm_src = {}, {}
     plain_src = [(r, "mated") for r in uses["mated"]] + [(r, "nonmated") for r in uses["nonmated"]]
     for r, _ in plain_src:
-        lms[r["path"]] = find_landmarks(fr, load_rgb(lfw / r["path"]))
+        lms[r["path"]] = find_landmarks(fr, load_rgb(lfw / r["path"]), "center")
     found = [v for v in lms.values() if v is not None]
     median = np.median(np.stack(found), axis=0)   # deep-funneled photos are aligned alike
     for k, v in lms.items():

@@ -18,6 +18,11 @@ writes bench/work/recognizers.json.
 
     python bench/recognizers.py [--workers 2]
     python bench/recognizers.py --candidate MODEL.onnx [--mean 127 --std 128] [--name NAME]
+    python bench/recognizers.py --third
+
+``--third`` measures three networks at once: dlib, MobileFaceNet and MobileFace (the second
+network of pof's former default, ``dlib+mobileface-onnx``, whose descriptors it caches in each
+set's folder), at the shares of THIRD_WEIGHTS; output bench/work/recognizers_third.json.
 
 ``--candidate`` measures a recognizer pof does not ship, in place of the second network, without adding
 it to pof: any ONNX model that takes (1 or N, 3, 112, 112) float32 RGB, (pixel - mean) / std,
@@ -46,6 +51,9 @@ from public import PofFaces, Templates, evaluate_scores, stack
 
 WEIGHTS = [0.0, 0.5, 0.8, 0.9, 0.93, 0.95, 1.0]
 CANDIDATE_WEIGHTS = [0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.0]
+# --third: (dlib, MobileFaceNet, MobileFace) shares of the score
+THIRD_WEIGHTS = [(a, round(1 - a - c, 2), c) for a in (0.7, 0.75, 0.8) for c in (0.0, 0.05, 0.1, 0.15)]
+THIRD = "dlib+mobileface-onnx"   # the fused embedder whose second part is the third network
 TARGET_FPIR = 0.01
 _SESSIONS: dict = {}   # candidate model sessions, one per worker process
 
@@ -64,6 +72,25 @@ def split(D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     d = D[:, :128] / math.sqrt(w)
     m = D[:, 128:] / math.sqrt(1 - w)
     return d, m
+
+
+class ThreeParts:
+    """dlib's, MobileFaceNet's and MobileFace's unit descriptors of each photo: pof's default
+    descriptor and the former default's (``THIRD``) taken apart; ``fused(paths, (a, b, c))``
+    scores a x dlib + b x MobileFaceNet + c x MobileFace cosines."""
+
+    def __init__(self, faces: dict[str, dict], third: dict[str, dict]):
+        self.faces, self.third = faces, third
+
+    def fused(self, paths: list[str], w: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+        from pof.embed import backend
+        D, found = stack([self.faces[p] for p in paths])
+        T, found3 = stack([self.third[p] for p in paths])
+        d, m = split(D)
+        f = T[:, 128:] / math.sqrt(1 - backend(THIRD).WEIGHT)
+        a, b, c = w
+        return (np.hstack([math.sqrt(a) * d, math.sqrt(b) * m, math.sqrt(c) * f]).astype(np.float32),
+                found & found3)
 
 
 class Parts:
@@ -117,13 +144,15 @@ def pairs_accuracy(pairs, parts: Parts, w) -> float:
     return round(accuracy_10fold(scores, same), 4)
 
 
-def _candidate_vec(pipeline, path: str, model: str, mean: float, std: float) -> np.ndarray | None:
+def _candidate_vec(pipeline, path: str, model: str, mean: float, std: float,
+                   rule: str) -> np.ndarray | None:
     """Module-level (pof worker processes): the candidate model's unit descriptor of the
-    largest face of a photo, from pof's own detection and landmarks; None if no face."""
+    scored face of a photo (``rule``: "center" or "largest", as public.PofFaces), from pof's
+    own detection and landmarks; None if no face."""
     import onnxruntime as ort
     from pof.embed.mobileface import chip
     from pof.pipeline import faces_or_error
-    from pof.verify import largest
+    from pof.verify import subject
     faces, _err = faces_or_error(pipeline, path)
     if not faces:
         return None
@@ -133,19 +162,20 @@ def _candidate_vec(pipeline, path: str, model: str, mean: float, std: float) -> 
         _SESSIONS[model] = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
     sess = _SESSIONS[model]
     pixels = pipeline.load(path).pixels
-    x = (chip(pixels, largest(faces)).astype(np.float32) - mean) / std
+    face = subject(faces, rule, pixels.shape[1], pixels.shape[0])
+    x = (chip(pixels, face).astype(np.float32) - mean) / std
     v = sess.run(None, {sess.get_inputs()[0].name: np.ascontiguousarray(x.transpose(2, 0, 1)[None])})[0][0]
     return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
 
 
 def candidate_vectors(root: Path, paths: list[str], model: Path, sha: str, mean: float, std: float,
-                      workers: int) -> dict[str, np.ndarray | None]:
+                      workers: int, rule: str) -> dict[str, np.ndarray | None]:
     """The candidate's descriptor of every photo, cached in ROOT/candidate_<sha12>.npz."""
     from pof.parallel import pipeline_map
     from pof.pipeline import Pipeline
     pipe = Pipeline(attributes="off")
     cache_path = root / f"candidate_{sha[:12]}.npz"
-    key = f"{pipe.descriptor_key()}|mean{mean:g}|std{std:g}"
+    key = f"{pipe.descriptor_key()}|mean{mean:g}|std{std:g}|face={rule}"
     cache = {}
     if cache_path.is_file():
         z = np.load(cache_path, allow_pickle=True)
@@ -154,7 +184,7 @@ def candidate_vectors(root: Path, paths: list[str], model: Path, sha: str, mean:
     todo = [p for p in dict.fromkeys(paths) if p not in cache]
     if todo:
         print(f"candidate: {len(todo)} photos ...", file=sys.stderr, flush=True)
-        jobs = ((str(root / p), str(model), mean, std) for p in todo)
+        jobs = ((str(root / p), str(model), mean, std, rule) for p in todo)
         for p, v in zip(todo, pipeline_map(pipe, _candidate_vec, jobs, workers)):
             cache[p] = v
         tmp = cache_path.with_suffix(".tmp.npz")
@@ -163,11 +193,13 @@ def candidate_vectors(root: Path, paths: list[str], model: Path, sha: str, mean:
     return {p: cache[p] for p in paths}
 
 
-def study(root: Path, gal_rows, conditions, workers: int, candidate=None) -> dict:
-    """``candidate``: (model path, sha256, mean, std) to measure in place of the second network."""
+def study(root: Path, gal_rows, conditions, workers: int, candidate=None, rule="center",
+          third: bool = False) -> dict:
+    """``candidate``: (model path, sha256, mean, std) to measure in place of the second network;
+    ``third``: the three-network sweep (THIRD_WEIGHTS) instead."""
     probe_rows = read_csv(root / "probes.csv")
     pairs = read_csv(root / "pairs.csv")
-    pf = PofFaces(root, workers)
+    pf = PofFaces(root, workers, rule)
     name = fused_backend().name
     if not pf.key.split("embedder=")[1].startswith(name + "/"):
         raise SystemExit(f"this study needs pof's default embedder {name}")
@@ -176,13 +208,17 @@ def study(root: Path, gal_rows, conditions, workers: int, candidate=None) -> dic
     second = None
     if candidate is not None:
         model, sha, mean, std = candidate
-        second = candidate_vectors(root, paths, model, sha, mean, std, workers)
+        second = candidate_vectors(root, paths, model, sha, mean, std, workers, rule)
     parts = Parts(pf.get(paths), second)
+    weights = sorted(set(WEIGHTS) | {fused_backend().WEIGHT}) if candidate is None else CANDIDATE_WEIGHTS
+    if third:
+        parts = ThreeParts(pf.get(paths), PofFaces(root, workers, rule, THIRD).get(paths))
+        weights = THIRD_WEIGHTS
     out = {}
-    for w in (sorted(set(WEIGHTS) | {fused_backend().WEIGHT}) if candidate is None else CANDIDATE_WEIGHTS):
+    for w in weights:
         res = ident(gal_rows, probe_rows, parts, conditions, w)
         res["pairs_accuracy_10fold"] = pairs_accuracy(pairs, parts, w)
-        out[str(w)] = res
+        out[" / ".join(f"{x:g}" for x in w) if third else str(w)] = res
         print(f"  w={w}: done", file=sys.stderr, flush=True)
     return out
 
@@ -192,7 +228,8 @@ def markdown(name: str, res: dict, conditions, second: str, pof_w: float | None)
         return "n/a" if v is None else f"{100 * v:.1f}%"
     lines = [f"#### {name}", "",
              "DIR at observed FPIR 1% (oracle) | DIR / FPIR at pof's calibrated threshold", "",
-             "| w (dlib share) | " + " | ".join(conditions + ["overall"]) + " | pairs 10-fold |",
+             ("| shares dlib / MobileFaceNet / MobileFace | " if any("/" in w for w in res)
+              else "| w (dlib share) | ") + " | ".join(conditions + ["overall"]) + " | pairs 10-fold |",
              "|---" * (len(conditions) + 3) + "|"]
     for w, r in res.items():
         cells = []
@@ -201,7 +238,7 @@ def markdown(name: str, res: dict, conditions, second: str, pof_w: float | None)
             cells.append(f"{pct(e.get('dir_at_observed_fpir_1pct'))} \\| "
                          f"{pct(e.get('dir_at_threshold'))} / {pct(e.get('fpir_at_threshold'))}")
         label = {"0.0": f"0 ({second})", "1.0": "1 (dlib)"}.get(w, w)
-        if pof_w is not None and float(w) == pof_w:
+        if pof_w is not None and "/" not in w and float(w) == pof_w:
             label = f"**{w} (pof)**"
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {pct(r['pairs_accuracy_10fold'])} |")
     return "\n".join(lines) + "\n"
@@ -214,6 +251,9 @@ def main() -> None:
     ap.add_argument("--mean", type=float, default=127.0, help="candidate input: (pixel - mean) / std")
     ap.add_argument("--std", type=float, default=128.0)
     ap.add_argument("--name", default="candidate", help="the candidate's name in the tables")
+    ap.add_argument("--third", action="store_true",
+                    help="dlib + MobileFaceNet + MobileFace (pof's former second network) at "
+                         "the shares of THIRD_WEIGHTS")
     args = ap.parse_args()
     fb = fused_backend()
     candidate, second, out_name, pof_w = None, fb.SECOND.__name__, "recognizers.json", fb.WEIGHT
@@ -223,15 +263,19 @@ def main() -> None:
         pof_w = None
         out_name = f"recognizers_{sha[:12]}.json"
         print(f"candidate {args.candidate} sha256 {sha}", file=sys.stderr)
+    if args.third:
+        second, out_name, pof_w = "MobileFaceNet + MobileFace", "recognizers_third.json", None
     pub = HERE / "work" / "public"
     core = HERE / "work" / "core"
     out = {"second": second, "candidate_sha256": candidate[1] if candidate else None}
     pub_cond = ["plain", "masked", "eyeband", "small", "jpeg_blur", "pose"]
-    out["public"] = study(pub, read_csv(pub / "gallery.csv"), pub_cond, args.workers, candidate)
+    out["public"] = study(pub, read_csv(pub / "gallery.csv"), pub_cond, args.workers, candidate,
+                          third=args.third)
     core_gal = [{"path": str(p.relative_to(core)), "person": p.parent.name}
                 for p in sorted((core / "gallery").glob("*/*")) if p.is_file()]
     core_cond = ["plain", "masked", "eyeband", "small", "jpeg_blur"]
-    out["core"] = study(core, core_gal, core_cond, args.workers, candidate)
+    out["core"] = study(core, core_gal, core_cond, args.workers, candidate, rule="largest",
+                        third=args.third)
     (HERE / "work" / out_name).write_text(json.dumps(out, indent=1))
     print(markdown("Public set (LFW, 50 enrolled persons)", out["public"], pub_cond, second, pof_w))
     print(markdown("Yale core set (10 enrolled persons)", out["core"], core_cond, second, pof_w))

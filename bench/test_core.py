@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import core  # noqa: E402
@@ -87,3 +89,19 @@ if __name__ == "__main__":
     test_metrics()
     test_verify_metrics()
     print("ok")
+
+
+def test_center_rule(monkeypatch):
+    """LFW's rule: the face nearest the photo's centre is scored, not the largest."""
+    objs, _ = core.parse_json_lines(FAKE)
+    got = core.assign_search_results(P, objs)
+    monkeypatch.setattr(core, "FACE_RULE", "center")
+    o0 = core.pof_face_outcome(got[P[0]], (12, 12))   # the 10 px face fills this photo's middle
+    assert o0["detected"] and o0["top_person"] == "subject07"
+    o0 = core.pof_face_outcome(got[P[0]], (200, 200))  # the large box is centred here
+    assert o0["top_person"] == "subject01"
+    with pytest.raises(ValueError):
+        core.pof_face_outcome(got[P[0]])               # the centre needs the photo's size
+    assert core.pick_box([(0, 0, 10, 10), (90, 90, 20, 20)], (200, 200)) == 1
+    monkeypatch.setattr(core, "FACE_RULE", "largest")
+    assert core.pick_box([(0, 0, 30, 30), (90, 90, 20, 20)], (200, 200)) == 0
