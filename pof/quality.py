@@ -21,6 +21,7 @@ from .record import Face, Pose
 _MODEL_3D = np.array([[0.0, 0.0, 0.0], [0.0, -63.6, -12.5], [-43.3, 32.7, -26.0],
                       [43.3, 32.7, -26.0], [-28.9, -28.9, -24.1], [28.9, -28.9, -24.1]])
 _MODEL_IDX = [30, 8, 36, 45, 48, 54]
+_EYE_SPAN_MM = float(_MODEL_3D[3, 0] - _MODEL_3D[2, 0])    # the model's eye outer corners apart
 
 GOOD_INTEROCULAR = 40.0    # px between eye centres at which size stops limiting quality
 SHARP_LAPLACIAN = 150.0    # Laplacian variance of a sharp 200 x 280 crop (blur 0)
@@ -28,13 +29,30 @@ FLAT_LAPLACIAN = 2.5       # ... of a crop blurred beyond recognition (blur 1)
 
 
 def head_pose(landmarks68: np.ndarray, image_size: tuple[int, int]) -> Pose:
-    """Yaw, pitch, roll (degrees) of a face from its 68 landmarks; image_size is (w, h)."""
+    """Yaw, pitch, roll (degrees) of a face from its 68 landmarks; image_size is (w, h).
+
+    The generic head is flipped top to bottom (y up -> image y down), which mirrors it; a
+    mirrored head seen from behind the camera (negative depth) projects exactly as the real
+    head in front of it, so the fits that mean something are those at negative depth. OpenCV's
+    iterative fit, started from its linear estimate, ends at positive depth on about 4.5% of
+    LFW faces (and on Yale's subject13.happy, a frontal face it called 33 degrees nodded): a
+    mirrored head, often a poor fit, whose angles mean nothing. Those faces are fitted again
+    from a frontal head at the distance their eye-corner spacing gives (BENCHMARKS.md, "Head
+    pose")."""
     w, h = image_size
     f = float(max(w, h))
     cam = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], np.float64)
     pts = np.asarray(landmarks68, np.float64)[_MODEL_IDX]
     pts3 = _MODEL_3D * [1, -1, 1]          # model y up -> image y down
-    ok, rvec, _ = cv2.solvePnP(pts3, pts, cam, None, flags=cv2.SOLVEPNP_ITERATIVE)
+    ok, rvec, tvec = cv2.solvePnP(pts3, pts, cam, None, flags=cv2.SOLVEPNP_ITERATIVE)
+    if not ok or tvec[2, 0] > 0:
+        span = max(float(np.linalg.norm(pts[3] - pts[2])), 1.0)     # eye outer corners, px
+        start_r = np.array([[0.0], [0.0], [np.pi]])                  # upright, facing the camera
+        start_t = np.array([[0.0], [0.0], [-f * _EYE_SPAN_MM / span]])
+        ok2, rvec2, tvec2 = cv2.solvePnP(pts3, pts, cam, None, start_r, start_t, True,
+                                         cv2.SOLVEPNP_ITERATIVE)
+        if ok2 and tvec2[2, 0] < 0:
+            ok, rvec = True, rvec2
     if not ok:
         return Pose(0.0, 0.0, 0.0)
     rot, _ = cv2.Rodrigues(rvec)

@@ -60,3 +60,30 @@ def test_portrait_photo(pipeline):
     assert best.det_score > 0.99 and best.interocular > 50 and best.quality > 0.5
     # anything else found in the photo is a weak, small detection, far below the portrait
     assert all(f.det_score < 0.9 and f.box[2] < best.box[2] / 3 for f in faces[1:])
+
+
+def test_head_pose_recovers_known_poses():
+    """The generic head projected at a known pose gives that pose back."""
+    import cv2
+
+    from pof import quality
+    w, h, f = 640, 480, 640.0
+    cam = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]])
+    full = np.zeros((68, 2))
+    for yaw in (-50.0, -20.0, 0.0, 30.0, 55.0):
+        # the fit's own convention: the mirrored head at negative depth (see head_pose)
+        rot = cv2.Rodrigues(np.array([0.0, 0.0, np.pi]))[0] @ cv2.Rodrigues(np.array([0.0, np.radians(-yaw), 0.0]))[0]
+        pts, _ = cv2.projectPoints(quality._MODEL_3D * [1, -1, 1], cv2.Rodrigues(rot)[0],
+                                   np.array([0.0, 0.0, -600.0]), cam, None)
+        full[quality._MODEL_IDX] = pts[:, 0]
+        full[36:42], full[42:48] = full[36], full[45]       # eye centres at the corners
+        pose = quality.head_pose(full, (w, h))
+        assert abs(abs(pose.yaw) - abs(yaw)) < 0.2 and abs(pose.pitch) < 0.2
+
+
+def test_head_pose_of_a_frontal_face_is_frontal(pipeline):
+    """Yale's subject13.happy is a frontal photo; OpenCV's first fit of it is a mirrored head
+    at positive depth (pitch -33.5 degrees), which head_pose now fits again."""
+    for name in ("subject13.happy", "subject01.normal", "subject02.normal"):
+        pose = pipeline.analyze_file(YALE / name, with_crops=False)[0].pose
+        assert abs(pose.yaw) < 15 and abs(pose.pitch) < 15, (name, pose)
