@@ -126,6 +126,9 @@ def _face_info(pipeline, path: str, rule: str = "center") -> dict:
             "interocular": f.interocular, "quality": f.quality}
 
 
+QUALITY_VERSION = 2
+
+
 class PofFaces:
     """Descriptors of many photos by pof's own pipeline, cached by content hash. ``rule``: which
     face of a photo (see _face_info); ``embedder``: another of pof's embedders than the
@@ -135,7 +138,9 @@ class PofFaces:
         from pof.pipeline import Pipeline
         self.root, self.workers, self.rule = root, workers, rule
         self.pipe = Pipeline(**({"embedder": embedder} if embedder else {}))
-        self.key = self.pipe.descriptor_key() + f"|face={rule}"
+        # the pose and quality the cache holds come from pof.quality, which the descriptor key
+        # does not name: QUALITY_VERSION changes with it (2: session 8's head-pose refit)
+        self.key = self.pipe.descriptor_key() + f"|face={rule}|quality={QUALITY_VERSION}"
         self.cache_path = root / (f"pof_faces_cache_{embedder.replace('+', '_')}.npz" if embedder
                                   else "pof_faces_cache.npz")
         self.cache: dict[str, dict] = {}
