@@ -40,11 +40,8 @@ def first_fit(lm: np.ndarray, size: tuple[int, int]) -> tuple[float, float, floa
     cam = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]])
     _ok, rvec, tvec = cv2.solvePnP(quality._MODEL_3D * [1, -1, 1], lm[quality._MODEL_IDX].astype(np.float64),
                                    cam, None, flags=cv2.SOLVEPNP_ITERATIVE)
-    R = cv2.Rodrigues(rvec)[0]
-    yaw = np.degrees(np.arctan2(-R[2, 0], np.hypot(R[0, 0], R[1, 0])))
-    pitch = (np.degrees(np.arctan2(R[2, 1], R[2, 2])) + 180) % 360 - 180
-    pitch = pitch - 180 if pitch > 90 else pitch + 180 if pitch < -90 else pitch
-    return float(yaw), float(pitch), float(tvec[2, 0])
+    yaw, pitch = quality.yaw_pitch(cv2.Rodrigues(rvec)[0])
+    return yaw, pitch, float(tvec[2, 0])
 
 
 def nose_cue(lm: np.ndarray) -> float:

@@ -55,17 +55,20 @@ def head_pose(landmarks68: np.ndarray, image_size: tuple[int, int]) -> Pose:
             ok, rvec = True, rvec2
     if not ok:
         return Pose(0.0, 0.0, 0.0)
-    rot, _ = cv2.Rodrigues(rvec)
-    sy = np.hypot(rot[0, 0], rot[1, 0])
-    pitch = np.degrees(np.arctan2(rot[2, 1], rot[2, 2]))
-    yaw = np.degrees(np.arctan2(-rot[2, 0], sy))
-    pitch = (pitch + 180) % 360 - 180
+    yaw, pitch = yaw_pitch(cv2.Rodrigues(rvec)[0])
+    roll = roll_degrees(five_from_68(landmarks68))
+    return Pose(round(yaw, 1), round(pitch, 1), round(roll, 1))
+
+
+def yaw_pitch(rot: np.ndarray) -> tuple[float, float]:
+    """Yaw and pitch (degrees) of the head fit's 3 x 3 rotation, pitch folded into -90..90."""
+    yaw = np.degrees(np.arctan2(-rot[2, 0], np.hypot(rot[0, 0], rot[1, 0])))
+    pitch = (np.degrees(np.arctan2(rot[2, 1], rot[2, 2])) + 180) % 360 - 180
     if pitch > 90:
         pitch -= 180
     elif pitch < -90:
         pitch += 180
-    roll = roll_degrees(five_from_68(landmarks68))
-    return Pose(round(float(yaw), 1), round(float(pitch), 1), round(roll, 1))
+    return float(yaw), float(pitch)
 
 
 def blur_of(crop: np.ndarray) -> float:
