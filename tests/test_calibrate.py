@@ -130,3 +130,28 @@ def test_searcher_refuses_an_unknown_fusion():
     assert Searcher(Gallery.from_arrays(big, [f"f{i}" for i in range(50)], people)).fusion == "template"
     with pytest.raises(SettingError):
         Searcher(g, fusion="median")
+
+
+def test_best_impostor_threshold_is_the_order_statistic():
+    """With M best impostor scores the threshold sits just above the k-th highest, k =
+    floor(target x (M + 1)): a fresh score passes it with probability k / (M + 1) <= target.
+    Too few scores to show the target (k = 0): a normal fit."""
+    from pof.calibrate import calibrate
+    rng = np.random.default_rng(7)
+    imp = rng.normal(0.5, 0.1, 5000)
+    best = rng.normal(0.8, 0.03, 200).astype(np.float32)   # e.g. 40 persons of 5 photos
+    cal = calibrate(imp, 40, 0.01, best)          # target for 39 persons: 0.00975 -> k = 1
+    assert cal.method == "best impostor, empirical"
+    assert best.max() < cal.threshold <= best.max() + 1e-6
+    cal = calibrate(imp, 40, 0.03, best)          # 0.0293 x 201 -> k = 5
+    assert np.sort(best)[-6] < cal.threshold <= np.sort(best)[-5] + 1e-6
+    cal = calibrate(imp, 20, 0.01, best[:60])     # 61 < 1 / 0.0095: extrapolated
+    assert cal.method == "best impostor, normal fit"
+
+
+def test_extrapolated_best_impostor_threshold_never_below_the_highest_seen():
+    from pof.calibrate import calibrate
+    rng = np.random.default_rng(8)
+    best = np.concatenate([rng.normal(0.8, 0.01, 59), [0.95]]).astype(np.float32)   # one outlier
+    cal = calibrate(rng.normal(0.5, 0.1, 3000), 20, 0.01, best)
+    assert cal.method == "best impostor, normal fit" and cal.threshold > 0.95
