@@ -176,9 +176,8 @@ def pick_box(boxes: list, size: tuple[int, int] | None = None) -> int:
         return max(range(len(boxes)), key=lambda i: boxes[i][2] * boxes[i][3])
     if FACE_RULE != "center" or size is None:
         raise ValueError(f"face rule {FACE_RULE!r} needs the photo size")
-    w, h = size
-    return min(range(len(boxes)), key=lambda i: (boxes[i][0] + boxes[i][2] / 2 - w / 2) ** 2
-               + (boxes[i][1] + boxes[i][3] / 2 - h / 2) ** 2)
+    from pof.verify import off_centre
+    return min(range(len(boxes)), key=lambda i: off_centre(boxes[i], *size))
 
 
 def scored_face(faces, size: tuple[int, int] | None = None) -> dict | None:

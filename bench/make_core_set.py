@@ -82,9 +82,9 @@ def find_landmarks(fr, img: np.ndarray, rule: str = "largest"):
     if len(dets) == 0:
         return None
     if rule == "center":
-        cy, cx = img.shape[0] / 2, img.shape[1] / 2
-        rect = min(dets, key=lambda r: ((r.left() + r.right()) / 2 - cx) ** 2
-                   + ((r.top() + r.bottom()) / 2 - cy) ** 2)
+        from pof.verify import off_centre
+        box = lambda r: (r.left(), r.top(), r.right() - r.left(), r.bottom() - r.top())  # noqa: E731
+        rect = min(dets, key=lambda r: off_centre(box(r), img.shape[1], img.shape[0]))
     else:
         rect = max(dets, key=lambda r: r.width() * r.height())
     shape = fr.api.pose_predictor_68_point(img, rect)

@@ -106,17 +106,17 @@ def _pick_named_face(faces: list[Face], width: int, height: int) -> tuple[list[F
     """For a photo of ``width`` x ``height`` labelled with one person: keep the largest face;
     refuse the photo as ambiguous where another face is nearly as large (AMBIGUOUS_AREA), or
     is sizeable (OFF_CENTRE_AREA) and nearer the centre than the largest."""
+    from .verify import off_centre
+
     def area(f: Face) -> float:
         return f.box[2] * f.box[3]
-
-    def off_centre(f: Face) -> float:
-        return (f.box[0] + f.box[2] / 2 - width / 2) ** 2 + (f.box[1] + f.box[3] / 2 - height / 2) ** 2
 
     big, *others = sorted(faces, key=lambda f: -area(f))
     if others and area(others[0]) >= AMBIGUOUS_AREA * area(big):
         return [], "error", (f"{len(faces)} faces of similar size: cannot tell which is the person; "
                              "crop the photo to that person")
-    if any(area(f) >= OFF_CENTRE_AREA * area(big) and off_centre(f) < off_centre(big) for f in others):
+    if any(area(f) >= OFF_CENTRE_AREA * area(big)
+           and off_centre(f.box, width, height) < off_centre(big.box, width, height) for f in others):
         return [], "error", (f"{len(faces)} faces, and the largest is not the one nearest the centre: "
                              "cannot tell which is the person; crop the photo to that person")
     note = f"{len(faces)} faces, enrolled the largest" if others else ""

@@ -31,10 +31,15 @@ def largest(faces: list[Face]) -> Face:
     return max(faces, key=lambda f: f.box[2] * f.box[3])
 
 
+def off_centre(box, width: int, height: int) -> float:
+    """Squared distance from the centre of ``box`` (x, y, w, h) to the centre of a ``width`` x
+    ``height`` photo."""
+    return (box[0] + box[2] / 2 - width / 2) ** 2 + (box[1] + box[3] / 2 - height / 2) ** 2
+
+
 def central(faces: list[Face], width: int, height: int) -> Face:
     """The face whose box centre is nearest the centre of a ``width`` x ``height`` photo."""
-    return min(faces, key=lambda f: (f.box[0] + f.box[2] / 2 - width / 2) ** 2
-               + (f.box[1] + f.box[3] / 2 - height / 2) ** 2)
+    return min(faces, key=lambda f: off_centre(f.box, width, height))
 
 
 def subject(faces: list[Face], rule: str, width: int, height: int) -> Face:
