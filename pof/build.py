@@ -220,7 +220,7 @@ class Builder:
 
         s = self.pipeline.settings
         engine = GpuEngine(self.engine, min_face=s["min_face"], det_threshold=s["det_threshold"],
-                           embedder=s["embedder"])
+                           embedder=s["embedder"], deblock=s["deblock"] == "on")
 
         def load(job):
             item, data, sha = job

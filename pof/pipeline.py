@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import align, detect, embed, quality
+from . import align, detect, embed, quality, restore
 from .device import cpu_runtime, onnx_providers
 from .errors import NoFaceError, PofError
 from .embed.dlib_resnet import CHIP_PADDING, CHIP_SIZE
@@ -26,6 +26,8 @@ from .settings import check, defaults
 # MobileFaceNet with OpenVINO where runtime=auto: it saves about 17 ms a 1024 x 768 photo and
 # 6 ms a face, and costs each worker 0.2-0.3 s to load (BENCHMARKS.md)
 OPENVINO_MIN_PHOTOS = 100
+# what a descriptor key names, in order ("restoration" only where deblocking is on)
+KEY_PARTS = ("detector", "landmarks", "alignment", "embedder", "normalisation", "restoration")
 
 
 def job_runtime(runtime: str, device: str, count: int) -> str:
@@ -107,14 +109,18 @@ class Pipeline:
         """Models and settings that change a descriptor (cheap: loads no model)."""
         det = detect.create(self.settings["detector"], min_face_size=self.settings["min_face"])
         emb = embed.create(self.settings["embedder"])
-        return {"detector": f"{det.name}/{det.version}/{det.settings_key()}/score{self.settings['det_threshold']:g}/eq-retry", "landmarks": DlibLandmarks.version,
-                "alignment": f"dlib-chip-{CHIP_SIZE}-pad{CHIP_PADDING:g}", "embedder": f"{emb.name}/{emb.version}",
-                "normalisation": "l2"}
+        out = {"detector": f"{det.name}/{det.version}/{det.settings_key()}/score{self.settings['det_threshold']:g}/eq-retry", "landmarks": DlibLandmarks.version,
+               "alignment": f"dlib-chip-{CHIP_SIZE}-pad{CHIP_PADDING:g}", "embedder": f"{emb.name}/{emb.version}",
+               "normalisation": "l2"}
+        if self.settings["deblock"] == "on":
+            # named only when on, so that datasets built before it existed keep their key
+            out["restoration"] = restore.VERSION
+        return out
 
     def descriptor_key(self) -> str:
         """One string naming everything that changes a descriptor (see describe())."""
         d = self.describe()
-        return "|".join(f"{k}={d[k]}" for k in ("detector", "landmarks", "alignment", "embedder", "normalisation"))
+        return "|".join(f"{k}={d[k]}" for k in KEY_PARTS if k in d)
 
     def load(self, path: str | Path) -> LoadedImage:
         return load_image(path, self.settings["max_pixels"])
@@ -141,19 +147,29 @@ class Pipeline:
     def analyze(self, pixels: np.ndarray, with_crops: bool = True, mirror: bool = False) -> list[Face]:
         """Every face in an RGB image (uint8, (H, W, 3)), best detection first, fully filled.
         ``mirror``: descriptors averaged with the mirror image's (verification only; see
-        ``pof.embed.with_mirror``)."""
-        dets, seen_on = self.detect(pixels)
+        ``pof.embed.with_mirror``).
+
+        A heavily JPEG-compressed photo (``pof.restore``, setting ``deblock``) is smoothed
+        first: faces are found, fitted and described on the smoothed pixels, with mirrored
+        descriptors, while crops, blur and attributes come from the photo's own pixels."""
+        work = pixels
+        restored = self.settings["deblock"] == "on" and restore.heavily_compressed(pixels)
+        if restored:
+            work = restore.deblock(pixels)
+        dets, seen_on = self.detect(work)
         faces = [Face(index=i, box=d.box, det_score=float(d.score), landmarks5=d.landmarks5,
                       extra={"detected_on": seen_on} if seen_on != "original" else {})
                  for i, d in enumerate(dets)]
         size = (pixels.shape[1], pixels.shape[0])
         for f in faces:
-            self.landmarks.fit(pixels, f)
+            self.landmarks.fit(work, f)
             f.crop, f.crop_matrix = align.crop_face(pixels, f.landmarks5)
             quality.assess(f, size)
+            if restored:
+                f.extra["restored"] = restore.NAME
             if not with_crops:
                 f.crop = None
-        self.embedder.embed(pixels, faces, mirror=mirror)
+        self.embedder.embed(work, faces, mirror=mirror or restored)
         if with_crops and self.settings["attributes"] == "on":
             self.attributes.estimate(faces)
         return faces
@@ -185,8 +201,13 @@ def pipeline_for(descriptor_key: str, **settings: Any) -> Pipeline:
         return pipe
     built = dict(part.split("=", 1) for part in descriptor_key.split("|") if "=" in part)
     name = built.get("embedder", "").split("/", 1)[0]
+    changes: dict[str, Any] = {}
     if name in embed.EMBEDDERS and "embedder" not in settings:
-        other = Pipeline(**{**settings, "embedder": name})
+        changes["embedder"] = name
+    if "deblock" not in settings:     # built before deblocking existed, or with it off
+        changes["deblock"] = "on" if "restoration" in built else "off"
+    if changes:
+        other = Pipeline(**{**settings, **changes})
         if other.descriptor_key() == descriptor_key:
             return other
     raise PofError(f"the dataset was built with other models ({descriptor_key}); this pof makes "

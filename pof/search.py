@@ -296,9 +296,12 @@ class Searcher:
 
     @staticmethod
     def _geometry(face: Face) -> dict:
-        return {"box": [round(float(v), 1) for v in face.box], "det_score": round(face.det_score, 4),
-                "quality": round(face.quality, 3), "interocular": round(face.interocular, 1),
-                "blur": round(float(face.blur), 3)}
+        out = {"box": [round(float(v), 1) for v in face.box], "det_score": round(face.det_score, 4),
+               "quality": round(face.quality, 3), "interocular": round(face.interocular, 1),
+               "blur": round(float(face.blur), 3)}
+        if face.extra.get("restored"):   # described after smoothing its JPEG blocks (pof.restore)
+            out["restored"] = face.extra["restored"]
+        return out
 
     def _face_fields(self, face: Face) -> dict:
         cal = self.calibration

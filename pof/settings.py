@@ -29,6 +29,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("det_threshold", 0.70, "minimum detector score for a face to be kept"),
     Setting("max_pixels", 60_000_000, "largest image accepted, in pixels (pixel-bomb guard)"),
     Setting("fpir", 0.01, "target false-positive identification rate of search decisions"),
+    Setting("deblock", "on", "smooth a heavily JPEG-compressed photo (its 8 x 8 blocks visible) "
+            "before its faces are described, and mirror-average its descriptors", ("on", "off")),
     Setting("min_interocular", 8.0, "eye distance in pixels under which a probe face is not searched (quality too low)"),
     Setting("max_blur", 0.9, "blur measure (0 sharp .. 1) over which a probe face is not searched (quality too low)"),
     Setting("top", 5, "number of candidates a search returns per face"),

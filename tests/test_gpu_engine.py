@@ -28,9 +28,18 @@ def engine():
     return GpuEngine("cpu")
 
 
+def _heavy_jpeg(path) -> np.ndarray:
+    """The photo saved at JPEG quality 5: its blocks show, so both paths smooth it first."""
+    import io
+    buf = io.BytesIO()
+    Image.open(path).convert("RGB").save(buf, format="JPEG", quality=5)
+    return _rgb(io.BytesIO(buf.getvalue()))
+
+
 @pytest.fixture(scope="module")
 def photos():
-    return [_rgb(YALE / n) for n in YALE_NAMES] + [_rgb(DEMO / "probes" / "obama_joint_session_2009.jpg")]
+    obama = DEMO / "probes" / "obama_joint_session_2009.jpg"
+    return [_rgb(YALE / n) for n in YALE_NAMES] + [_rgb(obama), _heavy_jpeg(obama)]
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +57,17 @@ def test_same_faces_as_the_cpu_pipeline(both):
         for g, w in zip(g_faces, w_faces):
             np.testing.assert_allclose(g.box, w.box, atol=0.05)
             np.testing.assert_allclose(g.landmarks5, w.landmarks5, atol=0.05)
+
+
+def test_heavily_compressed_photos_are_restored_alike(both):
+    """The JPEG-blocky photo is smoothed and mirror-described by both, the others by neither."""
+    from pof.restore import NAME
+    got, want = both
+    for g_faces, w_faces in zip(got, want):
+        for g, w in zip(g_faces, w_faces):
+            assert g.extra.get("restored") == w.extra.get("restored")
+    assert [f.extra.get("restored") for f in got[-1]] == [NAME] * len(got[-1]) and got[-1]
+    assert not any("restored" in f.extra for faces in got[:-1] for f in faces)
 
 
 def test_landmarks_crops_and_descriptors_match(both):
@@ -124,7 +144,7 @@ def test_large_groups_are_split(engine, monkeypatch):
     monkeypatch.setattr(eng, "MAX_GROUP_PIXELS", photos[0].shape[0] * photos[0].shape[1])
     calls = []
     original = engine._analyze_group
-    monkeypatch.setattr(engine, "_analyze_group", lambda group: calls.append(len(group)) or original(group))
+    monkeypatch.setattr(engine, "_analyze_group", lambda group, smoothed=None: calls.append(len(group)) or original(group, smoothed))
     split = engine.analyze(photos)
     assert calls == [1, 1, 1]
     for a, b in zip(whole, split):

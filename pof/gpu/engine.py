@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import torch
 
-from .. import quality
+from .. import quality, restore
 from ..align import CROP_H, CROP_W, FRAME_SIZE, transform_points, invert
 from .. import embed
 from ..embed import mobileface
@@ -65,8 +65,9 @@ class GpuEngine:
     """
 
     def __init__(self, device: str = "cuda", min_face: float = 20, det_threshold: float = 0.7,
-                 half: bool = False, embedder: str | None = None) -> None:
+                 half: bool = False, embedder: str | None = None, deblock: bool = True) -> None:
         self.device = torch_device(device)
+        self.deblock = bool(deblock)      # as the pipeline's setting of that name (pof.restore)
         if not half:
             # float32 means float32: PyTorch lets cuDNN run convolutions in TF32 (a 10-bit
             # mantissa) on Ampere and later GPUs by default, which moves descriptors away from
@@ -92,22 +93,32 @@ class GpuEngine:
         attributes off. Photos of the same size go through together (up to MAX_GROUP_PIXELS)."""
         out: list[list[Face]] = [[] for _ in photos]
         groups: dict[tuple, list[int]] = {}
+        smoothed: dict[int, np.ndarray] = {}
         for i, p in enumerate(photos):
             if p.dtype != np.uint8 or p.ndim != 3 or p.shape[2] != 3:
                 raise ImageError(f"photo {i}: expected uint8 (H, W, 3), got {p.dtype} {p.shape}")
-            groups.setdefault(p.shape, []).append(i)
-        for shape, members in groups.items():
+            # heavily compressed photos go through apart, smoothed, as in Pipeline.analyze
+            if self.deblock and restore.heavily_compressed(p):
+                smoothed[i] = restore.deblock(p)
+            groups.setdefault((p.shape, i in smoothed), []).append(i)
+        for (shape, restored), members in groups.items():
             step = max(1, MAX_GROUP_PIXELS // (shape[0] * shape[1]))
             for k in range(0, len(members), step):
                 part = members[k:k + step]
-                for i, faces in zip(part, self._analyze_group([photos[i] for i in part])):
+                work = [smoothed[i] for i in part] if restored else None
+                for i, faces in zip(part, self._analyze_group([photos[i] for i in part], work)):
                     out[i] = faces
         return out
 
     @torch.inference_mode()
-    def _analyze_group(self, photos: list[np.ndarray]) -> list[list[Face]]:
-        images = torch.from_numpy(np.stack(photos)).to(self.device, non_blocking=True)
-        found = self._detect(images, photos)
+    def _analyze_group(self, photos: list[np.ndarray], smoothed: list[np.ndarray] | None = None
+                       ) -> list[list[Face]]:
+        """``smoothed``: the photos deblocked (pof.restore), for detection, landmarks and
+        mirrored descriptors; crops still come from ``photos``."""
+        originals = torch.from_numpy(np.stack(photos)).to(self.device, non_blocking=True)
+        restored = smoothed is not None
+        images = torch.from_numpy(np.stack(smoothed)).to(self.device, non_blocking=True) if restored else originals
+        found = self._detect(images, smoothed if restored else photos)
         owner = np.concatenate([np.full(len(b), i) for i, (b, _, _) in enumerate(found)]).astype(np.int64)
         if not len(owner):
             return [[] for _ in photos]
@@ -117,8 +128,9 @@ class GpuEngine:
         nchw = images.permute(0, 3, 1, 2)
         points68 = self._landmarks(nchw, index, points5)
         crop_m = chips.crop_matrices(points5)
-        crops = _to_uint8(chips.warp(nchw, index, crop_m, (CROP_W, CROP_H), border="replicate", shrink="area"))
-        descriptors = self._embed(nchw, index, points68)
+        crops = _to_uint8(chips.warp(originals.permute(0, 3, 1, 2), index, crop_m, (CROP_W, CROP_H),
+                                     border="replicate", shrink="area"))
+        descriptors = self._embed(nchw, index, points68, mirror=restored)
         crops_np = crops.permute(0, 2, 3, 1).cpu().numpy()
         desc_np = descriptors.cpu().numpy()
         size = (photos[0].shape[1], photos[0].shape[0])
@@ -131,6 +143,8 @@ class GpuEngine:
                      crop_matrix=crop_m[k].astype(np.float64), descriptor=desc_np[k])
             if found[i][2] != "original":
                 f.extra["detected_on"] = found[i][2]
+            if restored:
+                f.extra["restored"] = restore.NAME
             out[i].append(f)
         # quality (OpenCV, which releases the GIL) on every core, a slice of faces each
         faces = [f for photo in out for f in photo]
@@ -167,17 +181,27 @@ class GpuEngine:
         in_frame = self.shape.predict(self.shape.intensity(frames), rects).cpu().numpy()
         return np.stack([transform_points(p, invert(m)) for p, m in zip(in_frame, frame_m)])
 
-    def _embed(self, nchw: torch.Tensor, index: torch.Tensor, points68: np.ndarray) -> torch.Tensor:
+    def _embed(self, nchw: torch.Tensor, index: torch.Tensor, points68: np.ndarray,
+               mirror: bool = False) -> torch.Tensor:
         """Fused unit descriptors (N, 128 + second's dim): dlib's and the second network's,
-        weighted as the CPU's."""
+        weighted as the CPU's; ``mirror``: each part averaged with its mirrored chip's (as
+        ``pof.embed.with_mirror``)."""
         dchips = _to_uint8(chips.warp(nchw, index, chips.dlib_chip_matrices(points68),
                                       (DLIB_CHIP, DLIB_CHIP), border="zero", shrink="dlib"))
         mchips = _to_uint8(chips.warp(nchw, index, chips.mobileface_matrices(points68),
                                       (MOBILE_CHIP, MOBILE_CHIP), border="zero", shrink="none"))
+        n = len(dchips)
+        if mirror:    # NCHW: the last axis is the chip's width
+            dchips = torch.cat([dchips, dchips.flip(-1)])
+            mchips = torch.cat([mchips, mchips.flip(-1)])
         d = self.dlib(dchips.to(self.dtype))[0].float()
         m = self.mobile(mchips.permute(0, 2, 3, 1).contiguous().to(self.dtype))[0].float()
         d = d / d.norm(dim=1, keepdim=True).clamp(min=1e-12)
         m = m / m.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        if mirror:
+            d, m = d[:n] + d[n:], m[:n] + m[n:]
+            d = d / d.norm(dim=1, keepdim=True).clamp(min=1e-12)
+            m = m / m.norm(dim=1, keepdim=True).clamp(min=1e-12)
         w = self.fused.WEIGHT
         return torch.cat([math.sqrt(w) * d, math.sqrt(1.0 - w) * m], 1)
 
