@@ -26,7 +26,7 @@ from .catalog import Catalog
 from .errors import PofError
 from .load import decode_image, read_bytes
 from .parallel import pipeline_map
-from .pipeline import Pipeline, job_runtime
+from .pipeline import Pipeline, job_runtime, pipeline_for
 from .record import Face
 from .sources import Item, collect, fetch_url
 
@@ -137,7 +137,7 @@ class Builder:
                  **settings: Any) -> None:
         self.out = Path(out)
         self.engine = engine
-        self.pipeline = Pipeline(**settings)
+        self.pipeline = self._pipeline_for(self.out, settings)
         self.runtime_asked = self.pipeline.settings["runtime"]
         self.model = self.pipeline.descriptor_key()     # tags every descriptor this build makes
         self.attribute_models = json.dumps(self.pipeline.attributes.describe(), sort_keys=True)
@@ -146,6 +146,22 @@ class Builder:
         if engine is not None and self.model != Pipeline(**{**settings, "device": "cpu"}).descriptor_key():
             raise PofError("the GPU engine runs pof's default detector and embedder only; "
                            "build with the defaults, or without --device cuda")
+
+    @staticmethod
+    def _pipeline_for(out: Path, settings: dict[str, Any]) -> Pipeline:
+        """The pipeline for a build into ``out``: where ``out`` is a dataset built before a
+        default changed (the descriptor backend, deblocking), the one it was built with, so
+        that new photos can join it (settings given explicitly are kept; where other models
+        differ, Catalog.bind_models refuses with its own message)."""
+        from .catalog import CATALOG_NAME
+        if (out / CATALOG_NAME).is_file():
+            try:
+                with Catalog(out) as cat:
+                    key = cat.get_meta("descriptor_key") or ""
+                return pipeline_for(key, **settings)
+            except PofError:
+                pass
+        return Pipeline(**settings)
 
     def runtime_for(self, count: int) -> str:
         """The CPU runtime (detector, MobileFaceNet) for a build of ``count`` images: with

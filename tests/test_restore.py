@@ -93,3 +93,31 @@ def test_search_says_a_face_was_restored(pipeline, heavy_faces):
     restored, plain = searcher.search([on[0], clean[0]])
     assert restored["restored"] == restore.NAME and "restored" not in plain
     assert restored["candidates"][0]["person"] == "obama"
+
+
+def test_photos_join_a_dataset_built_before_deblocking(tmp_path, gallery_dir):
+    """A dataset built with deblocking off (as every dataset before it existed) takes new
+    photos with it off (a heavily compressed one among them), rather than refusing them as
+    made by other models."""
+    import shutil
+
+    from pof.build import Builder
+    from pof.catalog import Catalog
+
+    out = tmp_path / "ds"
+    first = Builder(out, workers=1, deblock="off").run([str(gallery_dir)], progress=False)
+    assert first.added_images == 6
+    with Catalog(out) as cat:
+        key = cat.get_meta("descriptor_key")
+    assert "restoration" not in key
+    more = tmp_path / "more" / "subject04"
+    more.mkdir(parents=True)
+    Image.fromarray(_jpeg(YALE / "subject04.normal", 5)).save(more / "subject04.jpg", quality=100)
+    shutil.copy(YALE / "subject04.sad", more / "subject04.sad")
+    again = Builder(out, workers=1).run([str(more.parent)], progress=False)
+    assert again.added_images == 2
+    with Catalog(out) as cat:
+        assert cat.get_meta("descriptor_key") == key
+    # a new dataset gets deblocking
+    fresh = Builder(tmp_path / "new", workers=1)
+    assert "restoration" in fresh.model
