@@ -14,8 +14,9 @@ quality 20), so that a restoration is not judged on the one degradation it was c
 Also each probe set's blockiness (pof.restore.blockiness), which decides when pof restores.
 
     python bench/compression.py [--sets jpeg_blur,q10,b1q15,q20] [--methods none,gauss1.5,...]
+                                [--out bench/work/compression.json]
 
-Prints Markdown; writes bench/work/compression.json.
+Prints Markdown; writes the figures as JSON (--out).
 """
 from __future__ import annotations
 
@@ -87,6 +88,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sets", default="jpeg_blur,q10,b1q15,q20")
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--out", type=Path, default=HERE / "work" / "compression.json")
     args = ap.parse_args()
     from pof.calibrate import calibrate
     from pof.pipeline import Pipeline
@@ -121,7 +123,7 @@ def main() -> None:
             res["methods"][m] = evaluate_scores(t.scores(Q), fq, [r["person"] for r in rows],
                                                 [r["role"] for r in rows], t.labels, cal.threshold)
         out["sets"][name] = res
-        (HERE / "work" / "compression.json").write_text(json.dumps(out, indent=1))
+        args.out.write_text(json.dumps(out, indent=1))
     print(f"pof's threshold {out['threshold']} (50 persons, FPIR 1%)\n")
     print("| probes | blockiness (median, 5-95%) | restoration | rank-1 | DIR at FPIR 1% (oracle) | DIR / FPIR at pof's threshold |")
     print("|---|---|---|---|---|---|")
