@@ -417,3 +417,23 @@ def test_unreliable_and_demographic_attributes_are_not_filters(env):
     r = _api(env, "vera", "GET", "/api/persons", params={"attribute": "Mustache"})
     assert r.status_code == 400 and "unreliable" in r.text
     assert _api(env, "vera", "GET", "/api/persons", params={"attribute": "Smiling"}).status_code == 200
+
+
+def test_a_heavily_compressed_photo_is_searched_restored_and_says_so(env):
+    import io
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.open(env["photo"]).convert("RGB").save(buf, format="JPEG", quality=5)
+    s = Session(env["app"], env["ds"], "vera")
+    r = s.post("/search", files={"image": ("blocky.jpg", buf.getvalue(), "image/jpeg")})
+    token = r.headers["location"].rsplit("/", 1)[1]
+    page = s.get(f"/probes/{token}")
+    assert page.status_code == 200 and "heavily JPEG-compressed" in page.text
+    clean = s.post("/search", files={"image": ("two.jpg", env["photo"].read_bytes(), "image/jpeg")})
+    clean_page = s.get(f"/probes/{clean.headers['location'].rsplit('/', 1)[1]}")
+    assert "heavily JPEG-compressed" not in clean_page.text
+    api = _api(env, "vera", "post", "/api/search",
+               files={"image": ("blocky.jpg", buf.getvalue(), "image/jpeg")}).json()
+    assert api["faces"] and all(f.get("restored") == "deblocked" for f in api["faces"])
+    assert not any("restored" in f for f in env["search"]["faces"])
