@@ -72,21 +72,35 @@ class BuildReport:
 
 
 def _analyze(pipeline: Pipeline, item: Item, data: bytes, sha: str) -> Outcome:
+    picked: list[tuple[list[Face], str, str]] = []
+
+    def named_face(faces: list[Face]) -> list[Face]:
+        # the choice needs the boxes only: landmarks, descriptors and attributes are then
+        # computed for the enrolled face alone, not for bystanders (1.29 faces a LFW photo)
+        if not faces:
+            return faces
+        picked.append(_pick_named_face(faces, *img.size))
+        return picked[-1][0]
+
     try:
         img = decode_image(data, item.location, pipeline.settings["max_pixels"])
-        faces = pipeline.analyze(img.pixels)
+        faces = pipeline.analyze(img.pixels, select=named_face if item.person is not None else None)
     except PofError as exc:
         return Outcome(item.location, "error", str(exc), sha256=sha)
-    return _finish(pipeline, item, img, faces, sha)
+    return _finish(pipeline, item, img, faces, sha, picked[-1] if picked else None)
 
 
-def _finish(pipeline: Pipeline, item: Item, img, faces: list[Face], sha: str) -> Outcome:
-    """The Outcome of an analysed photo: the named person's face picked, crops encoded."""
+def _finish(pipeline: Pipeline, item: Item, img, faces: list[Face], sha: str,
+            picked: tuple[list[Face], str, str] | None = None) -> Outcome:
+    """The Outcome of an analysed photo: the named person's face picked (``picked``: where
+    it was picked before the faces were filled), crops encoded."""
     out = Outcome(item.location, "added", faces=faces, sha256=sha, size=img.size, fmt=img.format)
-    if not faces:
+    if picked is not None and picked[1] != "added":
+        out.faces, out.status, out.reason = picked
+    elif not faces:
         out.status, out.reason = "noface", "no face found"
     elif item.person is not None:
-        out.faces, out.status, out.reason = _pick_named_face(faces, *img.size)
+        out.faces, out.status, out.reason = picked or _pick_named_face(faces, *img.size)
     out.jpegs = [_jpeg(f.crop, pipeline.settings["jpeg_quality"]) for f in out.faces]
     for f in out.faces:
         f.crop = None

@@ -8,7 +8,7 @@ catalogs and indexes are keyed by it so a stale one is never reused.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -144,10 +144,13 @@ class Pipeline:
                 return dets, name
         return [], "original"
 
-    def analyze(self, pixels: np.ndarray, with_crops: bool = True, mirror: bool = False) -> list[Face]:
+    def analyze(self, pixels: np.ndarray, with_crops: bool = True, mirror: bool = False,
+                select: Callable[[list[Face]], list[Face]] | None = None) -> list[Face]:
         """Every face in an RGB image (uint8, (H, W, 3)), best detection first, fully filled.
         ``mirror``: descriptors averaged with the mirror image's (verification only; see
-        ``pof.embed.with_mirror``).
+        ``pof.embed.with_mirror``). ``select``: given the detected faces (box, score and five
+        points only), the ones to fill; the rest are dropped unfilled (a build of a named
+        photo needs only the person's face).
 
         A heavily JPEG-compressed photo (``pof.restore``, setting ``deblock``) is smoothed
         first: faces are found, fitted and described on the smoothed pixels, with mirrored
@@ -160,6 +163,8 @@ class Pipeline:
         faces = [Face(index=i, box=d.box, det_score=float(d.score), landmarks5=d.landmarks5,
                       extra={"detected_on": seen_on} if seen_on != "original" else {})
                  for i, d in enumerate(dets)]
+        if select is not None:
+            faces = select(faces)
         size = (pixels.shape[1], pixels.shape[0])
         for f in faces:
             self.landmarks.fit(work, f)

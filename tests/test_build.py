@@ -79,11 +79,11 @@ def test_interrupted_build_resumes(tmp_path, gallery_dir, monkeypatch):
     calls = {"n": 0}
     real = b.pipeline.analyze
 
-    def flaky(pixels, with_crops=True):
+    def flaky(pixels, with_crops=True, **kw):
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt
-        return real(pixels, with_crops)
+        return real(pixels, with_crops, **kw)
 
     monkeypatch.setattr(b.pipeline, "analyze", flaky)
     with pytest.raises(KeyboardInterrupt):
@@ -235,3 +235,38 @@ def test_build_refuses_off_centre_largest_face(tmp_path):
     assert report.added_faces == 1
     assert [(Path(p).name, s) for p, s, _ in report.problems] == [("two.png", "error")]
     assert "nearest the centre" in report.problems[0][2]
+
+
+def test_a_named_photo_fills_only_the_face_it_enrols(tmp_path, pipeline, monkeypatch):
+    """Which face of a named photo is the person's needs the boxes only: landmarks,
+    descriptors and attributes are computed for that face alone, and it comes out the same
+    as when every face is filled; a photo with no person enrols (and fills) every face."""
+    import numpy as np
+    from PIL import Image
+
+    from pof.build import _analyze
+    from pof.sources import Item
+
+    from .conftest import YALE
+    big = Image.open(YALE / "subject01.normal").convert("RGB")
+    small = Image.open(YALE / "subject02.normal").convert("RGB").resize((160, 121))
+    canvas = Image.new("RGB", (560, 260), (128, 128, 128))
+    canvas.paste(big, (0, 0))
+    canvas.paste(small, (380, 60))
+    path = tmp_path / "two.png"
+    canvas.save(path)
+    data = path.read_bytes()
+    every = pipeline.analyze(np.asarray(canvas))
+    assert len(every) == 2
+    fitted = []
+    fit = pipeline.landmarks.fit
+    monkeypatch.setattr(pipeline.landmarks, "fit", lambda px, f: fitted.append(f.index) or fit(px, f))
+    named = _analyze(pipeline, Item(str(path), "subject01"), data, "sha")
+    assert named.status == "added" and "2 faces, enrolled the largest" in named.reason
+    assert len(named.faces) == 1 and len(fitted) == 1
+    want = max(every, key=lambda f: f.box[2] * f.box[3])
+    assert np.array_equal(named.faces[0].descriptor, want.descriptor)
+    assert named.faces[0].attributes == want.attributes
+    fitted.clear()
+    unnamed = _analyze(pipeline, Item(str(path), None), data, "sha")
+    assert len(unnamed.faces) == 2 and len(fitted) == 2
