@@ -1,11 +1,14 @@
 """Photos per second of `pof build` against the face_recognition library, one run, same cores.
 
-    python bench/build_speed.py [--pof-only] [--big N] [SOURCE_DIR ...]
+    python bench/build_speed.py [--pof-only] [--big N] [--sample N] [SOURCE_DIR ...]
 
 SOURCE_DIR are PERSON/IMAGE folders (default: the five probe folders of the core set, 605
 photos of 320 x 243, made by bench/make_core_set.py). ``--big N`` times N made-up 1024 x 768
 JPEGs instead (bench/gpu_throughput.py's photos: one to four real faces pasted on a blurred
 photo), built from a manifest without person labels, so that every face is enrolled.
+``--sample N``: N photos of the SOURCE_DIRs drawn at random (seed 7), linked into PERSON/IMAGE
+folders of a temporary one (for example 240 of the public set's LFW photos, news photos with
+1.3 faces each on average).
 pof: the wall time of `pof build` into a fresh folder (start-up, every worker's model
 loading and the dataset export included). Peer: in-process load_image_file + face_locations
 (HOG, upsample 1) + face_encodings of every photo (its import and model loading excluded).
@@ -91,8 +94,9 @@ def main() -> None:
     args = sys.argv[1:]
     pof_only = "--pof-only" in args
     big = int(args[args.index("--big") + 1]) if "--big" in args else 0
+    sample = int(args[args.index("--sample") + 1]) if "--sample" in args else 0
     rest = [a for i, a in enumerate(args)
-            if a not in ("--pof-only", "--big") and not (i and args[i - 1] == "--big")]
+            if a not in ("--pof-only", "--big", "--sample") and not (i and args[i - 1] in ("--big", "--sample"))]
     work = Path(tempfile.mkdtemp())
     if big:
         (work / "photos").mkdir()
@@ -102,6 +106,14 @@ def main() -> None:
         dirs = [Path(a) for a in rest] or sorted(p for p in core.iterdir() if p.is_dir())
         sources = [str(d) for d in dirs]
         photos = sorted(f for s in dirs for f in s.glob("*/*") if f.is_file())
+        if sample:
+            import random
+            photos = sorted(random.Random(7).sample(photos, sample))
+            for f in photos:
+                (work / "sample" / f.parent.name).mkdir(parents=True, exist_ok=True)
+                (work / "sample" / f.parent.name / f.name).symlink_to(f.resolve())
+            sources = [str(work / "sample")]
+            photos = sorted((work / "sample").glob("*/*"))
     out = work / "ds"
     pof_s, _ = run_pof([sys.executable, "-m", "pof", "build", *sources, "--out", str(out), "--quiet"])
     _, pof_mb = run_pof([sys.executable, "-m", "pof", "build", *sources, "--out", str(work / "ds2"),
