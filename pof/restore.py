@@ -6,9 +6,10 @@ compressed-and-blurred probes (JPEG quality 8 after a blur of 2 px) pof identifi
 threshold, and 85% once the block edges were smoothed away. So a photo whose blocks show
 (``blockiness`` at least HEAVY_BLOCKINESS) is smoothed (``deblock``) before detection,
 landmarks and descriptors, and each of its descriptors is averaged with its mirror image's
-(another 2 points there; end to end, ``pof search`` went from 79.5% to 91.0%). Its crop, blur measure and attributes still come from the photo's
-own pixels, so the quality gates judge the photo as it is. Each such face says so
-(``Face.extra["restored"]``), and so does every search result for it.
+(another 2 points there; end to end, ``pof search`` went from 79.5% to 91.0%). Its crop, blur
+measure and attributes still come from the photo's own pixels, so the quality gates judge the
+photo as it is. Each such face says so (``Face.extra["restored"]``), and so does every search
+result for it.
 
 Photos with milder compression are left alone: at quality 20 (blockiness about 1.9) the
 recognizers lose nothing, and smoothing raised false matches there (BENCHMARKS.md,
@@ -34,7 +35,7 @@ def blockiness(pixels: np.ndarray) -> float:
     """How much stronger the steps between neighbouring pixels are across JPEG's block
     boundaries (every 8th pixel) than elsewhere, rows and columns averaged: about 1 for a
     photo without visible blocks, 2.5 or more where they show. uint8 (H, W, 3) RGB or (H, W).
-    Every ROW_STEP-th row (and column) is enough: 0.4 ms for a 1024 x 768 photo."""
+    Every ROW_STEP-th row (and column) is enough: about 1 ms for a 1024 x 768 photo."""
     g = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
     ratios = []
     for a in (g[::ROW_STEP], g.T[::ROW_STEP]):
