@@ -213,8 +213,10 @@ def _print_search(path: str, results: list[dict], error: str | None) -> None:
         if r["decision"] == "quality_too_low":
             click.echo(f"{path} face {i + 1} at ({x:.0f}, {y:.0f}, {w:.0f} x {h:.0f}): not searched: {r['reason']}")
             continue
+        restored = " (heavily JPEG-compressed photo: described after smoothing its blocks)" \
+            if r.get("restored") else ""
         click.echo(f"{path} face {i + 1} at ({x:.0f}, {y:.0f}, {w:.0f} x {h:.0f}), quality "
-                   f"{r['quality']:.2f}: {_verdict(r)}")
+                   f"{r['quality']:.2f}{restored}: {_verdict(r)}")
         _print_candidates(r["candidates"])
 
 

@@ -42,6 +42,20 @@ def test_search_human_output(built):
     assert "subject03" in r.stdout and "not identifications" in r.stdout
 
 
+def test_search_says_when_a_photo_was_deblocked(built, tmp_path):
+    from PIL import Image
+    blocky = tmp_path / "blocky.jpg"
+    Image.open(YALE / "subject03.normal").convert("RGB").save(blocky, quality=5)
+    r = run_pof("search", built, blocky, YALE / "subject03.glasses")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert any("blocky.jpg face 1" in x and "heavily JPEG-compressed" in x for x in lines)
+    assert not any("subject03.glasses" in x and "compressed" in x for x in lines)
+    j = _lines(run_pof("search", built, blocky, "--json").stdout)[0]
+    assert j["faces"][0]["restored"] == "deblocked"
+    assert j["faces"][0]["candidates"][0]["person"] == "subject03"
+
+
 def test_search_missing_dataset(tmp_path):
     r = run_pof("search", tmp_path / "nothing", YALE / "subject01.normal")
     assert r.returncode == 2 and "pof build" in r.stderr and "Traceback" not in r.stderr
