@@ -95,12 +95,12 @@ def _finish(pipeline: Pipeline, item: Item, img, faces: list[Face], sha: str,
     """The Outcome of an analysed photo: the named person's face picked (``picked``: where
     it was picked before the faces were filled), crops encoded."""
     out = Outcome(item.location, "added", faces=faces, sha256=sha, size=img.size, fmt=img.format)
-    if picked is not None and picked[1] != "added":
+    if picked is not None:            # the named person's face, chosen before filling
         out.faces, out.status, out.reason = picked
     elif not faces:
         out.status, out.reason = "noface", "no face found"
     elif item.person is not None:
-        out.faces, out.status, out.reason = picked or _pick_named_face(faces, *img.size)
+        out.faces, out.status, out.reason = _pick_named_face(faces, *img.size)
     out.jpegs = [_jpeg(f.crop, pipeline.settings["jpeg_quality"]) for f in out.faces]
     for f in out.faces:
         f.crop = None
