@@ -245,6 +245,7 @@ class Builder:
         crop encoding in a thread pool (they release the GIL), attributes for all the batch's
         faces in one run, the rest on the device."""
         from concurrent.futures import ThreadPoolExecutor
+        from contextlib import closing
 
         from .gpu.engine import GpuEngine
 
@@ -266,7 +267,7 @@ class Builder:
             return _finish(self.pipeline, item, img, faces, sha)
 
         batch: list = []
-        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        with ThreadPoolExecutor(os.cpu_count() or 1) as pool, closing(engine):
             for job in chain(pending, [None]):
                 if job is not None:
                     batch.append(job)

@@ -89,9 +89,26 @@ def assess(face: Face, image_size: tuple[int, int]) -> None:
     quality = size * sharpness * pose, where size = min(1, interocular / 40 px),
     sharpness = 1 - 0.7 * blur, pose = cos(yaw) * cos(pitch) (clipped at 0).
     """
+    pose = head_pose(face.landmarks68, image_size) if face.landmarks68 is not None else Pose(0, 0, 0)
+    blur = blur_of(face.crop) if face.crop is not None else 0.0
+    complete(face, pose, blur)
+
+
+def complete(face: Face, pose: Pose, blur: float) -> None:
+    """Fill interocular, pose, blur and quality of a face whose pose and blur were measured
+    elsewhere (the GPU engine measures them for many faces at once), as ``assess`` does."""
     face.interocular = float(np.linalg.norm(face.landmarks5[1] - face.landmarks5[0]))
-    face.pose = head_pose(face.landmarks68, image_size) if face.landmarks68 is not None else Pose(0, 0, 0)
-    face.blur = blur_of(face.crop) if face.crop is not None else 0.0
+    face.pose, face.blur = pose, blur
     size = min(1.0, face.interocular / GOOD_INTEROCULAR)
-    pose = max(0.0, np.cos(np.radians(face.pose.yaw)) * np.cos(np.radians(face.pose.pitch)))
-    face.quality = round(float(size * (1.0 - 0.7 * face.blur) * pose), 3)
+    cos_pose = max(0.0, np.cos(np.radians(pose.yaw)) * np.cos(np.radians(pose.pitch)))
+    face.quality = round(float(size * (1.0 - 0.7 * blur) * cos_pose), 3)
+
+
+def head_poses(landmarks68: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """``head_pose`` of many faces (N, 68, 2) of one photo size: (N, 3) yaw, pitch, roll.
+    A plain function of arrays, so that worker processes can run it (pof.gpu.quality)."""
+    out = np.zeros((len(landmarks68), 3))
+    for i, points in enumerate(landmarks68):
+        p = head_pose(points, image_size)
+        out[i] = p.yaw, p.pitch, p.roll
+    return out

@@ -12,6 +12,7 @@ Modules:
 - ``mtcnn``: the MTCNN cascade batched across photos.
 - ``shape68``: dlib's 68-point shape predictor (regression trees) batched across faces.
 - ``chips``: the recognizers' chips and the dataset crop, cut on the device.
+- ``quality``, ``poses``: blur on the device, head poses in worker processes.
 - ``engine``: photos in, Faces out.
 """
 from __future__ import annotations

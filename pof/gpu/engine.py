@@ -10,7 +10,8 @@ Stages, each run once per batch of same-sized photos (``GpuEngine.analyze``):
    ArcFace-layout chip (``pof.gpu.chips``), rounded to 8-bit pixels as the CPU pipeline's are;
 4. embed: dlib's ResNet and the default embedder's second network (MobileFaceNet;
    ``pof.gpu.onnx_torch``), fused as ``pof.embed.mobileface.DlibMobileFace`` fuses them;
-5. quality: on the CPU, per face (``pof.quality.assess``), in a thread pool.
+5. quality (``pof.gpu.quality``): blur on the device for all crops at once; the head pose by
+   OpenCV, as the CPU pipeline fits it, in worker processes while the device runs steps 3-4.
 
 The descriptors are those of pof's default embedder (``dlib+mobilefacenet-onnx``), so a dataset
 built on the GPU is searched with the CPU pipeline and the other way round; the tests measure
@@ -19,30 +20,28 @@ how close the two paths' descriptors are. Attributes are not estimated here.
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import cv2
 import numpy as np
 import torch
 
-from .. import quality, restore
-from ..align import CROP_H, CROP_W, FRAME_SIZE, transform_points, invert
-from .. import embed
+from .. import embed, quality, restore
+from ..align import CROP_H, CROP_W, FRAME_SIZE, invert, transform_points
 from ..embed import mobileface
 from ..embed.onnx_resnet import MODEL as DLIB_MODEL
 from ..errors import ImageError, PofError
 from ..landmarks import hog_like_box, rect_ltrb
-from ..record import Face
+from ..record import Face, Pose
 from ..settings import defaults
 from . import chips, onnx_torch, torch_device
+from . import quality as device_quality
 from .mtcnn import BatchMTCNN
+from .poses import Poses
 from .shape68 import ShapePredictor68
 
 DLIB_CHIP = 150
 MOBILE_CHIP = mobileface.CHIP
-QUALITY_THREADS = os.cpu_count() or 1
 # photos that go through the device together hold at most this many pixels: device memory
 # grows about 50 bytes a pixel (20 GiB for 512 photos of 1024 x 768 on an H200)
 MAX_GROUP_PIXELS = 256_000_000
@@ -85,7 +84,11 @@ class GpuEngine:
             raise PofError(f"the GPU engine runs the fused embedders (dlib + a second network) "
                            f"only, not {self.fused.name}")
         self.mobile = onnx_torch.load(self.fused.SECOND.MODEL, self.device, self.dtype).eval()
-        self._pool = ThreadPoolExecutor(QUALITY_THREADS)
+        self._poses = Poses()
+
+    def close(self) -> None:
+        """Stop the pose workers, if any were started (the engine can still be used after)."""
+        self._poses.close()
 
     def analyze(self, photos: Sequence[np.ndarray]) -> list[list[Face]]:
         """Faces of every photo (uint8 RGB (H, W, 3) arrays), best detection first, each with
@@ -127,13 +130,15 @@ class GpuEngine:
         index = torch.from_numpy(owner).to(self.device)
         nchw = images.permute(0, 3, 1, 2)
         points68 = self._landmarks(nchw, index, points5)
+        size = (photos[0].shape[1], photos[0].shape[0])
+        poses = self._poses.start(points68, size)     # on the CPU while the device goes on
         crop_m = chips.crop_matrices(points5)
         crops = _to_uint8(chips.warp(originals.permute(0, 3, 1, 2), index, crop_m, (CROP_W, CROP_H),
                                      border="replicate", shrink="area"))
+        blur = device_quality.blur(crops).cpu().numpy()
         descriptors = self._embed(nchw, index, points68, mirror=restored)
         crops_np = crops.permute(0, 2, 3, 1).cpu().numpy()
         desc_np = descriptors.cpu().numpy()
-        size = (photos[0].shape[1], photos[0].shape[0])
         out: list[list[Face]] = [[] for _ in photos]
         for k in range(len(owner)):
             i = int(owner[k])
@@ -146,10 +151,11 @@ class GpuEngine:
             if restored:
                 f.extra["restored"] = restore.NAME
             out[i].append(f)
-        # quality (OpenCV, which releases the GIL) on every core, a slice of faces each
+        # faces were appended in detection order: the k-th face is the k-th pose and blur
+        angles = poses.result()
         faces = [f for photo in out for f in photo]
-        step = max(1, -(-len(faces) // QUALITY_THREADS))
-        list(self._pool.map(_assess, [(faces[k:k + step], size) for k in range(0, len(faces), step)]))
+        for f, (yaw, pitch, roll), b in zip(faces, angles.tolist(), blur.tolist(), strict=True):
+            quality.complete(f, Pose(yaw, pitch, roll), round(b, 3))
         return out
 
     def _detect(self, images: torch.Tensor, photos: list[np.ndarray]) -> list[tuple]:
@@ -204,12 +210,6 @@ class GpuEngine:
             m = m / m.norm(dim=1, keepdim=True).clamp(min=1e-12)
         w = self.fused.WEIGHT
         return torch.cat([math.sqrt(w) * d, math.sqrt(1.0 - w) * m], 1)
-
-
-def _assess(job: tuple[list[Face], tuple[int, int]]) -> None:
-    faces, size = job
-    for f in faces:
-        quality.assess(f, size)
 
 
 def _to_uint8(pixels: torch.Tensor) -> torch.Tensor:
