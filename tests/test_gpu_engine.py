@@ -144,7 +144,8 @@ def test_large_groups_are_split(engine, monkeypatch):
     monkeypatch.setattr(eng, "MAX_GROUP_PIXELS", photos[0].shape[0] * photos[0].shape[1])
     calls = []
     original = engine._analyze_group
-    monkeypatch.setattr(engine, "_analyze_group", lambda group, smoothed=None: calls.append(len(group)) or original(group, smoothed))
+    monkeypatch.setattr(engine, "_analyze_group", lambda group, on_device, smoothed=None:
+                        calls.append(len(group)) or original(group, on_device, smoothed))
     split = engine.analyze(photos)
     assert calls == [1, 1, 1]
     for a, b in zip(whole, split):

@@ -96,3 +96,28 @@ def test_complete_is_assess(faces):
                     landmarks68=f.landmarks68, crop=f.crop)
         quality.complete(g, f.pose, f.blur)
         assert (g.interocular, g.pose, g.blur, g.quality) == (f.interocular, f.pose, f.blur, f.quality)
+
+
+def test_blockiness_on_the_device_is_the_cpus():
+    """JPEG blockiness of a batch, on the device, as ``pof.restore.blockiness`` gives it, on
+    photos saved at qualities from 5 (blocks plain to see) to 95, and on a photo too narrow
+    for its columns to be read."""
+    import io
+
+    from pof import restore
+    from pof.gpu.restore import blockiness
+
+    src = Image.open(DEMO / "probes" / "obama_joint_session_2009.jpg").convert("RGB")
+    photos = []
+    for q in (5, 10, 20, 50, 95):
+        buf = io.BytesIO()
+        src.save(buf, format="JPEG", quality=q)
+        photos.append(np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")))
+    want = [restore.blockiness(p) for p in photos]
+    got = blockiness(torch.from_numpy(np.stack(photos))).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert got[0] >= restore.HEAVY_BLOCKINESS > got[-1]
+    thin = np.ascontiguousarray(photos[0][:, :12])
+    assert blockiness(torch.from_numpy(thin[None])).item() == pytest.approx(restore.blockiness(thin), rel=1e-12)
+    tiny = np.ascontiguousarray(photos[0][:12, :12])
+    assert blockiness(torch.from_numpy(tiny[None])).item() == restore.blockiness(tiny) == 1.0

@@ -2,6 +2,8 @@
 
 Stages, each run once per batch of same-sized photos (``GpuEngine.analyze``):
 
+0. upload (``GpuEngine._upload``) and the photos' JPEG blockiness (``pof.gpu.restore``):
+   heavily compressed photos go through apart, smoothed first, as in the CPU pipeline;
 1. detection: ``pof.gpu.mtcnn.BatchMTCNN``; photos where nothing passes ``det_threshold``
    are tried again contrast-equalised, as ``pof.pipeline.Pipeline.detect`` does;
 2. landmarks: every face warped into its upright 256 x 256 frame, dlib's 68-point trees run
@@ -20,6 +22,8 @@ how close the two paths' descriptors are. Attributes are not estimated here.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import cv2
@@ -36,6 +40,7 @@ from ..record import Face, Pose
 from ..settings import defaults
 from . import chips, onnx_torch, torch_device
 from . import quality as device_quality
+from . import restore as device_restore
 from .mtcnn import BatchMTCNN
 from .poses import Poses
 from .shape68 import ShapePredictor68
@@ -85,10 +90,15 @@ class GpuEngine:
                            f"only, not {self.fused.name}")
         self.mobile = onnx_torch.load(self.fused.SECOND.MODEL, self.device, self.dtype).eval()
         self._poses = Poses()
+        self._pinned: torch.Tensor | None = None        # page-locked upload buffer (GPU)
+        self._copier: ThreadPoolExecutor | None = None  # threads that fill it
 
     def close(self) -> None:
         """Stop the pose workers, if any were started (the engine can still be used after)."""
         self._poses.close()
+        if self._copier is not None:
+            self._copier.shutdown()
+            self._copier = None
 
     def analyze(self, photos: Sequence[np.ndarray]) -> list[list[Face]]:
         """Faces of every photo (uint8 RGB (H, W, 3) arrays), best detection first, each with
@@ -96,31 +106,62 @@ class GpuEngine:
         attributes off. Photos of the same size go through together (up to MAX_GROUP_PIXELS)."""
         out: list[list[Face]] = [[] for _ in photos]
         groups: dict[tuple, list[int]] = {}
-        smoothed: dict[int, np.ndarray] = {}
         for i, p in enumerate(photos):
             if p.dtype != np.uint8 or p.ndim != 3 or p.shape[2] != 3:
                 raise ImageError(f"photo {i}: expected uint8 (H, W, 3), got {p.dtype} {p.shape}")
-            # heavily compressed photos go through apart, smoothed, as in Pipeline.analyze
-            if self.deblock and restore.heavily_compressed(p):
-                smoothed[i] = restore.deblock(p)
-            groups.setdefault((p.shape, i in smoothed), []).append(i)
-        for (shape, restored), members in groups.items():
+            groups.setdefault(p.shape, []).append(i)
+        for shape, members in groups.items():
             step = max(1, MAX_GROUP_PIXELS // (shape[0] * shape[1]))
             for k in range(0, len(members), step):
                 part = members[k:k + step]
-                work = [smoothed[i] for i in part] if restored else None
-                for i, faces in zip(part, self._analyze_group([photos[i] for i in part], work)):
-                    out[i] = faces
+                pixels = [photos[i] for i in part]
+                with torch.inference_mode():
+                    on_device = self._upload(pixels)
+                    # heavily compressed photos go through apart, smoothed, as in
+                    # Pipeline.analyze; their blockiness measured here for the whole group
+                    blocky = np.zeros(len(part), bool)
+                    if self.deblock:
+                        blocky = (device_restore.blockiness(on_device) >= restore.HEAVY_BLOCKINESS).cpu().numpy()
+                for heavy in (False, True):
+                    rows = np.flatnonzero(blocky == heavy)
+                    if not len(rows):
+                        continue
+                    sub = on_device if len(rows) == len(part) else on_device[torch.from_numpy(rows).to(self.device)]
+                    group = [pixels[j] for j in rows]
+                    smoothed = [restore.deblock(p) for p in group] if heavy else None
+                    for j, faces in zip(rows, self._analyze_group(group, sub, smoothed)):
+                        out[part[j]] = faces
         return out
 
+    def _upload(self, photos: list[np.ndarray]) -> torch.Tensor:
+        """Same-sized photos as one (N, H, W, 3) uint8 tensor on the device. To a GPU through
+        a page-locked buffer (kept for the next group), filled by a thread per core: a
+        transfer from ordinary memory is slower, and one thread stacking a group of 256
+        1-megapixel photos copies 600 MB alone."""
+        if self.device.type != "cuda":
+            return torch.from_numpy(np.stack(photos)).to(self.device)
+        shape = (len(photos), *photos[0].shape)
+        size = math.prod(shape)
+        if self._pinned is None or self._pinned.numel() < size:
+            self._pinned = None
+            self._pinned = torch.empty(size, dtype=torch.uint8, pin_memory=True)
+        else:
+            torch.cuda.current_stream(self.device).synchronize()   # the last upload is done
+        host = self._pinned[:size].view(shape)
+        arr = host.numpy()
+        if self._copier is None:
+            self._copier = ThreadPoolExecutor(os.cpu_count() or 1)
+        list(self._copier.map(lambda j: np.copyto(arr[j], photos[j]), range(len(photos))))
+        return host.to(self.device, non_blocking=True)
+
     @torch.inference_mode()
-    def _analyze_group(self, photos: list[np.ndarray], smoothed: list[np.ndarray] | None = None
-                       ) -> list[list[Face]]:
-        """``smoothed``: the photos deblocked (pof.restore), for detection, landmarks and
-        mirrored descriptors; crops still come from ``photos``."""
-        originals = torch.from_numpy(np.stack(photos)).to(self.device, non_blocking=True)
+    def _analyze_group(self, photos: list[np.ndarray], originals: torch.Tensor,
+                       smoothed: list[np.ndarray] | None = None) -> list[list[Face]]:
+        """``photos`` and ``originals``, the same photos on the device; ``smoothed``: the
+        photos deblocked (pof.restore), for detection, landmarks and mirrored descriptors;
+        crops still come from the originals."""
         restored = smoothed is not None
-        images = torch.from_numpy(np.stack(smoothed)).to(self.device, non_blocking=True) if restored else originals
+        images = torch.from_numpy(np.stack(smoothed)).to(self.device) if restored else originals
         found = self._detect(images, smoothed if restored else photos)
         owner = np.concatenate([np.full(len(b), i) for i, (b, _, _) in enumerate(found)]).astype(np.int64)
         if not len(owner):
