@@ -279,7 +279,8 @@ class Builder:
                 ok = [i for i, img in enumerate(images) if not isinstance(img, PofError)]
                 found = dict(zip(ok, engine.analyze([images[i].pixels for i in ok])))
                 if s["attributes"] == "on":   # all faces of the batch in one run
-                    self.pipeline.attributes.estimate([f for faces in found.values() for f in faces])
+                    self.pipeline.attributes.estimate([f for faces in found.values() for f in faces],
+                                                      workers=engine.workers)
                 outs = pool.map(finish, batch, images, [found.get(i, []) for i in range(len(batch))])
                 yield from ((o, job[0]) for o, job in zip(outs, batch))
                 batch = []

@@ -61,32 +61,51 @@ def test_blur_is_the_cpu_pipelines(faces):
 
 def test_poses_in_worker_processes_are_opencvs(faces, monkeypatch):
     """The same angles inline and from the worker processes, and the CPU pipeline's; a
-    worker that dies costs nothing but time (its share is fitted in this process)."""
+    worker that dies costs nothing but time (its share is done in this process)."""
+    from pof.gpu.workers import Workers
+
     size = faces[0][1]
     same = [f for f, s in faces if s == size]
     points = np.stack([f.landmarks68 for f in same])
     want = np.array([[f.pose.yaw, f.pose.pitch, f.pose.roll] for f in same])
-    poses = device_poses.Poses(workers=2)
+    workers = Workers(2)
+    poses = device_poses.Poses(workers)
     try:
         assert np.array_equal(poses.start(points, size).result(), want)    # inline
-        assert poses._procs == []
+        assert workers._procs == []
         monkeypatch.setattr(device_poses, "INLINE_FACES", 0)
         assert np.array_equal(poses.start(points, size).result(), want)    # in the workers
-        first = list(poses._procs)
+        first = list(workers._procs)
         assert len(first) == 2 and all(p.poll() is None for p in first)
         assert np.array_equal(poses.start(points, size).result(), want)    # the same workers
-        assert poses._procs == first
+        assert workers._procs == first
         first[0].kill()
         first[0].wait()
         assert np.array_equal(poses.start(points, size).result(), want)    # one new worker
-        assert len(poses._procs) == 2 and poses._procs[0] is first[1]
+        assert len(workers._procs) == 2 and workers._procs[0] is first[1]
         pending = poses.start(points, size)
-        poses._procs[1].kill()
+        workers._procs[1].kill()
         assert np.array_equal(pending.result(), want)          # killed while at work
     finally:
-        poses.close()
-    assert poses._procs == [] and all(p.poll() is not None for p in first)
-    assert np.array_equal(device_poses.Pending([]).result(), np.zeros((0, 3)))
+        workers.close()
+    assert workers._procs == [] and all(p.poll() is not None for p in first)
+
+
+def test_workers_answer_in_order_and_survive_failures():
+    """Shares come back in order; a function that fails in a worker is run here instead,
+    where its error reaches the caller as it would without workers."""
+    from pof.gpu.workers import Workers
+
+    workers = Workers(3)
+    try:
+        assert workers.run("numpy:sort", np.array([], int)).result() == []
+        parts = workers.run("numpy:sort", np.arange(10)[::-1]).result()
+        assert [p.tolist() for p in parts] == [[6, 7, 8, 9], [2, 3, 4, 5], [0, 1]]
+        with pytest.raises(TypeError):          # sorting str with None fails, here too
+            workers.run("numpy:sort", np.array(["a", 1, "b", None], object)).result()
+        assert len(workers._procs) == 3 and all(p.poll() is None for p in workers._procs)
+    finally:
+        workers.close()
 
 
 def test_complete_is_assess(faces):
@@ -121,3 +140,27 @@ def test_blockiness_on_the_device_is_the_cpus():
     assert blockiness(torch.from_numpy(thin[None])).item() == pytest.approx(restore.blockiness(thin), rel=1e-12)
     tiny = np.ascontiguousarray(photos[0][:12, :12])
     assert blockiness(torch.from_numpy(tiny[None])).item() == restore.blockiness(tiny) == 1.0
+
+
+def test_attributes_from_worker_processes_are_the_same(faces):
+    """pof build --device cuda scores a batch's attributes in the engine's worker processes:
+    the same scores as in this process."""
+    import copy
+
+    from pof.attributes import WORKER_MIN_FACES, AttributeStage
+    from pof.gpu.workers import Workers
+
+    batch = [copy.copy(f) for f, _ in faces] * 3
+    assert len(batch) >= WORKER_MIN_FACES
+    stage = AttributeStage()
+    here = [copy.copy(f) for f in batch]
+    stage.estimate(here)
+    workers = Workers(2)
+    try:
+        there = [copy.copy(f) for f in batch]
+        stage.estimate(there, workers=workers)
+        assert len(workers._procs) == 2
+    finally:
+        workers.close()
+    assert all(len(f.attributes) >= 15 for f in here)    # fewer on grey photos (no colour)
+    assert [f.attributes for f in there] == [f.attributes for f in here]

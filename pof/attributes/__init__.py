@@ -87,14 +87,28 @@ class AttributeStage:
         skip = set() if self.demographics else set(DEMOGRAPHIC)
         return [n for n in COLUMNS if BY_NAME[n].estimator and n not in skip]
 
-    def estimate(self, faces: list[Face]) -> None:
+    def estimate(self, faces: list[Face], workers=None) -> None:
+        """Fill the faces' attributes. ``workers`` (``pof.gpu.workers.Workers``, optional):
+        worker processes that score shares of the faces, for a batch of WORKER_MIN_FACES
+        or more (the GPU engine's builds: its process is one core)."""
         if not faces:
             return
         views = [FaceView.of(f) for f in faces]
-        scores: list[dict[str, float]] = [{} for _ in faces]
+        if workers is not None and len(views) >= WORKER_MIN_FACES:
+            parts = workers.run("pof.attributes:score_views", views, self.demographics).result()
+            self._assign(faces, [s for part in parts for s in part])
+        else:
+            self._assign(faces, self.scores(views))
+
+    def scores(self, views: list[FaceView]) -> list[dict[str, float]]:
+        """Every backend's raw scores of each face."""
+        scores: list[dict[str, float]] = [{} for _ in views]
         for name in ESTIMATORS:
             for acc, s in zip(scores, self.backend(name).estimate(views, self.demographics)):
                 acc.update(s)
+        return scores
+
+    def _assign(self, faces: list[Face], scores: list[dict[str, float]]) -> None:
         wanted = self.names()
         for f, s in zip(faces, scores):
             # a backend leaves out what it cannot measure on this face (e.g. lighting on a
@@ -105,3 +119,15 @@ class AttributeStage:
     def describe(self) -> dict[str, str]:
         """Each backend's name and version (cheap: loads no model)."""
         return {name: import_module(ESTIMATORS[name].split(":")[0]).VERSION for name in ESTIMATORS}
+
+
+WORKER_MIN_FACES = 16
+_WORKER_STAGES: dict[bool, AttributeStage] = {}
+
+
+def score_views(views: list[FaceView], demographics: bool = True) -> list[dict[str, float]]:
+    """``AttributeStage.scores`` in a worker process (``pof.gpu.workers``): one stage a
+    process, on the CPU, one thread."""
+    if demographics not in _WORKER_STAGES:
+        _WORKER_STAGES[demographics] = AttributeStage(demographics)
+    return _WORKER_STAGES[demographics].scores(views)

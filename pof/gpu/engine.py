@@ -44,6 +44,7 @@ from . import restore as device_restore
 from .mtcnn import BatchMTCNN
 from .poses import Poses
 from .shape68 import ShapePredictor68
+from .workers import Workers
 
 DLIB_CHIP = 150
 MOBILE_CHIP = mobileface.CHIP
@@ -89,13 +90,16 @@ class GpuEngine:
             raise PofError(f"the GPU engine runs the fused embedders (dlib + a second network) "
                            f"only, not {self.fused.name}")
         self.mobile = onnx_torch.load(self.fused.SECOND.MODEL, self.device, self.dtype).eval()
-        self._poses = Poses()
+        # worker processes for the CPU work of a batch (head poses here; pof build's
+        # attributes too): the engine's own process is one core
+        self.workers = Workers()
+        self._poses = Poses(self.workers)
         self._pinned: torch.Tensor | None = None        # page-locked upload buffer (GPU)
         self._copier: ThreadPoolExecutor | None = None  # threads that fill it
 
     def close(self) -> None:
-        """Stop the pose workers, if any were started (the engine can still be used after)."""
-        self._poses.close()
+        """Stop the worker processes, if any were started (the engine can still be used after)."""
+        self.workers.close()
         if self._copier is not None:
             self._copier.shutdown()
             self._copier = None

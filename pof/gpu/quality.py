@@ -21,7 +21,6 @@ import torch
 
 from .. import quality as cpu_quality
 
-
 # OpenCV's RGB -> grey for 8-bit pixels: 15-bit fixed point, rounded (its SIMD code uses
 # these; the 14-bit weights of its documentation give other levels on about 1% of pixels)
 GREY_WEIGHTS = (9798, 19235, 3735)
