@@ -12,7 +12,9 @@ Modules:
 - ``mtcnn``: the MTCNN cascade batched across photos.
 - ``shape68``: dlib's 68-point shape predictor (regression trees) batched across faces.
 - ``chips``: the recognizers' chips and the dataset crop, cut on the device.
-- ``quality``, ``poses``: blur on the device, head poses in worker processes.
+- ``quality``, ``restore``: blur and JPEG blockiness measured on the device.
+- ``workers``, ``poses``: the batches' CPU work (head poses; attributes in ``pof build
+  --device cuda``) shared among worker processes.
 - ``engine``: photos in, Faces out.
 """
 from __future__ import annotations

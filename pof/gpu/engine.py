@@ -124,7 +124,9 @@ class GpuEngine:
                     # heavily compressed photos go through apart, smoothed, as in
                     # Pipeline.analyze; their blockiness measured here for the whole group
                     blocky = np.zeros(len(part), bool)
-                    if self.deblock:
+                    if self.deblock and self.device.type == "cpu":    # numpy's is faster there
+                        blocky = np.array([restore.heavily_compressed(p) for p in pixels], bool)
+                    elif self.deblock:
                         blocky = (device_restore.blockiness(on_device) >= restore.HEAVY_BLOCKINESS).cpu().numpy()
                 for heavy in (False, True):
                     rows = np.flatnonzero(blocky == heavy)

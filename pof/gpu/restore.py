@@ -25,9 +25,10 @@ def _ratio(rows: torch.Tensor) -> torch.Tensor | None:
 
 def blockiness(photos: torch.Tensor) -> torch.Tensor:
     """Blockiness (N,) float64 of (N, H, W, 3) uint8 RGB photos on any device."""
-    levels = grey(photos.permute(0, 3, 1, 2))                  # (N, H, W) int32
-    ratios = [r for r in (_ratio(levels[:, ::ROW_STEP]), _ratio(levels.transpose(1, 2)[:, ::ROW_STEP]))
-              if r is not None]
+    nchw = photos.permute(0, 3, 1, 2)
+    rows = grey(nchw[:, :, ::ROW_STEP])                                 # (N, H / 4, W)
+    columns = grey(nchw[:, :, :, ::ROW_STEP]).transpose(1, 2)           # (N, W / 4, H)
+    ratios = [r for r in (_ratio(rows), _ratio(columns)) if r is not None]
     if not ratios:
         return torch.ones(len(photos), dtype=torch.float64, device=photos.device)
     return torch.stack(ratios).mean(dim=0)
