@@ -70,6 +70,20 @@ def test_heavily_compressed_photos_are_restored_alike(both):
     assert not any("restored" in f.extra for faces in got[:-1] for f in faces)
 
 
+def test_blockiness_measured_on_the_device_picks_the_same_photos(engine, photos, monkeypatch):
+    """The GPU's way (blockiness of the whole group on the device) restores the same photo."""
+    from pof import restore
+    from pof.gpu import engine as eng
+    monkeypatch.setattr(eng, "DEVICE_BLOCKINESS_ON_CPU", True)
+    calls = []
+    monkeypatch.setattr(restore, "heavily_compressed", lambda p: calls.append(p) or False)
+    same = [p for p in photos if p.shape == photos[-1].shape]      # the portrait and its JPEG
+    got = engine.analyze(same)
+    assert not calls and len(same) == 2
+    assert [f.extra.get("restored") for f in got[-1]] == [restore.NAME] * len(got[-1]) and got[-1]
+    assert not any("restored" in f.extra for f in got[0])
+
+
 def test_landmarks_crops_and_descriptors_match(both):
     """68 landmarks the same but for some points a whole frame pixel away (dlib rounds its
     points to whole pixels of the upright frame; a frame pixel one level off can send a tree

@@ -51,6 +51,7 @@ MOBILE_CHIP = mobileface.CHIP
 # photos that go through the device together hold at most this many pixels: device memory
 # grows about 50 bytes a pixel (20 GiB for 512 photos of 1024 x 768 on an H200)
 MAX_GROUP_PIXELS = 256_000_000
+DEVICE_BLOCKINESS_ON_CPU = False    # tests set it to run the GPU's code path on the CPU
 
 
 class GpuEngine:
@@ -122,12 +123,8 @@ class GpuEngine:
                 with torch.inference_mode():
                     on_device = self._upload(pixels)
                     # heavily compressed photos go through apart, smoothed, as in
-                    # Pipeline.analyze; their blockiness measured here for the whole group
-                    blocky = np.zeros(len(part), bool)
-                    if self.deblock and self.device.type == "cpu":    # numpy's is faster there
-                        blocky = np.array([restore.heavily_compressed(p) for p in pixels], bool)
-                    elif self.deblock:
-                        blocky = (device_restore.blockiness(on_device) >= restore.HEAVY_BLOCKINESS).cpu().numpy()
+                    # Pipeline.analyze
+                    blocky = self._blocky(pixels, on_device)
                 for heavy in (False, True):
                     rows = np.flatnonzero(blocky == heavy)
                     if not len(rows):
@@ -138,6 +135,15 @@ class GpuEngine:
                     for j, faces in zip(rows, self._analyze_group(group, sub, smoothed)):
                         out[part[j]] = faces
         return out
+
+    def _blocky(self, photos: list[np.ndarray], on_device: torch.Tensor) -> np.ndarray:
+        """Which photos are heavily compressed (``pof.restore``): measured on the device for
+        the whole group, or with numpy on the CPU (faster there than torch)."""
+        if not self.deblock:
+            return np.zeros(len(photos), bool)
+        if self.device.type == "cpu" and not DEVICE_BLOCKINESS_ON_CPU:
+            return np.array([restore.heavily_compressed(p) for p in photos], bool)
+        return (device_restore.blockiness(on_device) >= restore.HEAVY_BLOCKINESS).cpu().numpy()
 
     def _upload(self, photos: list[np.ndarray]) -> torch.Tensor:
         """Same-sized photos as one (N, H, W, 3) uint8 tensor on the device. To a GPU through
