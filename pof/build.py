@@ -241,9 +241,10 @@ class Builder:
             yield outcome, items.popleft()
 
     def _engine_outcomes(self, pending: Iterator[tuple[Item, bytes, str]]) -> Iterator[tuple[Outcome, Item]]:
-        """Analyse pending items with the GPU engine, GPU_BATCH photos at a time: decoding and
-        crop encoding in a thread pool (they release the GIL), attributes for all the batch's
-        faces in one run, the rest on the device."""
+        """Analyse pending items with the GPU engine, GPU_BATCH photos at a time: decoding (a
+        batch ahead) and crop encoding in a thread pool (they release the GIL), attributes for
+        all the batch's faces in one run in the engine's worker processes, the rest on the
+        device."""
         from concurrent.futures import ThreadPoolExecutor
         from contextlib import closing
 
@@ -266,24 +267,34 @@ class Builder:
                 return Outcome(item.location, "error", str(img), sha256=sha)
             return _finish(self.pipeline, item, img, faces, sha)
 
-        batch: list = []
+        def batches():
+            batch: list = []
+            for job in pending:
+                batch.append(job)
+                if len(batch) == GPU_BATCH:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+        def analyse(batch, decoding):
+            images = [d.result() for d in decoding]
+            ok = [i for i, img in enumerate(images) if not isinstance(img, PofError)]
+            found = dict(zip(ok, engine.analyze([images[i].pixels for i in ok])))
+            if s["attributes"] == "on":   # all faces of the batch in one run
+                self.pipeline.attributes.estimate([f for faces in found.values() for f in faces],
+                                                  workers=engine.workers)
+            outs = pool.map(finish, batch, images, [found.get(i, []) for i in range(len(batch))])
+            return [(o, job[0]) for o, job in zip(outs, batch)]
+
         with ThreadPoolExecutor(os.cpu_count() or 1) as pool, closing(engine):
-            for job in chain(pending, [None]):
-                if job is not None:
-                    batch.append(job)
-                    if len(batch) < GPU_BATCH:
-                        continue
-                if not batch:
-                    break
-                images = list(pool.map(load, batch))
-                ok = [i for i, img in enumerate(images) if not isinstance(img, PofError)]
-                found = dict(zip(ok, engine.analyze([images[i].pixels for i in ok])))
-                if s["attributes"] == "on":   # all faces of the batch in one run
-                    self.pipeline.attributes.estimate([f for faces in found.values() for f in faces],
-                                                      workers=engine.workers)
-                outs = pool.map(finish, batch, images, [found.get(i, []) for i in range(len(batch))])
-                yield from ((o, job[0]) for o, job in zip(outs, batch))
-                batch = []
+            ahead = None
+            for batch in chain(batches(), [None]):
+                # the next batch is read and decoding in the pool while this one is analysed
+                decoding = [pool.submit(load, job) for job in batch] if batch is not None else None
+                if ahead is not None:
+                    yield from analyse(*ahead)
+                ahead = (batch, decoding) if batch is not None else None
 
     def _commit(self, cat: Catalog, item: Item, o: Outcome, report: BuildReport) -> None:
         if o.status == "error":

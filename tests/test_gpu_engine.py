@@ -149,6 +149,44 @@ def test_build_with_the_engine(tmp_path, gallery_dir, built):
     assert again.added_images == 0 and again.counts["already in dataset"] == 6
 
 
+def test_build_with_the_engine_in_several_batches(tmp_path, gallery_dir, built, monkeypatch):
+    """Batches decoded one ahead give the outcomes of one batch, in order; a photo that
+    cannot be decoded is reported and the others are enrolled."""
+    import importlib
+    import shutil
+
+    from pof.catalog import Catalog
+
+    build = importlib.import_module("pof.build")     # the module (pof.build is also a function)
+
+    src = tmp_path / "src"
+    shutil.copytree(gallery_dir, src)
+    (src / "subject02" / "broken.jpg").write_bytes(b"\xff\xd8 not a photo")
+    monkeypatch.setattr(build, "GPU_BATCH", 3)          # 7 photos: batches of 3, 3 and 1
+    calls, events = [], []
+    from pof.gpu import engine as eng
+    original, decode = eng.GpuEngine.analyze, build.decode_image
+
+    def analyze(self, photos):
+        calls.append(len(photos))
+        result = original(self, photos)
+        events.append("analysed")
+        return result
+
+    monkeypatch.setattr(eng.GpuEngine, "analyze", analyze)
+    monkeypatch.setattr(build, "decode_image", lambda *a: events.append("decoded") or decode(*a))
+    out = tmp_path / "ds"
+    report = build.Builder(out, engine="cpu").run([str(src)], progress=False)
+    assert calls == [2, 3, 1]        # the first batch holds the broken photo: 2 sent
+    # the second batch was decoded while the first was analysed (a decode takes
+    # milliseconds, an analysis on the CPU most of a second)
+    assert events.index("analysed") == 6 and events.count("decoded") == 7
+    assert report.added_images == 6 and report.added_faces == 6
+    assert report.counts["error"] == 1
+    with Catalog(out) as a, Catalog(built) as b:
+        assert sorted(r["id"] for r in a.faces()) == sorted(r["id"] for r in b.faces())
+
+
 def test_large_groups_are_split(engine, monkeypatch):
     """Same-sized photos beyond the pixel budget go through in several groups, with the
     same results (to float rounding: a batch's size can change the order of sums)."""
