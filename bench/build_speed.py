@@ -1,6 +1,6 @@
 """Photos per second of `pof build` against the face_recognition library, one run, same cores.
 
-    python bench/build_speed.py [--pof-only] [--big N] [--sample N] [SOURCE_DIR ...]
+    python bench/build_speed.py [--pof-only] [--big N] [--sample N] [--device D] [SOURCE_DIR ...]
 
 SOURCE_DIR are PERSON/IMAGE folders (default: the five probe folders of the core set, 605
 photos of 320 x 243, made by bench/make_core_set.py). ``--big N`` times N made-up 1024 x 768
@@ -19,7 +19,8 @@ build (sampling costs CPU); the peer's, the peak resident size of this process, 
 runs after pof's builds (before it, this process only starts pof, and with ``--big`` makes
 the photos). ``--pof-only`` times pof
 alone (quick A/B runs of pof changes; POF_RUNTIME=onnxruntime or openvino picks the
-detector's runtime).
+detector's runtime). ``--device cuda``: `pof build --device cuda`, the GPU engine's build
+(bench/gpu_device_run.sh runs it on a lent GPU machine; with --pof-only).
 """
 from __future__ import annotations
 
@@ -95,8 +96,10 @@ def main() -> None:
     pof_only = "--pof-only" in args
     big = int(args[args.index("--big") + 1]) if "--big" in args else 0
     sample = int(args[args.index("--sample") + 1]) if "--sample" in args else 0
+    device = ["--device", args[args.index("--device") + 1]] if "--device" in args else []
+    options = ("--big", "--sample", "--device")
     rest = [a for i, a in enumerate(args)
-            if a not in ("--pof-only", "--big", "--sample") and not (i and args[i - 1] in ("--big", "--sample"))]
+            if a not in ("--pof-only", *options) and not (i and args[i - 1] in options)]
     work = Path(tempfile.mkdtemp())
     if big:
         (work / "photos").mkdir()
@@ -115,11 +118,11 @@ def main() -> None:
             sources = [str(work / "sample")]
             photos = sorted((work / "sample").glob("*/*"))
     out = work / "ds"
-    pof_s, _ = run_pof([sys.executable, "-m", "pof", "build", *sources, "--out", str(out), "--quiet"])
+    pof_s, _ = run_pof([sys.executable, "-m", "pof", "build", *sources, "--out", str(out), "--quiet", *device])
     _, pof_mb = run_pof([sys.executable, "-m", "pof", "build", *sources, "--out", str(work / "ds2"),
-                         "--quiet"], sample=True)
+                         "--quiet", *device], sample=True)
     pof_faces = len(json.loads((out / "metadata.json").read_text()))
-    pof = {"seconds": round(pof_s, 2), "faces": pof_faces, "photos_per_s": round(len(photos) / pof_s, 2),
+    pof = {"device": device[1] if device else "cpu", "seconds": round(pof_s, 2), "faces": pof_faces, "photos_per_s": round(len(photos) / pof_s, 2),
            "peak_pss_mb": pof_mb}
     if pof_only:
         shutil.rmtree(work)

@@ -18,6 +18,13 @@ for cfg in "64" "128 --half" "256 --half" "512 --half"; do
     timeout 120 python3 bench/gpu_throughput.py --photos 4096 --batch $1 ${2:-} --photo-dir $photos \
         --out $out/$name.json >$out/$name.log 2>&1 || tail -n 15 $out/$name.log
 done
+# the user's path, end to end (decoding, the engine, attributes, crops, catalog, export):
+# pof build --device cuda on 1,024 photos, attributes off, then on (face-api needs onnxruntime)
+for attrs in off on; do
+    POF_ATTRIBUTES=$attrs timeout 150 python3 bench/build_speed.py --pof-only --big 1024 --device cuda \
+        >$out/build_attributes_$attrs.log 2>&1
+    echo "attributes $attrs:"; tail -n 14 $out/build_attributes_$attrs.log
+done
 python3 - "$out" <<'PY'
 import json, pathlib, sys
 for f in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
