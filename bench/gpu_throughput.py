@@ -106,13 +106,15 @@ def stage_times(engine, photos: list[np.ndarray]) -> dict[str, float]:
     """Milliseconds per photo of each stage, the device synchronised between stages."""
     import torch
 
-    from pof.gpu import poses, quality
+    from pof.gpu import quality, workers
 
     sync = (lambda: torch.cuda.synchronize()) if engine.device.type == "cuda" else (lambda: None)
     times: dict[str, float] = {}
     originals = {name: getattr(engine, name) for name in ("_detect", "_landmarks", "_embed")}
-    # blur on the device, and the wait for the pose workers (their work overlaps the device's)
-    functions = [(quality, "blur", "blur"), (poses.Pending, "result", "pose wait")]
+    # blur on the device, and the wait for the pose workers (their work overlaps the device's;
+    # groups of fewer than pof.gpu.poses.INLINE_FACES faces are fitted in this process, in
+    # "other")
+    functions = [(quality, "blur", "blur"), (workers.Pending, "result", "pose wait")]
     saved = [getattr(owner, attr) for owner, attr, _ in functions]
 
     def timed(name, fn):
