@@ -106,7 +106,7 @@ def complete(face: Face, pose: Pose, blur: float) -> None:
 
 def head_poses(landmarks68: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     """``head_pose`` of many faces (N, 68, 2) of one photo size: (N, 3) yaw, pitch, roll.
-    A plain function of arrays, so that worker processes can run it (pof.gpu.quality)."""
+    A plain function of arrays, so that worker processes can run it (pof.gpu.poses)."""
     out = np.zeros((len(landmarks68), 3))
     for i, points in enumerate(landmarks68):
         p = head_pose(points, image_size)
