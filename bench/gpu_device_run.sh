@@ -12,18 +12,20 @@ photos=/tmp/pof-gpu-photos
 if ! timeout 180 python3 bench/gpu_throughput.py --photos 256 --batch 64 --photo-dir $photos --out $out/smoke.json >$out/smoke.log 2>&1; then
     tail -n 40 $out/smoke.log; exit 1
 fi
-for cfg in "64" "128 --half" "256 --half" "512 --half"; do
+for cfg in "64" "256" "256 --half" "512 --half"; do
     set -- $cfg
     name=b$1${2:+_half}
     timeout 120 python3 bench/gpu_throughput.py --photos 4096 --batch $1 ${2:-} --photo-dir $photos \
         --out $out/$name.json >$out/$name.log 2>&1 || tail -n 15 $out/$name.log
 done
 # the user's path, end to end (decoding, the engine, attributes, crops, catalog, export):
-# pof build --device cuda on 1,024 photos, attributes off, then on (face-api needs onnxruntime)
-for attrs in off on; do
-    POF_ATTRIBUTES=$attrs timeout 150 python3 bench/build_speed.py --pof-only --big 1024 --device cuda \
-        >$out/build_attributes_$attrs.log 2>&1
-    echo "attributes $attrs:"; tail -n 14 $out/build_attributes_$attrs.log
+# pof build --device cuda on 1,024 photos, batches of 64 (the default) and 256, attributes off,
+# then on (face-api needs onnxruntime)
+for cfg in "off 64" "off 256" "on 256"; do
+    set -- $cfg
+    POF_ATTRIBUTES=$1 POF_GPU_BATCH=$2 timeout 150 python3 bench/build_speed.py --pof-only --big 1024 \
+        --device cuda >$out/build_attributes_$1_batch$2.log 2>&1
+    echo "attributes $1, batch $2:"; tail -n 14 $out/build_attributes_$1_batch$2.log
 done
 python3 - "$out" <<'PY'
 import json, pathlib, sys

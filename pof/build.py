@@ -30,7 +30,6 @@ from .pipeline import Pipeline, job_runtime, pipeline_for
 from .record import Face
 from .sources import Item, collect, fetch_url
 
-GPU_BATCH = 64         # photos the GPU engine analyses together
 AMBIGUOUS_AREA = 0.6   # a second face this large (vs the largest) makes a named photo ambiguous
 # ... and so does one at least this large that sits nearer the photo's centre than the largest:
 # news photos are framed on the person they name, so a larger face off to the side is likely
@@ -241,7 +240,7 @@ class Builder:
             yield outcome, items.popleft()
 
     def _engine_outcomes(self, pending: Iterator[tuple[Item, bytes, str]]) -> Iterator[tuple[Outcome, Item]]:
-        """Analyse pending items with the GPU engine, GPU_BATCH photos at a time: decoding (a
+        """Analyse pending items with the GPU engine, ``gpu_batch`` photos at a time: decoding (a
         batch ahead) and crop encoding in a thread pool (they release the GIL), attributes for
         all the batch's faces in one run in the engine's worker processes, the rest on the
         device."""
@@ -271,7 +270,7 @@ class Builder:
             batch: list = []
             for job in pending:
                 batch.append(job)
-                if len(batch) == GPU_BATCH:
+                if len(batch) == s["gpu_batch"]:
                     yield batch
                     batch = []
             if batch:

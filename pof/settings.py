@@ -43,6 +43,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("threads", 0, "inference threads of each model in one process: 0 = automatic (one per "
             "core in pof serve, which analyses one photo at a time; 1 elsewhere, where pof runs "
             "one process per core)"),
+    Setting("gpu_batch", 64, "photos pof build --device cuda analyses together on the GPU "
+            "(more: faster up to a point, and more memory)"),
     Setting("jpeg_quality", 95, "JPEG quality of the 200 x 280 dataset crops"),
     Setting("attributes", "on", "score the schema's attributes of every face during a build", ("on", "off")),
     Setting("demographics", "on", "include perceived age group and gender among the attributes "
@@ -74,6 +76,8 @@ def check(name: str, value: Any) -> Any:
         raise SettingError(f"setting {name} must be one of {', '.join(s.choices)}, got {value!r}")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
         raise SettingError(f"setting {name} must not be negative, got {value!r}")
+    if name == "gpu_batch" and value < 1:
+        raise SettingError(f"setting gpu_batch must be at least 1, got {value!r}")
     if name == "fpir" and not 0 < value < 1:
         raise SettingError(f"setting fpir must be between 0 and 1 (e.g. 0.01), got {value!r}")
     return value

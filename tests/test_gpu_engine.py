@@ -162,7 +162,7 @@ def test_build_with_the_engine_in_several_batches(tmp_path, gallery_dir, built, 
     src = tmp_path / "src"
     shutil.copytree(gallery_dir, src)
     (src / "subject02" / "broken.jpg").write_bytes(b"\xff\xd8 not a photo")
-    monkeypatch.setattr(build, "GPU_BATCH", 3)          # 7 photos: batches of 3, 3 and 1
+    monkeypatch.setenv("POF_GPU_BATCH", "3")            # 7 photos: batches of 3, 3 and 1
     calls, events = [], []
     from pof.gpu import engine as eng
     original, decode = eng.GpuEngine.analyze, build.decode_image
