@@ -108,6 +108,18 @@ def test_workers_answer_in_order_and_survive_failures():
         workers.close()
 
 
+def test_workers_that_cannot_start_leave_the_work_here(monkeypatch):
+    from pof.gpu import workers as w
+
+    def refuse(*args, **kwargs):
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(w.subprocess, "Popen", refuse)
+    pool = w.Workers(2)
+    parts = pool.run("numpy:sort", np.arange(5)[::-1]).result()
+    assert [p.tolist() for p in parts] == [[0, 1, 2, 3, 4]] and pool._procs == []
+
+
 def test_complete_is_assess(faces):
     """``quality.complete`` with a face's own pose and blur gives what ``assess`` gave."""
     for f, size in faces:

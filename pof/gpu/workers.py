@@ -47,7 +47,12 @@ class Workers:
 
     def run(self, function: str, items: Sequence, *args: Any) -> Pending:
         self._procs = [p for p in self._procs if p.poll() is None]
-        self._procs += self._start(self.count - len(self._procs))
+        try:
+            self._procs += self._start(self.count - len(self._procs))
+        except OSError:             # no process can be started: all the work is done here
+            pass
+        if not self._procs:
+            return Pending([(None, function, items, args)])
         step = -(-len(items) // len(self._procs)) if len(items) else 1
         parts = []
         for k, proc in zip(range(0, len(items), step), self._procs):
