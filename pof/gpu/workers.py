@@ -71,8 +71,11 @@ class Workers:
         env["PYTHONPATH"] = os.pathsep.join(x for x in (root, env.get("PYTHONPATH")) if x)
         env["OMP_NUM_THREADS"] = "1"
         code = "from pof.gpu.workers import serve; serve()"
+        # a worker's errors are not shown (no traceback reaches a user): its share is then
+        # done in this process, where an error is reported as pof reports any
         return [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, env=env) for _ in range(count)]
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+                for _ in range(count)]
 
     def close(self) -> None:
         for proc in self._procs:
@@ -129,7 +132,8 @@ def serve() -> None:
     import cv2
     cv2.setNumThreads(1)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr          # a stray print must not corrupt the answers
+    sys.stdout = sys.stderr          # a stray print must not corrupt the answers (stderr is
+                                     # discarded)
     while True:
         try:
             function, share, args = _receive(stdin)
