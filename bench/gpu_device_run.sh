@@ -19,11 +19,11 @@ for cfg in "64" "256" "256 --half" "512 --half"; do
         --out $out/$name.json >$out/$name.log 2>&1 || tail -n 15 $out/$name.log
 done
 # the user's path, end to end (decoding, the engine, attributes, crops, catalog, export):
-# pof build --device cuda on 1,024 photos, batches of 64 (the default) and 256, attributes off,
+# pof build --device cuda on 512 photos, batches of 64 (the default) and 256, attributes off,
 # then on (face-api needs onnxruntime)
 for cfg in "off 64" "off 256" "on 256"; do
     set -- $cfg
-    POF_ATTRIBUTES=$1 POF_GPU_BATCH=$2 timeout 150 python3 bench/build_speed.py --pof-only --big 1024 \
+    POF_ATTRIBUTES=$1 POF_GPU_BATCH=$2 timeout 120 python3 bench/build_speed.py --pof-only --big 512 \
         --device cuda >$out/build_attributes_$1_batch$2.log 2>&1
     echo "attributes $1, batch $2:"; tail -n 14 $out/build_attributes_$1_batch$2.log
 done

@@ -279,12 +279,12 @@ class Builder:
         def analyse(batch, decoding):
             images = [d.result() for d in decoding]
             ok = [i for i, img in enumerate(images) if not isinstance(img, PofError)]
-            found = dict(zip(ok, engine.analyze([images[i].pixels for i in ok])))
+            found = dict(zip(ok, engine.analyze([images[i].pixels for i in ok]), strict=True))
             if s["attributes"] == "on":   # all faces of the batch in one run
                 self.pipeline.attributes.estimate([f for faces in found.values() for f in faces],
                                                   workers=engine.workers)
             outs = pool.map(finish, batch, images, [found.get(i, []) for i in range(len(batch))])
-            return [(o, job[0]) for o, job in zip(outs, batch)]
+            return [(o, job[0]) for o, job in zip(outs, batch, strict=True)]
 
         with ThreadPoolExecutor(os.cpu_count() or 1) as pool, closing(engine):
             ahead = None

@@ -129,10 +129,12 @@ class GpuEngine:
                     rows = np.flatnonzero(blocky == heavy)
                     if not len(rows):
                         continue
-                    sub = on_device if len(rows) == len(part) else on_device[torch.from_numpy(rows).to(self.device)]
+                    sub = on_device
+                    if len(rows) < len(part):
+                        sub = on_device[torch.from_numpy(rows).to(self.device)]
                     group = [pixels[j] for j in rows]
                     smoothed = [restore.deblock(p) for p in group] if heavy else None
-                    for j, faces in zip(rows, self._analyze_group(group, sub, smoothed)):
+                    for j, faces in zip(rows, self._analyze_group(group, sub, smoothed), strict=True):
                         out[part[j]] = faces
         return out
 
