@@ -34,6 +34,10 @@ ESTIMATORS = {
     "regions": "pof.attributes.regions:RegionEstimator",
 }
 
+# batches of at least this many faces are scored in worker processes when the caller has
+# them (AttributeStage.estimate)
+WORKER_MIN_FACES = 16
+
 __all__ = ["AttributeStage", "FaceView", "SCHEMA", "COLUMNS", "TASKS", "Attribute", "BY_NAME",
            "DEMOGRAPHIC", "ESTIMATORS"]
 
@@ -121,8 +125,7 @@ class AttributeStage:
         return {name: import_module(ESTIMATORS[name].split(":")[0]).VERSION for name in ESTIMATORS}
 
 
-WORKER_MIN_FACES = 16
-_WORKER_STAGES: dict[bool, AttributeStage] = {}
+_WORKER_STAGES: dict[bool, AttributeStage] = {}     # score_views's stage, in a worker process
 
 
 def score_views(views: list[FaceView], demographics: bool = True) -> list[dict[str, float]]:
