@@ -112,8 +112,7 @@ def stage_times(engine, photos: list[np.ndarray]) -> dict[str, float]:
     times: dict[str, float] = {}
     originals = {name: getattr(engine, name) for name in ("_detect", "_landmarks", "_embed")}
     # blur on the device, and the wait for the pose workers (their work overlaps the device's;
-    # groups of fewer than pof.gpu.poses.INLINE_FACES faces are fitted in this process, in
-    # "other")
+    # groups of fewer than pof.gpu.poses.INLINE_FACES faces are fitted in this process, then)
     functions = [(quality, "blur", "blur"), (workers.Pending, "result", "pose wait")]
     saved = [getattr(owner, attr) for owner, attr, _ in functions]
 

@@ -71,13 +71,17 @@ def yaw_pitch(rot: np.ndarray) -> tuple[float, float]:
     return float(yaw), float(pitch)
 
 
+def centre_area(height: int, width: int) -> tuple[slice, slice]:
+    """Rows and columns of a crop's central face area, where blur is measured."""
+    return slice(int(height * 0.3), int(height * 0.75)), slice(int(width * 0.2), int(width * 0.8))
+
+
 def blur_of(crop: np.ndarray) -> float:
     """0 (sharp) .. 1 (very blurred) from the Laplacian variance v of the central face area:
     log(SHARP / v) / log(SHARP / FLAT), clipped. A small face upscaled to the crop, or a very
     dark one, has little detail too, and reads as blurred: for identification it is."""
     gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
-    h, w = gray.shape
-    centre = gray[int(h * 0.3):int(h * 0.75), int(w * 0.2):int(w * 0.8)]
+    centre = gray[centre_area(*gray.shape)]
     var = max(float(cv2.Laplacian(centre, cv2.CV_64F).var()), 1e-6)
     scale = np.log(SHARP_LAPLACIAN / var) / np.log(SHARP_LAPLACIAN / FLAT_LAPLACIAN)
     return round(float(np.clip(scale, 0.0, 1.0)), 3)

@@ -81,7 +81,7 @@ class BatchMTCNN:
         """PNet over every pyramid level of every photo -> squared candidates (N, 5) and the
         photo index of each."""
         h, w = table.shape[1] - 1, table.shape[2] - 1
-        found, owners, groups = [], [], []
+        found, owners = [], []
         scales = ops.pyramid_scales(h, w, self.min_face_size, self.factor)
         for s, scale in enumerate(scales):
             reg, prob = self._pnet(pyramid_level(table, scale))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import quality as cpu_quality
 from .workers import Workers
 
 INLINE_FACES = 64          # fewer faces than this: poses fitted here (sending costs more)
@@ -23,22 +22,14 @@ class Poses:
     def __init__(self, workers: Workers) -> None:
         self.workers = workers
 
-    def start(self, landmarks68: np.ndarray, image_size: tuple[int, int]):
+    def start(self, landmarks68: np.ndarray, image_size: tuple[int, int]) -> _Joined:
         points = np.asarray(landmarks68, np.float64)
-        if len(points) < INLINE_FACES:
-            return _Done(cpu_quality.head_poses(points, image_size))
-        return _Joined(self.workers.run(FUNCTION, points, tuple(image_size)))
-
-
-class _Done:
-    def __init__(self, value: np.ndarray) -> None:
-        self._value = value
-
-    def result(self) -> np.ndarray:
-        return self._value
+        return _Joined(self.workers.run(FUNCTION, points, tuple(image_size), inline_below=INLINE_FACES))
 
 
 class _Joined:
+    """The workers' shares as one array."""
+
     def __init__(self, pending) -> None:
         self._pending = pending
 

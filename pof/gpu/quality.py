@@ -38,8 +38,8 @@ def blur(crops: torch.Tensor) -> torch.Tensor:
     """Blur 0..1 (N,) float64 of (N, 3, H, W) uint8 RGB crops, as ``pof.quality.blur_of``
     before its rounding to 3 decimals."""
     levels = grey(crops)
-    h, w = levels.shape[1:]
-    centre = levels[:, int(h * 0.3):int(h * 0.75), int(w * 0.2):int(w * 0.8)].to(torch.float64)
+    rows, columns = cpu_quality.centre_area(*levels.shape[1:])
+    centre = levels[:, rows, columns].to(torch.float64)
     # torch's "reflect" leaves the edge pixel out, as OpenCV's reflect-101 does
     p = torch.nn.functional.pad(centre[:, None], (1, 1, 1, 1), mode="reflect")[:, 0]
     lap = p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:] - 4 * centre

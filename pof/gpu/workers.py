@@ -45,7 +45,11 @@ class Workers:
         self.count = max(1, int(count))
         self._procs: list[subprocess.Popen] = []
 
-    def run(self, function: str, items: Sequence, *args: Any) -> Pending:
+    def run(self, function: str, items: Sequence, *args: Any, inline_below: int = 0) -> Pending:
+        """``inline_below``: fewer items than this are left to ``Pending.result()`` in this
+        process (sending them would cost more than it saves)."""
+        if len(items) < inline_below:
+            return Pending([(None, function, items, args)])
         self._procs = [p for p in self._procs if p.poll() is None]
         try:
             self._procs += self._start(self.count - len(self._procs))
