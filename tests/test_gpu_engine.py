@@ -189,7 +189,9 @@ def test_build_with_the_engine_in_several_batches(tmp_path, gallery_dir, built, 
 
 def test_large_groups_are_split(engine, monkeypatch):
     """Same-sized photos beyond the pixel budget go through in several groups, with the
-    same results (to float rounding: a batch's size can change the order of sums)."""
+    same results (to float rounding: a batch's size can change the order of sums, which moves
+    the 68 landmarks by a hair and so the chip; the cosine between the two descriptors was
+    0.99916 on an AMD EPYC CPU with torch 2.13, above 0.9999 on Intel ones)."""
     from pof.gpu import engine as eng
     photos = [_rgb(YALE / n) for n in YALE_NAMES[:3]]
     whole = engine.analyze(photos)
@@ -204,7 +206,7 @@ def test_large_groups_are_split(engine, monkeypatch):
         assert len(a) == len(b)
         for x, y in zip(a, b):
             np.testing.assert_allclose(x.box, y.box, atol=0.01)
-            assert float(x.descriptor @ y.descriptor) > 0.9999
+            assert float(x.descriptor @ y.descriptor) > 0.998
 
 
 def test_float32_engine_keeps_tf32_off(engine):
