@@ -20,7 +20,9 @@ def _mode(path) -> int:
 
 
 def _companions(ds):
-    return [ds / f"catalog.sqlite{s}" for s in ("-wal", "-shm", "-journal") if (ds / f"catalog.sqlite{s}").exists()]
+    """The catalog's -wal, -shm and -journal files that exist now."""
+    paths = [ds / f"catalog.sqlite{s}" for s in ("-wal", "-shm", "-journal")]
+    return [p for p in paths if p.exists()]
 
 
 @pytest.fixture()
@@ -68,7 +70,8 @@ def test_create_app_tightens_an_old_catalog_and_keeps_it_private(demo_ds, tmp_pa
     assert len(_companions(ds)) == 2
     app = create_app(ds, web_config())
     assert _mode(ds / "catalog.sqlite") == 0o600
-    assert {p.name: _mode(p) for p in _companions(ds)} == {"catalog.sqlite-wal": 0o600, "catalog.sqlite-shm": 0o600}
+    assert {p.name: _mode(p) for p in _companions(ds)} == {"catalog.sqlite-wal": 0o600,
+                                                           "catalog.sqlite-shm": 0o600}
     writer.close()
 
     fresh = tmp_path / "fresh"
@@ -87,11 +90,13 @@ def test_create_app_tightens_an_old_catalog_and_keeps_it_private(demo_ds, tmp_pa
 
 
 def test_catalog_in_a_new_folder_is_private_without_the_cli(tmp_path, open_umask):
-    with Catalog(tmp_path / "a" / "b", create=True) as cat:
+    ds = tmp_path / "a" / "b"
+    with Catalog(ds, create=True) as cat:
         cat.db.execute("CREATE TABLE t (x)")
         cat.db.commit()
-        assert {_mode(p) for p in [tmp_path / "a" / "b" / "catalog.sqlite", *_companions(tmp_path / "a" / "b")]} == {0o600}
-    assert _mode(tmp_path / "a" / "b") == 0o700
+        assert len(_companions(ds)) == 2
+        assert {_mode(p) for p in [ds / "catalog.sqlite", *_companions(ds)]} == {0o600}
+    assert _mode(ds) == 0o700
     assert _mode(tmp_path / "a") == 0o755       # a parent is made as the umask says
 
 
