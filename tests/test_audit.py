@@ -268,3 +268,18 @@ def test_a_malformed_expect_and_a_broken_head_are_one_line_errors(tmp_path):
     r = run_pof("audit", "head", tmp_path)
     assert r.returncode == 1 and "BROKEN at row 4" in r.stdout
     assert not re.search(r"\d+:[0-9a-f]{64}", r.stdout), r.stdout       # no head to keep
+
+
+def test_the_admin_page_shows_the_head_to_keep(tmp_path):
+    from pof.accounts import Accounts, fast_hasher
+    from pof.web.app import create_app
+
+    from .webkit import Session, web_config
+    with Catalog(tmp_path, create=True) as cat:
+        Accounts(cat.db, fast_hasher()).add("ada", "admin", "a long enough password")
+        audit.append(cat.db, "cli", "user_add", user="ada", role="admin")
+    app = create_app(tmp_path, web_config())
+    page = Session(app, tmp_path, "ada").get("/admin/audit")
+    v = _verdict(tmp_path)
+    assert page.status_code == 200 and v.seq == 1
+    assert f"Chain intact: 1 rows. Head <code class=\"mono\">1:{v.head}</code>" in page.text
