@@ -7,11 +7,17 @@ JSON object, name -> 0-1, and the estimator versions that made them; a face with
 built with attributes off). Each source is committed in one transaction with
 its faces, so a killed build loses at most the source it was working on and never leaves half
 of one.
+
+The catalog holds password hashes, the audit log and saved case photos: it is created 0600 in
+a dataset folder created 0700, and an existing catalog loses any group or other access when
+opened.
 """
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,6 +54,39 @@ CREATE TABLE IF NOT EXISTS attributes (
 """
 
 
+def _private_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents) with the new folder itself 0700; an existing folder
+    is left as its owner set it."""
+    if folder.is_dir():
+        return
+    if folder.exists():
+        raise DatasetError(f"{folder}: not a folder; give a folder for the dataset")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    os.chmod(folder, 0o700)                  # whatever the umask took away from the owner
+
+
+def _private_file(path: Path) -> None:
+    """Make the catalog private: create it 0600 (SQLite gives its -wal, -shm and -journal files
+    the database's mode), or take the group's and others' access from an existing one and its
+    companions. A file of another owner (a shared read-only copy) is left alone."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.chmod(path, 0o600)
+    except FileExistsError:
+        pass
+    for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
+        try:
+            mode = stat.S_IMODE(p.stat().st_mode)
+            if mode & 0o077:
+                os.chmod(p, mode & 0o700)
+        except OSError:
+            pass
+
+
 def now() -> str:
     """UTC time stamp, ISO 8601, seconds."""
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
@@ -61,7 +100,8 @@ class Catalog:
         path = self.folder / CATALOG_NAME
         if not path.exists() and not create:
             raise DatasetError(f"{self.folder}: no pof dataset here (no {CATALOG_NAME}); run `pof build` first")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        _private_folder(self.folder)
+        _private_file(path)
         self.db = sqlite3.connect(path, timeout=30)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")

@@ -46,6 +46,7 @@ _HELP = {s.name: s.help for s in SETTINGS}
 def main() -> None:
     """pof: build, search and publish a face dataset of public officials, for accountability
     research. Every identification is a candidate with its error rate, never a verdict."""
+    os.umask(0o077)     # what pof writes (photos, crops, records) is private to its owner
 
 
 @main.command()
@@ -511,9 +512,34 @@ def audit_group() -> None:
 
 @audit_group.command(name="verify")
 @click.argument("dataset", type=click.Path(file_okay=False, exists=True))
+@click.option("--expect", metavar="SEQ:HASH", help="a head saved earlier (`pof audit head`): the "
+              "chain must still hold that row with that hash")
 @friendly
-def audit_verify(dataset) -> None:
+def audit_verify(dataset, expect) -> None:
     """Check every row of DATASET's audit log; exit status 1 names the first bad row."""
+    from . import audit
+    from .catalog import Catalog
+    if expect is not None:
+        audit.parse_head(expect)               # a malformed head stops before the catalog opens
+    with Catalog(dataset) as cat:
+        v = audit.verify(cat.db, expect)
+    if not v.ok:
+        click.echo(f"audit log BROKEN at row {v.bad_seq}: {v.problem}")
+        sys.exit(1)
+    click.echo(f"audit log intact: {v.rows} rows; head {v.head_text} (keep it elsewhere: "
+               "`pof audit verify --expect` then detects a rewrite of the whole log)")
+    if v.after is not None:
+        click.echo(f"the saved head {expect.strip()} is in the chain; {v.after} "
+                   f"{'row' if v.after == 1 else 'rows'} came after it")
+
+
+@audit_group.command(name="head")
+@click.argument("dataset", type=click.Path(file_okay=False, exists=True))
+@click.option("--json", "as_json", is_flag=True, help="print seq, hash, time and SEQ:HASH as JSON")
+@friendly
+def audit_head(dataset, as_json) -> None:
+    """Print the head of DATASET's audit log (SEQ:HASH, then its time) once the whole log
+    verifies: keep it elsewhere and check later with `pof audit verify --expect SEQ:HASH`."""
     from . import audit
     from .catalog import Catalog
     with Catalog(dataset) as cat:
@@ -521,8 +547,10 @@ def audit_verify(dataset) -> None:
     if not v.ok:
         click.echo(f"audit log BROKEN at row {v.bad_seq}: {v.problem}")
         sys.exit(1)
-    click.echo(f"audit log intact: {v.rows} rows; head {v.head} (keep this hash elsewhere to "
-               "detect a rewrite of the whole log)")
+    if as_json:
+        click.echo(json.dumps({"seq": v.seq, "hash": v.head, "at": v.at, "head": v.head_text}))
+    else:
+        click.echo(f"{v.head_text} {v.at or '(empty log)'}")
 
 
 @audit_group.command(name="show")
