@@ -253,6 +253,12 @@ class Accounts:
                                 (now.isoformat(), row["token_sha256"]))
         return user
 
+    def token_row(self, token: str) -> dict | None:
+        """The listed fields (``tokens()``) of one API token, by the token itself."""
+        row = self.db.execute("SELECT id, user, label, created, expires, last_used, revoked"
+                              " FROM api_tokens WHERE token_sha256 = ?", (_sha(token),)).fetchone()
+        return {**dict(row), "expired": row["expires"] <= _now().isoformat()} if row else None
+
     def tokens(self, name: str | None = None) -> list[dict]:
         """API tokens (of ``name``, or everyone's), newest first: id, user, label, created,
         expires, last_used, revoked, expired."""

@@ -41,6 +41,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import audit
 from ..accounts import RANK, UNKNOWN_USER, User, same
+from ..errors import SettingError
 from .errors import BadRequest, Forbidden, LoginRequired, TooMany
 
 SESSION_COOKIE = "pof_session"
@@ -54,9 +55,25 @@ BUSY_QUEUE = 32             # sign-ins waiting for a password check before new o
 router = APIRouter()
 
 
+def parse_proxies(spec: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Trusted proxies from '10.0.0.1, 192.168.0.0/24' (or a list), each checked; SettingError
+    names a bad one. For ``WebConfig.trusted_proxies``."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise SettingError(f"trusted proxy {item!r}: give IP addresses or networks "
+                               "(e.g. 127.0.0.1, 10.0.0.0/8)") from None
+    return tuple(out)
+
+
 @functools.lru_cache(maxsize=16)
 def _networks(proxies: tuple[str, ...]) -> tuple:
-    return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in proxies if p.strip())
+    return tuple(ipaddress.ip_network(p, strict=False) for p in parse_proxies(proxies))
 
 
 def _address(text: str):
@@ -164,8 +181,8 @@ class Throttle:
     failures each further try waits 1 s, 2 s, 4 s ... (at most MAX_DELAY) after the latest
     one. Holds at most ``size`` keys (the oldest are dropped)."""
 
-    def __init__(self, free: int, size: int = 20000) -> None:
-        self.free, self.size = free, size
+    def __init__(self, free: int, size: int = 20000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.free, self.size, self.clock = free, size, clock
         self._fails: OrderedDict[str, tuple[int, float]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -178,11 +195,11 @@ class Throttle:
 
     def failures(self, key: str) -> int:
         with self._lock:
-            return self._get(key, time.monotonic())[0]
+            return self._get(key, self.clock())[0]
 
     def wait(self, key: str) -> float:
         """Seconds before ``key`` may try again (0: now)."""
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             count, last = self._get(key, now)
         if count < self.free:
@@ -190,7 +207,7 @@ class Throttle:
         return max(0.0, last + min(2.0 ** (count - self.free), MAX_DELAY) - now)
 
     def failed(self, key: str) -> None:
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             count, _ = self._get(key, now)
             self._fails[key] = (count + 1, now)
