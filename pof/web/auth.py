@@ -170,7 +170,7 @@ def api(role: str = "viewer") -> Callable:
                 user = state.accounts(db).user_for_token(token.strip())
         if user is None:
             raise LoginRequired("send an API token: Authorization: Bearer <token> "
-                                "(pof users add DATASET NAME --role ROLE --token)")
+                                "(pof users tokens DATASET NAME --new)")
         request.state.user = user
         return _check_role(user, role)
     return dependency
