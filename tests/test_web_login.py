@@ -158,7 +158,7 @@ class GatedHasher(PasswordHasher):
                 self.inside -= 1
 
 
-def _until(condition, tries: int = 400) -> bool:
+def _until(condition, tries: int = 1200) -> bool:
     """Poll ``condition`` (every 50 ms, up to ``tries`` times)."""
     ready = threading.Event()
     for _ in range(tries):
