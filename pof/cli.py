@@ -456,9 +456,12 @@ def users_group() -> None:
 @click.option("--password-file", type=click.Path(dir_okay=False, exists=True),
               help="read the password from the first line of this file (else a prompt asks)")
 @click.option("--token", "with_token", is_flag=True, help="also print a new API token (shown once)")
+@click.option("--days", default=90, show_default=True, type=click.IntRange(1, 3650), help="days the new API token lasts")
+@click.option("--label", default="", help="what the new API token is for (shown in token lists)")
 @friendly
-def users_add(dataset, name, role, password_file, with_token) -> None:
-    """Add user NAME to DATASET's web app (or reset their role and password)."""
+def users_add(dataset, name, role, password_file, with_token, days, label) -> None:
+    """Add user NAME to DATASET's web app (or reset their role and password: that signs them
+    out everywhere and revokes their API tokens)."""
     from . import audit
     from .accounts import Accounts
     from .catalog import Catalog
@@ -469,13 +472,62 @@ def users_add(dataset, name, role, password_file, with_token) -> None:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
     with Catalog(dataset) as cat:
         accounts = Accounts(cat.db)
-        accounts.add(name, role, password)
-        audit.append(cat.db, "cli", "user_add", user=name, role=role)
+        saved = accounts.add(name, role, password)
+        audit.append(cat.db, "cli", "user_add" if saved.new else "user_reset", user=name, role=role,
+                     sessions_ended=saved.sessions_ended, tokens_revoked=saved.tokens_revoked)
         click.echo(f"user {name} ({role}) saved in {dataset}")
+        if not saved.new:
+            click.echo(f"existing user reset: {saved.sessions_ended} session(s) ended, "
+                       f"{saved.tokens_revoked} API token(s) revoked")
         if with_token:
-            token = accounts.new_token(name)
-            audit.append(cat.db, "cli", "token_add", user=name)
-            click.echo(token)
+            _new_token(cat.db, accounts, name, days, label)
+
+
+def _new_token(db, accounts, name: str, days: int, label: str) -> None:
+    """Make an API token, audit it, print its id and expiry (stderr) and the token (stdout)."""
+    from . import audit
+    token = accounts.new_token(name, days, label)
+    row = accounts.token_row(token)
+    audit.append(db, "cli", "token_add", user=name, token_id=row["id"], label=row["label"], expires=row["expires"])
+    click.echo(f"API token {row['id']} for {name}, expires {row['expires']} (shown once):", err=True)
+    click.echo(token)
+
+
+@users_group.command(name="tokens")
+@click.argument("dataset", type=click.Path(file_okay=False, exists=True))
+@click.argument("name", required=False)
+@click.option("--revoke", "revoke_id", metavar="ID", help="revoke the API token with this id")
+@click.option("--new", "make_new", is_flag=True, help="make a new API token for NAME (shown once)")
+@click.option("--days", default=90, show_default=True, type=click.IntRange(1, 3650), help="days a new token lasts")
+@click.option("--label", default="", help="what a new token is for")
+@friendly
+def users_tokens(dataset, name, revoke_id, make_new, days, label) -> None:
+    """List the API tokens of DATASET's web app (of user NAME only, if given): id, user, label,
+    created, expires, last used, state. --revoke ID revokes one; --new makes one for NAME."""
+    from . import audit
+    from .accounts import Accounts
+    from .catalog import Catalog
+    if revoke_id and make_new:
+        _fail("give either --revoke or --new")
+    with Catalog(dataset) as cat:
+        accounts = Accounts(cat.db)
+        if revoke_id:
+            row = accounts.revoke_token(revoke_id)
+            audit.append(cat.db, "cli", "token_revoke", user=row["user"], token_id=row["id"])
+            click.echo(f"API token {row['id']} of {row['user']} revoked"
+                       + (" (it already was)" if row["revoked"] else ""))
+            return
+        if make_new:
+            if not name:
+                _fail("--new needs the user NAME")
+            _new_token(cat.db, accounts, name, days, label)
+            return
+        rows = accounts.tokens(name)
+        click.echo("id\tuser\tlabel\tcreated\texpires\tlast used\tstate")
+        for t in rows:
+            state = "revoked" if t["revoked"] else "expired" if t["expired"] else "active"
+            click.echo("\t".join([t["id"], t["user"], t["label"] or "-", t["created"], t["expires"],
+                                  t["last_used"] or "never", state]))
 
 
 @users_group.command(name="list")

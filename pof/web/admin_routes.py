@@ -1,5 +1,6 @@
-"""Admin pages and API: accounts (read-only here; ``pof users`` changes them), the exclusion
-list, the confirmations an identification needs, and the audit log with its verification."""
+"""Admin pages and API: accounts (read-only here; ``pof users`` changes them) and their API
+tokens (listed and revoked one by one here), the exclusion list, the confirmations an
+identification needs, and the audit log with its verification."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
@@ -7,9 +8,9 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 
 from .. import audit, review
-from ..accounts import User
+from ..accounts import AccountError, User
 from .auth import api, page
-from .errors import BadRequest
+from .errors import BadRequest, NotFound
 
 router = APIRouter()
 
@@ -25,9 +26,28 @@ class Exclusion(BaseModel):
 async def admin_page(request: Request, user: User = Depends(page("admin"))) -> Response:
     web = request.app.state.web
     with web.db() as db:
-        ctx = {"users": web.accounts(db).list(), "exclusions": review.exclusions(db),
-               "required": review.required_confirmations(db)}
+        accounts = web.accounts(db)
+        ctx = {"users": accounts.list(), "tokens": accounts.tokens(),
+               "exclusions": review.exclusions(db), "required": review.required_confirmations(db)}
     return web.templates.TemplateResponse(request, "admin.html", {"user": user, "csrf": request.state.csrf, **ctx})
+
+
+@router.post("/admin/tokens/{token_id}/revoke")
+async def revoke_token_page(request: Request, token_id: str, user: User = Depends(page("admin"))) -> Response:
+    """Revoke one API token (by its public id)."""
+    with request.app.state.web.db() as db:
+        revoke_token(request.app.state.web.accounts(db), user, token_id)
+    return RedirectResponse("/admin#tokens", 303)
+
+
+def revoke_token(accounts, user: User, token_id: str) -> dict:
+    """Revoke and audit; NotFound if there is no such token."""
+    try:
+        row = accounts.revoke_token(token_id)
+    except AccountError as exc:
+        raise NotFound(str(exc)) from None
+    audit.append(accounts.db, user.name, "token_revoke", user=row["user"], token_id=row["id"])
+    return row
 
 
 @router.post("/admin/exclusions")
@@ -89,6 +109,21 @@ async def api_me(user: User = Depends(api())) -> dict:
 async def api_users(request: Request, user: User = Depends(api("admin"))) -> list[dict]:
     with request.app.state.web.db() as db:
         return request.app.state.web.accounts(db).list()
+
+
+@router.get("/api/tokens", tags=["accounts"])
+async def api_tokens(request: Request, user: User = Depends(api("admin"))) -> list[dict]:
+    """Every API token: id, user, label, created, expires, last_used, revoked, expired."""
+    with request.app.state.web.db() as db:
+        return request.app.state.web.accounts(db).tokens()
+
+
+@router.post("/api/tokens/{token_id}/revoke", tags=["accounts"])
+async def api_revoke_token(request: Request, token_id: str, user: User = Depends(api("admin"))) -> dict:
+    """Revoke one API token by its id."""
+    with request.app.state.web.db() as db:
+        row = revoke_token(request.app.state.web.accounts(db), user, token_id)
+    return {"id": row["id"], "user": row["user"], "revoked": True}
 
 
 @router.get("/api/audit", tags=["audit"])

@@ -30,7 +30,9 @@ class WebConfig:
     ``pof.accounts.fast_hasher()``). Rate limits are (events, seconds)."""
 
     hasher: PasswordHasher | None = None
-    login_rate: tuple[int, float] = (10, 60.0)      # login attempts per IP and per user name
+    login_rate: tuple[int, float] = (10, 60.0)      # login attempts per IP; failures per name before delays
+    trusted_proxies: tuple[str, ...] = ()           # addresses/networks whose X-Forwarded-For is used
+    argon2_slots: int = 2                           # password checks running at once
     search_rate: tuple[int, float] = (20, 60.0)     # searches per user
     max_upload_bytes: int = 15 * 2**20              # one image
     max_files: int = 40                             # images in one unknown-faces upload
