@@ -32,6 +32,9 @@ def friendly(fn):
         except KeyboardInterrupt:
             _fail("interrupted; nothing committed was lost; run the same command again to resume", 130)
         except Exception as exc:  # noqa: BLE001
+            if _disk_full(exc):
+                _fail(f"no space left on the disk ({exc}); free some and run the same command again "
+                      "(a build resumes where it stopped; `pof fsck` checks a dataset)")
             if os.environ.get("POF_DEBUG"):
                 raise
             _fail(f"internal error: {type(exc).__name__}: {exc} (POF_DEBUG=1 shows details)", 1)
@@ -590,6 +593,16 @@ def fsck(dataset, repair, as_json) -> None:
             click.echo(f"{dataset}: {len(result.problems)} problem(s)"
                        + (f", {n} not repairable" if n else "; `pof fsck --repair` mends them"))
     sys.exit(result.status)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or the user's quota) is full."""
+    import errno
+    import sqlite3
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and (
+        getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or "disk is full" in str(exc))
 
 
 if __name__ == "__main__":
