@@ -66,7 +66,8 @@ def _kill_leftovers(pids) -> None:
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory) -> Path:
-    """PERSON/IMAGE folders: the Yale test faces and the demo gallery, 13 photos."""
+    """PERSON/IMAGE folders: the Yale test faces, their mirror images and the demo gallery,
+    26 photos."""
     root = tmp_path_factory.mktemp("faults-src")
     for f in sorted(YALE.iterdir()):
         if f.name == "CREDITS.md":
@@ -74,6 +75,7 @@ def sources(tmp_path_factory) -> Path:
         d = root / f.name.split(".")[0]
         d.mkdir(exist_ok=True)
         shutil.copy(f, d / f.name)
+        Image.open(f).convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(d / f"{f.name}.mirrored.png")
     for f in sorted((DEMO / "gallery").iterdir()):
         d = root / f.stem.split("_")[0]
         d.mkdir(exist_ok=True)
@@ -129,9 +131,22 @@ def _fsck(ds: Path) -> subprocess.CompletedProcess:
 
 # --- kill -9 of a build ---------------------------------------------------------------------
 
+def _committed(ds: Path) -> int:
+    """Sources the build in ``ds`` has committed so far (0 before its catalog exists)."""
+    try:
+        db = sqlite3.connect(f"file:{ds / 'catalog.sqlite'}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM sources").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_killed_build_leaves_no_worker_and_resumes_to_a_clean_build(tmp_path, sources, clean, seed):
-    delay = random.Random(seed).uniform(0.0, 0.8)     # after the workers have started
+    # killed once its workers run and it has committed a (seeded) random number of photos
+    point = random.Random(seed).randrange(0, 20)
     out = tmp_path / "ds"
     cmd = [sys.executable, "-m", "pof", "build", str(sources), "--out", str(out), "--workers", "2", "--quiet"]
     build = subprocess.Popen(cmd, start_new_session=True, env=_env(),
@@ -142,7 +157,8 @@ def test_killed_build_leaves_no_worker_and_resumes_to_a_clean_build(tmp_path, so
         workers = [p for p in _alive_in_session(build.pid) if p[1] == build.pid]
         time.sleep(0.02)
     assert len(workers) >= 2, "the build's worker processes never started"
-    time.sleep(delay)
+    while _committed(out) < point and build.poll() is None:
+        time.sleep(0.01)
     assert build.poll() is None, "the build ended before it could be killed"
     os.kill(build.pid, signal.SIGKILL)
     build.wait()
