@@ -30,7 +30,7 @@ LOST = "lost+found"
 CLEAN, REPAIRABLE, NOT_REPAIRABLE = 0, 3, 4
 # files and folders of a dataset that CHECKSUMS.sha256 does not list, by design
 _UNLISTED = {"catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm", "catalog.sqlite-journal",
-             CHECKSUMS, "images", "index", "report", LOST, "demo_search.json"}
+             CHECKSUMS, "images", "index", "report", LOST, "demo_search.json", ".pof.lock"}
 _TABLES = {"meta", "persons", "sources", "faces", "attributes"}
 
 
