@@ -90,7 +90,9 @@ def _read_checksums(path: Path) -> tuple[dict[str, str] | None, list[str]]:
     listed, bad = {}, []
     for line in text.splitlines():
         h, sep, name = line.partition("  ")
-        if not sep or len(h) != 64 or any(c not in "0123456789abcdef" for c in h) or not name:
+        parts = Path(name).parts
+        if (not sep or len(h) != 64 or any(c not in "0123456789abcdef" for c in h) or not name
+                or Path(name).is_absolute() or ".." in parts):     # only names inside the dataset
             bad.append(line)
             continue
         listed[name] = h
@@ -126,6 +128,7 @@ class _Check:
         self.found: dict[str, Problem] = {}      # one problem a path, the first found
         self.listed: dict[str, str] | None = None
         self.faces: list = []                     # catalog face rows, in file order
+        self.by_id: dict[str, tuple] = {}        # the same rows by face id
         self.files: dict[str, bytes] = {}         # exports as the catalog makes them
         self.card: dict = {}
         self.pipeline = None
@@ -167,6 +170,7 @@ class _Check:
             if agreement == "":
                 self.files.pop("AGREEMENT.md", None)
             self.faces = [(r["id"], r["source_path"], r["source_sha256"], r["face_index"]) for r in rows]
+            self.by_id = {f[0]: f for f in self.faces}
             desc, ids, _, _ = cat.gallery()
             from . import index
             if len(ids) > index.EXACT_MAX:
@@ -196,7 +200,7 @@ class _Check:
             return
         if bad:
             self.add(CHECKSUMS, f"{len(bad)} line(s) are not 'SHA256  NAME'", fix, self.catalog_ok)
-        ids = {f[0] for f in self.faces}
+        ids = self.by_id
         for name, h in listed.items():
             path = self.folder / name
             if (self.catalog_ok and name.startswith("images/") and name.endswith(".jpg")
@@ -230,7 +234,7 @@ class _Check:
         return "not a dataset file; --repair drops it from CHECKSUMS.sha256", True
 
     def _crop_remedy(self, fid: str) -> tuple[str, bool]:
-        row = next(f for f in self.faces if f[0] == fid)
+        row = self.by_id[fid]
         source = Path(row[1])
         if "://" not in row[1] and source.is_file():
             return f"--repair makes it again from its source {row[1]}", True
@@ -239,7 +243,7 @@ class _Check:
 
     def _check_unlisted(self) -> None:
         listed = self.listed or {}
-        ids = {f[0] for f in self.faces}
+        ids = self.by_id
         for path in sorted(self.folder.iterdir()):
             name = path.name
             if name in listed or name in _UNLISTED or (self.catalog_ok and name in self.files):
@@ -247,7 +251,7 @@ class _Check:
             self.add(name, "not listed in CHECKSUMS.sha256 and not a dataset file",
                      f"--repair moves it into {LOST}/", True)
         images = self.folder / "images"
-        if images.is_dir():
+        if images.is_dir() and self.catalog_ok:     # without the catalog, no crop can be judged
             for path in sorted(images.iterdir()):
                 name = f"images/{path.name}"
                 if name in listed:
@@ -255,9 +259,8 @@ class _Check:
                 if path.suffix == ".jpg" and path.stem in ids:
                     self.add(name, "not listed in CHECKSUMS.sha256",
                              "--repair lists it (after checking its face's other files)", True)
-                elif self.catalog_ok or not listed.get(name):
-                    self.add(name, "no face in the catalog has this file" if self.catalog_ok
-                             else "not listed in CHECKSUMS.sha256", f"--repair moves it into {LOST}/", True)
+                else:
+                    self.add(name, "no face in the catalog has this file", f"--repair moves it into {LOST}/", True)
         index_dir = self.folder / "index"
         if index_dir.is_dir() and self.catalog_ok:
             keep = self.index[0].name if self.index else None
@@ -385,7 +388,7 @@ class _Check:
         from .build import _jpeg, _write_crop
         from .load import decode_image
         fid = name[len("images/"):-len(".jpg")]
-        _, source, sha, index = next(f for f in self.faces if f[0] == fid)
+        _, source, sha, index = self.by_id[fid]
         try:
             data = Path(source).read_bytes()
         except OSError as exc:
@@ -393,6 +396,7 @@ class _Check:
         if hashlib.sha256(data).hexdigest() != sha:
             return f"{source} is no longer the image that was built (its SHA-256 differs)"
         pipe = self.pipeline
+        pipe.settings["attributes"] = "off"       # a crop needs none (the card is made already)
         try:
             img = decode_image(data, source, pipe.settings["max_pixels"])
             faces = pipe.analyze(img.pixels)

@@ -151,3 +151,19 @@ def test_a_folder_that_is_not_a_dataset(tmp_path):
     r = run_pof("fsck", tmp_path)
     assert r.returncode == 2
     assert "no pof dataset here" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_checksums_naming_files_outside_the_dataset_are_not_followed(built, tmp_path):
+    ds = _copy(built, tmp_path)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the dataset's\n")
+    with (ds / "CHECKSUMS.sha256").open("a") as fh:
+        fh.write(f"{'0' * 64}  ../outside.txt\n{'0' * 64}  {outside}\n")
+    r = run_pof("fsck", ds)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "CHECKSUMS.sha256: 2 line(s) are not 'SHA256  NAME'" in r.stdout
+    assert "outside.txt" not in r.stdout
+    assert run_pof("fsck", ds, "--repair").returncode == 0
+    assert outside.read_text() == "not the dataset's\n"
+    assert not (ds / "lost+found").exists()
+    assert "outside" not in (ds / "CHECKSUMS.sha256").read_text()
