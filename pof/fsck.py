@@ -210,10 +210,18 @@ class _Check:
                 else:
                     self.add(name, "listed in CHECKSUMS.sha256, but the catalog has no such face",
                              "--repair drops it from CHECKSUMS.sha256", True)
+            elif self.catalog_ok and not self._dataset_file(name):
+                self.add(name, "listed in CHECKSUMS.sha256, but not a file of this dataset", *self._remedy(name))
             elif not path.is_file():
                 self.add(name, "listed in CHECKSUMS.sha256 but missing", *self._remedy(name))
             elif _sha256(path) != h:
                 self.add(name, "does not match its SHA-256 in CHECKSUMS.sha256", *self._remedy(name))
+
+    def _dataset_file(self, name: str) -> bool:
+        """Whether a build lists ``name`` in CHECKSUMS.sha256 (an export or a face's crop)."""
+        from .export import LISTED
+        return name in LISTED or (name.startswith("images/") and name.endswith(".jpg")
+                                  and name[len("images/"):-len(".jpg")] in self.by_id)
 
     def _remedy(self, name: str) -> tuple[str, bool]:
         """What --repair does for a missing or corrupt listed file, and whether it can."""
@@ -242,11 +250,12 @@ class _Check:
                 f"`pof build` again with it"), False
 
     def _check_unlisted(self) -> None:
+        from .export import LISTED
         listed = self.listed or {}
         ids = self.by_id
         for path in sorted(self.folder.iterdir()):
             name = path.name
-            if name in listed or name in _UNLISTED or (self.catalog_ok and name in self.files):
+            if name in listed or name in _UNLISTED or name in LISTED:
                 continue
             self.add(name, "not listed in CHECKSUMS.sha256 and not a dataset file",
                      f"--repair moves it into {LOST}/", True)

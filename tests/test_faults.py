@@ -143,7 +143,7 @@ def _committed(ds: Path) -> int:
         return 0
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [2, 3, 6])     # killed after 1, 7 and 18 of 24 photos
 def test_killed_build_leaves_no_worker_and_resumes_to_a_clean_build(tmp_path, sources, clean, seed):
     # killed once its workers run and it has committed a (seeded) random number of photos
     point = random.Random(seed).randrange(0, 20)

@@ -2,6 +2,7 @@
 rebuilds what the catalog and the source photos can rebuild."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -167,3 +168,28 @@ def test_checksums_naming_files_outside_the_dataset_are_not_followed(built, tmp_
     assert outside.read_text() == "not the dataset's\n"
     assert not (ds / "lost+found").exists()
     assert "outside" not in (ds / "CHECKSUMS.sha256").read_text()
+
+
+def test_exports_are_kept_in_place_when_the_catalog_is_damaged(built, tmp_path):
+    ds = _copy(built, tmp_path)
+    (ds / "CHECKSUMS.sha256").unlink()
+    (ds / "catalog.sqlite").write_bytes(b"this is not a database, but it is long enough" * 4)
+    (ds / "stray.txt").write_text("x")
+    r = run_pof("fsck", ds, "--repair")
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert "NOT REPAIRABLE: catalog.sqlite: the catalog" in r.stdout
+    assert sorted(p.name for p in (ds / "lost+found").iterdir()) == ["stray.txt"]
+    assert (ds / "metadata.csv").exists() and _crops(ds) == _crops(built)
+
+
+def test_a_listed_file_that_no_build_makes_is_dropped(built, tmp_path):
+    ds = _copy(built, tmp_path)
+    extra = ds / "extra.txt"
+    extra.write_text("listed by hand\n")
+    with (ds / "CHECKSUMS.sha256").open("a") as fh:
+        fh.write(f"{hashlib.sha256(extra.read_bytes()).hexdigest()}  extra.txt\n")
+    r = run_pof("fsck", ds)
+    assert r.returncode == 3 and "extra.txt: listed in CHECKSUMS.sha256, but not a file of this dataset" in r.stdout
+    assert run_pof("fsck", ds, "--repair").returncode == 0
+    assert (ds / "lost+found" / "extra.txt").read_text() == "listed by hand\n"
+    assert run_pof("fsck", ds).returncode == 0
