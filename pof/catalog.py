@@ -87,6 +87,20 @@ def _private_file(path: Path) -> None:
             pass
 
 
+def _refuse_damaged(db: sqlite3.Connection, path: Path) -> None:
+    """Raise DatasetError, saying so, where the catalog file is damaged (cut short, not a
+    database); a locked or unreadable one keeps SQLite's own error."""
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError):
+            raise
+        db.close()
+        raise DatasetError(
+            f"the catalog {path} is damaged ({exc}): restore it from a backup, or move it aside and "
+            f"run `pof build` again with the same sources; `pof fsck {path.parent}` checks the rest") from None
+
+
 def now() -> str:
     """UTC time stamp, ISO 8601, seconds."""
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
@@ -104,6 +118,7 @@ class Catalog:
         _private_file(path)
         self.db = sqlite3.connect(path, timeout=30)
         self.db.row_factory = sqlite3.Row
+        _refuse_damaged(self.db, path)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")   # WAL: consistent after a crash; a build resumes
         self.db.execute("PRAGMA foreign_keys=ON")

@@ -32,6 +32,9 @@ def friendly(fn):
         except KeyboardInterrupt:
             _fail("interrupted; nothing committed was lost; run the same command again to resume", 130)
         except Exception as exc:  # noqa: BLE001
+            if _disk_full(exc):
+                _fail(f"no space left on the disk ({exc}); free some and run the same command again "
+                      "(a build resumes where it stopped; `pof fsck` checks a dataset)")
             if os.environ.get("POF_DEBUG"):
                 raise
             _fail(f"internal error: {type(exc).__name__}: {exc} (POF_DEBUG=1 shows details)", 1)
@@ -639,6 +642,47 @@ def cluster(inputs, out, fmr, workers) -> None:
         click.echo(f"error: {path}: {reason}", err=True)
     click.echo(f"{len(result.faces)} faces in {len(paths)} images -> {result.n_groups} groups "
                f"(link threshold {result.threshold:.3f} at FMR {fmr:g}) in {out}")
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(file_okay=False, exists=True))
+@click.option("--repair", is_flag=True, help="rebuild what the catalog can rebuild; move unknown and "
+              "corrupt files into DATASET/lost+found/")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object: problems, repairs, status")
+@friendly
+def fsck(dataset, repair, as_json) -> None:
+    """Check DATASET's files against CHECKSUMS.sha256 and its catalog, one line a problem.
+
+    Exit status: 0 clean, 3 problems --repair can mend, 4 problems it cannot (a damaged
+    catalog: restore it from a backup, or build the same sources again)."""
+    from .fsck import fsck as check
+    result = check(Path(dataset), repair=repair)
+    if as_json:
+        click.echo(json.dumps(result.to_json()))
+    else:
+        for line in result.repaired:
+            click.echo(f"repaired: {line}")
+        for p in result.problems:
+            click.echo(("" if p.repairable else "NOT REPAIRABLE: ") + p.line())
+        if not result.problems:
+            click.echo(f"{dataset}: clean" + (" after repair" if result.repaired else ""))
+        elif repair:
+            click.echo(f"{dataset}: {len(result.problems)} problem(s) left that --repair cannot mend")
+        else:
+            n = sum(not p.repairable for p in result.problems)
+            click.echo(f"{dataset}: {len(result.problems)} problem(s)"
+                       + (f", {n} not repairable" if n else "; `pof fsck --repair` mends them"))
+    sys.exit(result.status)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or the user's quota) is full."""
+    import errno
+    import sqlite3
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and (
+        getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or "disk is full" in str(exc))
 
 
 if __name__ == "__main__":

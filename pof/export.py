@@ -157,6 +157,22 @@ def _card(cat: Catalog, pipeline, recs: list[dict], people: list[dict], added: b
 def export(cat: Catalog, pipeline, agreement: str | None = None) -> dict:
     """(Re)write every dataset file from the catalog; returns the dataset card (pof.json)."""
     out = cat.folder
+    files, card, rows = render(cat, pipeline, agreement)
+    for name, data in files.items():
+        _atomic_write(out / name, data)
+    _write_checksums(out, [r["id"] for r in rows])
+    with cat.transaction():
+        cat.set_meta("version", card["version"])
+        cat.set_meta("exported", card["updated"])
+        cat.set_meta("exported_images", str(len(rows)))
+    return card
+
+
+def render(cat: Catalog, pipeline, agreement: str | None = None) -> tuple[dict[str, bytes], dict, list]:
+    """Every dataset file the catalog makes, by name, as bytes (AGREEMENT.md only where
+    ``agreement`` is given or the dataset has none), the dataset card, and the catalog's face
+    rows in file order; nothing is written."""
+    out = cat.folder
     rows = cat.faces()
     recs, prov_keys = _metadata(rows)
     people, id_cols = _identities(cat)
@@ -177,20 +193,16 @@ def export(cat: Catalog, pipeline, agreement: str | None = None) -> dict:
     np.save(buf, np.stack([np.frombuffer(r["descriptor"], np.float32) for r in rows])
             if rows else np.zeros((0, 128), np.float32))
     files["descriptors.npy"] = buf.getvalue()
-    for name, data in files.items():
-        _atomic_write(out / name, data)
-    _write_checksums(out, [r["id"] for r in rows])
-    with cat.transaction():
-        cat.set_meta("version", card["version"])
-        cat.set_meta("exported", card["updated"])
-        cat.set_meta("exported_images", str(len(recs)))
-    return card
+    return files, card, rows
+
+
+# the files CHECKSUMS.sha256 lists before the crops, in its order
+LISTED = ("pof.json", "AGREEMENT.md", "metadata.csv", "metadata.json", "identities.csv",
+          "identities.json", "attributes.csv", "attributes.json", "descriptors.npy")
 
 
 def _write_checksums(out: Path, ids: list[str]) -> None:
-    names = ["pof.json", "AGREEMENT.md", "metadata.csv", "metadata.json", "identities.csv",
-             "identities.json", "attributes.csv", "attributes.json", "descriptors.npy"]
-    names += [f"images/{i}.jpg" for i in ids]
+    names = list(LISTED) + [f"images/{i}.jpg" for i in ids]
     lines = []
     for n in names:
         h = hashlib.sha256((out / n).read_bytes()).hexdigest()

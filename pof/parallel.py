@@ -4,15 +4,19 @@ Each worker builds its own Pipeline once (models load lazily in it), except dlib
 model, which the parent reads once and its forked workers share; at most two jobs per
 worker are in flight, so memory stays bounded however many items there are. Workers run
 OpenCV on one thread, as they run the models: parallelism is by process, one per core.
+A worker ends when the process that started it does, even one killed with SIGKILL
+(``pof.gpu.workers.die_with_parent``).
 """
 from __future__ import annotations
 
+import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, Iterable, Iterator
 
 import cv2
 
+from .gpu.workers import die_with_parent
 from .pipeline import Pipeline
 
 _PIPELINE: Pipeline | None = None   # one per worker process, set by _init
@@ -21,8 +25,9 @@ _PIPELINE: Pipeline | None = None   # one per worker process, set by _init
 _INHERITED: dict[str, Any] = {}
 
 
-def _init(settings: dict[str, Any]) -> None:
+def _init(settings: dict[str, Any], parent: int) -> None:
     global _PIPELINE
+    die_with_parent(parent)
     _PIPELINE = Pipeline(**settings)
     if "landmarks" in _INHERITED:
         _PIPELINE._landmarks = _INHERITED["landmarks"]
@@ -54,7 +59,8 @@ def pipeline_map(pipeline: Pipeline, fn: Callable[..., Any], jobs: Iterable[tupl
     _INHERITED["landmarks"] = pipeline.landmarks
     _INHERITED["landmarks"].predictor        # read now, before the workers fork
     try:
-        with ProcessPoolExecutor(workers, initializer=_init, initargs=(pipeline.settings,)) as pool:
+        with ProcessPoolExecutor(workers, initializer=_init,
+                                 initargs=(pipeline.settings, os.getpid())) as pool:
             window: deque = deque()
             for job in jobs:
                 window.append(pool.submit(_call, fn, job))

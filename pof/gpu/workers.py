@@ -12,20 +12,59 @@ safe, and multiprocessing's ``spawn`` would run the caller's main script again. 
 worker fails or dies is done in this process instead, so no result is ever lost; the worker
 is replaced on the next call. This module imports no torch: the workers import it and should
 start fast.
+
+A worker never outlives the process that started it (``die_with_parent``): a caller killed
+with SIGKILL, which runs no clean-up, leaves no worker behind.
 """
 from __future__ import annotations
 
 import os
 import pickle
+import signal
 import struct
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 DEFAULT_WORKERS = max(1, min(8, (os.cpu_count() or 1) // 2))
+
+
+PARENT_POLL_S = 0.5     # how often a worker's watcher looks for its parent
+
+
+def die_with_parent(parent: int, prctl: bool = True, watch: bool = True) -> None:
+    """End this process (SIGKILL) when process ``parent``, which started it, ends.
+
+    On Linux the kernel does it (``prctl(PR_SET_PDEATHSIG)``); the signal comes when the
+    thread that started this process ends, so a pool of workers is used by the thread that
+    made it. Where prctl does not exist, or fails, a daemon thread notices the parent is
+    gone (this process was handed to another parent: ``os.getppid()`` changed) within
+    PARENT_POLL_S. A parent that died before this ran is caught by the same check, made at
+    once. ``prctl`` and ``watch`` choose the mechanisms (both by default)."""
+    if prctl and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            PR_SET_PDEATHSIG = 1
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):     # no libc or no prctl: the watcher does it
+            pass
+    if os.getppid() != parent:                # the parent died before the line above ran
+        os._exit(1)
+    if watch:
+        threading.Thread(target=_watch_parent, args=(parent,), name="pof-parent-watch",
+                         daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
 
 
 def resolve(function: str) -> Callable:
@@ -74,7 +113,8 @@ class Workers:
         root = str(Path(pof.__file__).resolve().parent.parent)     # where pof is imported from
         env["PYTHONPATH"] = os.pathsep.join(x for x in (root, env.get("PYTHONPATH")) if x)
         env["OMP_NUM_THREADS"] = "1"
-        code = "from pof.gpu.workers import serve; serve()"
+        # the parent's id is handed over: the worker ends when that process does
+        code = f"from pof.gpu.workers import serve; serve({os.getpid()})"
         # a worker's errors are not shown (no traceback reaches a user): its share is then
         # done in this process, where an error is reported as pof reports any
         return [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
@@ -130,9 +170,12 @@ def _receive(stream):
     return pickle.loads(data)
 
 
-def serve() -> None:
+def serve(parent: int | None = None) -> None:
     """A worker's loop: (function, share, args) in, the function's result out, until stdin
-    ends. A share that fails is answered with None (the caller then does it itself)."""
+    ends or process ``parent`` (the caller) does. A share that fails is answered with None
+    (the caller then does it itself)."""
+    if parent is not None:
+        die_with_parent(parent)
     import cv2
     cv2.setNumThreads(1)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
