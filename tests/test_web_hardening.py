@@ -28,6 +28,8 @@ MiB = 2**20
 HUGE = "99999999999999999999999"
 TIMEOUT = 1.0            # the server's header and body timeouts in this module
 LIMIT = 12               # the server's connection limit in this module
+FILE_PART = (b'--xyz\r\nContent-Disposition: form-data; name="image"; filename="big.jpg"\r\n'
+             b"Content-Type: image/jpeg\r\n\r\n")
 
 
 def _free_port() -> int:
@@ -113,13 +115,15 @@ def _status(response: bytes) -> int:
     return int(found.group(1))
 
 
-def _stream(server, head: str, total: int, chunk: int = MiB) -> tuple[bytes, int]:
-    """Send ``head`` then a chunked body of ``total`` bytes, stopping as soon as the server
-    answers or closes; (response, body bytes sent)."""
+def _stream(server, head: str, total: int, chunk: int = MiB, start: bytes = b"") -> tuple[bytes, int]:
+    """Send ``head`` then a chunked body of ``total`` bytes (beginning with ``start``),
+    stopping as soon as the server answers or closes; (response, body bytes sent)."""
     sock = _connect(server)
     sent = 0
     try:
         sock.sendall(head.encode())
+        if start:
+            sock.sendall(b"%x\r\n" % len(start) + start + b"\r\n")
         piece = b"%x\r\n" % chunk + b"7" * chunk + b"\r\n"
         while sent < total:
             readable, _, _ = select.select([sock], [], [], 0)
@@ -140,7 +144,7 @@ def test_unauthenticated_chunked_upload_is_refused_before_its_body(server):
     before = _rss_kib(pid)
     head = (f"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1:{server['port']}\r\n"
             "Content-Type: multipart/form-data; boundary=xyz\r\nTransfer-Encoding: chunked\r\n\r\n")
-    response, sent = _stream(server, head, 300 * MiB)
+    response, sent = _stream(server, head, 300 * MiB, start=FILE_PART)
     assert _status(response) == 401 and b'"status":401' in response.replace(b" ", b"")
     assert sent < 32 * MiB, f"{sent // MiB} MiB sent before the 401"
     assert _rss_kib(pid) - before < 50 * 1024
@@ -150,7 +154,7 @@ def test_unauthenticated_chunked_upload_is_refused_before_its_body(server):
 def test_unauthenticated_page_post_is_refused_before_its_body(server):
     head = (f"POST /unknown/upload HTTP/1.1\r\nHost: 127.0.0.1:{server['port']}\r\n"
             "Content-Type: multipart/form-data; boundary=xyz\r\nTransfer-Encoding: chunked\r\n\r\n")
-    response, sent = _stream(server, head, 300 * MiB)
+    response, sent = _stream(server, head, 300 * MiB, start=FILE_PART)
     assert _status(response) == 303 and b"location: /login" in response.lower()
     assert sent < 32 * MiB
 
@@ -161,7 +165,7 @@ def test_oversize_json_with_a_token_gets_413_early(server):
     head = (f"POST /api/identifications/1/confirm HTTP/1.1\r\nHost: 127.0.0.1:{server['port']}\r\n"
             f"Authorization: Bearer {server['tokens']['rita']}\r\nContent-Type: application/json\r\n"
             "Transfer-Encoding: chunked\r\n\r\n")
-    response, sent = _stream(server, head, 40 * MiB, chunk=256 * 2**10)
+    response, sent = _stream(server, head, 40 * MiB, chunk=256 * 2**10, start=b'{"note": "')
     assert _status(response) == 413 and b"request body over 64 KiB" in response
     assert sent < 16 * MiB
     assert _rss_kib(pid) - before < 50 * 1024
