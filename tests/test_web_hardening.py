@@ -181,6 +181,18 @@ def test_declared_oversize_body_gets_413_before_it_is_sent(server):
     assert _status(response) == 413 and b"request body over 15 MiB" in response
 
 
+def test_forms_and_sign_in_are_small(server):
+    sid, csrf = _session(server["ds"], "ada")
+    r = httpx.post(f"{server['base']}/admin/settings", headers={"Cookie": f"pof_session={sid}"},
+                   data={"csrf": csrf, "required_confirmations": "2", "pad": "x" * 100_000})
+    assert r.status_code == 413 and "Too large" in r.text and "64 KiB" in r.text
+    r = httpx.post(f"{server['base']}/login", data={"name": "ada", "password": "p" * 10_000})
+    assert r.status_code == 413 and "4 KiB" in r.text
+    r = httpx.post(f"{server['base']}/api/exclusions", headers={"Authorization": f"Bearer {server['tokens']['ada']}"},
+                   json={"person": "Nobody_big", "reason": "r" * 100_000})
+    assert r.status_code == 413 and r.json() == {"error": "request body over 64 KiB", "status": 413}
+
+
 def test_a_stalled_body_gets_408_and_the_connection_is_closed(server):
     sock = _connect(server)
     with sock:
@@ -192,11 +204,19 @@ def test_a_stalled_body_gets_408_and_the_connection_is_closed(server):
         assert sock.recv(10) == b""                                # closed
 
 
-@pytest.mark.parametrize("partial", [b"", b"GET /login HT", b"GET /login HTTP/1.1\r\nHost: x\r\n"],
-                         ids=["nothing", "half a request line", "headers without their end"])
-def test_a_stalled_request_head_is_closed(server, partial):
+HEADS = [(False, b""), (False, b"GET /login HT"), (False, b"GET /login HTTP/1.1\r\nHost: x\r\n"),
+         (True, b"GET /login HT"), (True, b"GET /login HTTP/1.1\r\nHost: x\r\n")]
+
+
+@pytest.mark.parametrize("after_a_request, partial", HEADS,
+                         ids=["nothing", "half a request line", "headers without their end",
+                              "half a second request line", "second headers without their end"])
+def test_a_stalled_request_head_is_closed(server, after_a_request, partial):
     sock = _connect(server)
     with sock:
+        if after_a_request:                # the head of the next request on a kept-alive connection
+            sock.sendall(b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _status(_read_response(sock)) == 200
         sock.sendall(partial)
         response = _read_response(sock, wait=10 * TIMEOUT + 10)
         assert response == b"" or _status(response) == 408
