@@ -263,14 +263,17 @@ def test_out_of_range_ids_are_404_on_every_int_route_for_every_role(server):
     assert checked >= 5 * len(routes)
 
 
-def test_huge_numbers_in_queries_and_forms_are_400_not_500(server):
+def test_huge_numbers_in_queries_forms_and_json_are_400_not_500(server):
     admin = {"Authorization": f"Bearer {server['tokens']['ada']}"}
     r = httpx.get(f"{server['base']}/api/audit", params={"offset": HUGE}, headers=admin)
     assert r.status_code == 400 and "out of range" in r.json()["error"]
+    r = httpx.post(f"{server['base']}/api/identifications", headers=admin,
+                   json={"photo": int(HUGE), "face": 1, "person": "subject01", "note": "n"})
+    assert r.status_code == 400 and r.json()["error"] == "a number in the request is out of range"
     sid, csrf = _session(server["ds"], "ada")
-    r = httpx.post(f"{server['base']}/admin/settings", headers={"Cookie": f"pof_session={sid}"},
-                   data={"csrf": csrf, "required_confirmations": HUGE})
-    assert r.status_code in (400, 404) and "Traceback" not in r.text
+    r = httpx.post(f"{server['base']}/identifications", headers={"Cookie": f"pof_session={sid}"},
+                   data={"csrf": csrf, "photo": HUGE, "face": "1", "person": "subject01", "note": "n"})
+    assert r.status_code == 400 and "out of range" in r.text and "Traceback" not in r.text
 
 
 def test_cross_site_cookie_posts_are_refused(server):

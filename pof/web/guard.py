@@ -207,8 +207,8 @@ class Guard:
         if state is not None:
             if path.startswith("/api/"):
                 if not await _has_token(state, request):
-                    return 401, ("send an API token: Authorization: Bearer <token> "
-                                 "(pof users add DATASET NAME --role ROLE --token)")
+                    return 401, ("send an API token: Authorization: Bearer <token> (an admin "
+                                 "issues tokens with the pof users command)")
             elif method not in SAFE_METHODS and path not in PUBLIC_POSTS:
                 if not await _has_session(state, request):
                     return 401, "sign in first"
