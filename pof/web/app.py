@@ -2,7 +2,8 @@
 
 Pages are rendered on the server (Jinja2, one CSS file, a few lines of JavaScript); the JSON
 API under ``/api/`` mirrors them and is described at ``/api/openapi.json`` (for a token). Every route checks
-the caller's role; every error is rendered by one handler (``pof.web.errors``).
+the caller's role; every error is rendered by one handler (``pof.web.errors``). In front of
+every route, ``pof.web.guard`` authenticates, bounds and times a request before its body is read.
 """
 from __future__ import annotations
 
