@@ -32,13 +32,14 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.routing import Match
 
+from .auth import SESSION_COOKIE
+
 CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
                     (b"referrer-policy", b"same-origin"))
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SQLITE_MAX = 2**63 - 1
-SESSION_COOKIE = "pof_session"            # the name auth.py sets (auth.SESSION_COOKIE)
 PUBLIC_POSTS = frozenset({"/login"})      # page POSTs that need no session
 UPLOADS = frozenset({"/api/search", "/search"})                    # one image
 MULTI_UPLOADS = frozenset({"/api/unknown/events", "/unknown/upload"})  # up to max_files images
