@@ -86,7 +86,8 @@ def render_error(request: Request, status: int, message: str) -> Response:
 
 def install(app: FastAPI) -> None:
     """Register the handlers: WebError, PofError (status 400 or its own), Starlette's HTTP
-    errors (404 route, 405), validation errors (422), and anything else (500, logged)."""
+    errors (404 route, 405), validation errors (422), numbers out of SQLite's range (400), and
+    anything else (500, logged)."""
 
     @app.exception_handler(WebError)
     async def _web(request: Request, exc: WebError) -> Response:
@@ -106,6 +107,13 @@ def install(app: FastAPI) -> None:
         parts = [f"{'.'.join(map(str, e.get('loc', ())[1:])) or 'request'}: {e.get('msg')}"
                  for e in exc.errors()]
         return render_error(request, 422, "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> Response:
+        # a number given in a form or query beyond what the catalog (SQLite) stores
+        if "sqlite" in str(exc).lower():
+            return render_error(request, 400, "a number in the request is out of range")
+        return await _any(request, exc)
 
     @app.exception_handler(Exception)
     async def _any(request: Request, exc: Exception) -> Response:
