@@ -284,8 +284,15 @@ def test_build_refuses_a_folder_of_other_files(tmp_path):
     assert (docs / "metadata.json").read_text() == '{"mine": true}\n'
     empty = tmp_path / "empty"                 # an empty folder is fine
     empty.mkdir()
-    r = run_pof("build", DEMO / "manifest.csv", "--out", empty, "--quiet", "--workers", "1")
+    terms = tmp_path / "terms.md"
+    terms.write_text("# Our terms\n\nResearch use only.\n")
+    r = run_pof("build", DEMO / "manifest.csv", "--out", empty, "--quiet", "--workers", "1",
+                "--agreement", terms)
     assert r.returncode == 0, r.stderr
+    assert "Research use only." in (empty / "AGREEMENT.md").read_text()
+    check = subprocess.run(["sha256sum", "-c", "--quiet", "CHECKSUMS.sha256"], cwd=empty,
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
     r = run_pof("build", DEMO / "manifest.csv", "--out", empty, "--quiet", "--workers", "1")
     assert r.returncode == 0 and "2 already in dataset" in r.stdout     # and so is a dataset
     published = tmp_path / "published"              # a dataset's files without its catalog
