@@ -82,18 +82,22 @@ def display_name(label: str) -> str:
 
 def collect(sources: list[str], provenance: dict[str, Any] | None = None) -> Iterator[Item]:
     """Items from each source in order. ``provenance`` (e.g. licence, legal_basis) applies to
-    every item that does not set its own. Raises PofError for a source that does not exist."""
+    every item that does not set its own. A source that does not exist, or a manifest that
+    cannot be read, comes as one item with its problem (reported; the other sources go on)."""
     base = {k: v for k, v in (provenance or {}).items() if v}
     for src in sources:
         p = Path(src)
         if p.is_dir():
             items = from_folder(p)
         elif p.suffix.lower() in (".csv", ".json") and p.is_file():
-            items = from_manifest(p)
+            try:
+                items = iter(list(from_manifest(p)))
+            except PofError as exc:
+                items = iter([Item(str(p), None, problem=str(exc).removeprefix(f"{p}: "))])
         elif p.is_file():
             items = iter([Item(str(p), None)])
         else:
-            raise PofError(f"{src}: no such file or folder")
+            items = iter([Item(str(src), None, problem="no such file or folder")])
         for item in items:
             item.provenance = {**base, **item.provenance}
             yield _labelled(item)

@@ -365,8 +365,14 @@ def test_loose_files_are_counted_with_the_reason(tmp_path):
     only = tmp_path / "only"
     only.mkdir()
     shutil.copy(DEMO / "probes" / "astronaut_eileen_collins.jpg", only)
-    r = run_pof("build", only, "--out", tmp_path / "ds2", "--quiet", "--workers", "1")
-    assert r.returncode == 4 and "1 skipped: no person label" in r.stdout     # every input failed
+    bad_manifest = tmp_path / "m.csv"
+    bad_manifest.write_text("file,who\nx.jpg,someone\n")
+    r = run_pof("build", only, tmp_path / "nope", bad_manifest, "--out", tmp_path / "ds2", "--quiet",
+                "--workers", "1")
+    assert r.returncode == 4, r.stderr          # every input failed, each with its reason
+    assert "1 skipped: no person label" in r.stdout and "2 error" in r.stdout
+    assert f"error: {tmp_path / 'nope'}: no such file or folder" in r.stderr
+    assert f"error: {bad_manifest}: needs a 'path' or 'url' column" in r.stderr
 
 
 def test_bad_person_labels_refused_per_row(tmp_path):
