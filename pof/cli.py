@@ -77,17 +77,15 @@ class _SettingOption(click.Option):
         from .settings import current
         env = f"POF_{self.setting.upper()}"
         try:
-            shown = f"{current(self.setting)}; from {env}" if env in os.environ else \
-                f"{current(self.setting)}; or set {env}"
+            shown = f"{current(self.setting)}; {'from' if env in os.environ else 'or set'} {env}"
         except PofError:
             shown = f"{env} is not valid"
         return record[0], f"{record[1]}  [default: {shown}]"
 
 
-def _setting(name: str, *param_decls: str, **attrs):
-    """A click option for setting ``name`` (``--name`` unless ``param_decls`` say otherwise)."""
-    decls = param_decls or (f"--{name.replace('_', '-')}",)
-    return click.option(*decls, name, cls=_SettingOption, setting=name, **attrs)
+def _setting(name: str, **attrs):
+    """A click option ``--NAME`` for setting ``name``."""
+    return click.option(f"--{name.replace('_', '-')}", name, cls=_SettingOption, setting=name, **attrs)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EXIT_HELP)
