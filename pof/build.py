@@ -22,8 +22,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .catalog import Catalog
-from .errors import PofError
+from .catalog import CATALOG_NAME, Catalog
+from .errors import DatasetError, PofError
 from .load import decode_image, read_bytes
 from .parallel import pipeline_map
 from .pipeline import Pipeline, job_runtime, pipeline_for
@@ -68,6 +68,16 @@ class BuildReport:
     added_faces: int = 0
     counts: Counter = field(default_factory=Counter)
     problems: list[tuple[str, str, str]] = field(default_factory=list)   # location, status, reason
+
+    @property
+    def failed(self) -> int:
+        """Sources not enrolled: errors, and skipped files."""
+        return sum(n for k, n in self.counts.items() if k == "error" or k.startswith("skipped"))
+
+    @property
+    def done(self) -> int:
+        """Sources dealt with: added, already there, faceless (recorded) or duplicates."""
+        return sum(self.counts.values()) - self.failed
 
 
 def _analyze(pipeline: Pipeline, item: Item, data: bytes, sha: str) -> Outcome:
@@ -136,6 +146,30 @@ def _pick_named_face(faces: list[Face], width: int, height: int) -> tuple[list[F
     return [big], "added", note
 
 
+def check_output_folder(out: Path) -> None:
+    """Refuse to build into ``out`` unless it is missing, empty, or a pof dataset with its
+    catalog: a build writes and replaces files such as metadata.json and images/, and must not
+    touch a user's own, nor a published dataset's."""
+    from .lock import LOCK_NAME
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DatasetError(f"{out}: not a folder; give --out a new or empty folder, or a pof dataset")
+    if (out / CATALOG_NAME).is_file():
+        return
+    if (out / "pof.json").is_file():
+        raise DatasetError(f"{out} holds a pof dataset's files but not its {CATALOG_NAME} (a "
+                           "published copy?), so a build would replace its tables with the new "
+                           "images alone: nothing was written. Build into the folder it was "
+                           "built in, or into a new one")
+    others = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise DatasetError(f"{out} holds files ({shown}) and is not a pof dataset (no "
+                           f"{CATALOG_NAME} or pof.json): nothing was written. Build into a new "
+                           "or empty folder, or into an existing pof dataset")
+
+
 def _read(item: Item) -> bytes:
     return fetch_url(item.location) if item.is_url else read_bytes(item.location)
 
@@ -150,6 +184,7 @@ class Builder:
                  **settings: Any) -> None:
         self.out = Path(out)
         self.engine = engine
+        settings = {k: v for k, v in settings.items() if v is not None}   # None: not given
         self.pipeline = self._pipeline_for(self.out, settings)
         self.runtime_asked = self.pipeline.settings["runtime"]
         self.model = self.pipeline.descriptor_key()     # tags every descriptor this build makes
@@ -166,7 +201,6 @@ class Builder:
         default changed (the descriptor backend, deblocking), the one it was built with, so
         that new photos can join it (settings given explicitly are kept; where other models
         differ, Catalog.bind_models refuses with its own message)."""
-        from .catalog import CATALOG_NAME
         if (out / CATALOG_NAME).is_file():
             try:
                 with Catalog(out) as cat:
@@ -183,11 +217,24 @@ class Builder:
         return job_runtime(self.runtime_asked, self.pipeline.settings["device"], count)
 
     def run(self, sources: list[str], provenance: dict[str, Any] | None = None,
-            progress: bool = True) -> BuildReport:
+            progress: bool = True, agreement: str | None = None) -> BuildReport:
+        """Enrol ``sources`` and rewrite the dataset's files (with ``agreement`` as
+        AGREEMENT.md where given). Holds the dataset's writer lock throughout (pof.lock):
+        raises DatasetBusy if another build is writing it, and DatasetError, before anything
+        is written, where ``out`` is a folder of other files."""
+        from .lock import writing
+        check_output_folder(self.out)
         items = list(collect(sources, provenance))
         # the worker processes get this setting with the others
         self.pipeline.settings["runtime"] = self.runtime_for(len(items))
         report = BuildReport()
+        with writing(self.out):
+            check_output_folder(self.out)      # again, now that no other build can be starting
+            self._build(items, report, progress, agreement)
+        return report
+
+    def _build(self, items: list[Item], report: BuildReport, progress: bool,
+               agreement: str | None) -> None:
         with Catalog(self.out, create=True) as cat:
             cat.bind_models(self.model)
             (self.out / "images").mkdir(exist_ok=True)
@@ -197,14 +244,17 @@ class Builder:
                 bar.update(1)
             bar.close()
             from .export import export
-            export(cat, self.pipeline)
-        return report
+            export(cat, self.pipeline, agreement)
 
     def _pending(self, cat: Catalog, items: list[Item], report: BuildReport,
                  bar: tqdm) -> Iterator[tuple[Item, bytes, str]]:
         """Read and hash each item in turn; yield those the catalog does not have yet."""
         seen: dict[str, str] = {}
         for item in items:
+            if item.problem:
+                self._problem(report, item.location, "skipped" if item.skipped else "error", item.problem)
+                bar.update(1)
+                continue
             try:
                 data = _read(item)
             except PofError as exc:
@@ -322,7 +372,8 @@ class Builder:
 
     @staticmethod
     def _problem(report: BuildReport, location: str, status: str, reason: str) -> None:
-        report.counts[status] += 1
+        # skips are counted by reason, so that the summary says why
+        report.counts[f"skipped: {reason}" if status == "skipped" else status] += 1
         report.problems.append((location, status, reason))
 
 

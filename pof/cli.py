@@ -12,12 +12,29 @@ import click
 from tqdm import tqdm
 
 from .errors import PofError
-from .settings import SETTINGS
+
+# exit statuses (README, "Exit status"); 75, a dataset busy, is pof.lock.EXIT_BUSY
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_ALL_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+_EXIT_HELP = """\b
+Exit status:
+  0    everything done
+  1    internal error (a bug: POF_DEBUG=1 shows the traceback)
+  2    usage or user error (bad arguments, missing dataset, a folder that is not a dataset)
+  3    some inputs failed, each reported; the rest was done
+  4    every input failed
+  75   the dataset is being written by another pof process; run again when it is done
+  130  interrupted (Ctrl-C); run the same command again to resume"""
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = EXIT_USAGE) -> None:
     click.echo(f"pof: {message}", err=True)
     sys.exit(code)
+
+
+def _finish(done: int, failed: int) -> None:
+    """Exit with the status of a run over many inputs: 0, 3 (some failed) or 4 (all did)."""
+    if failed:
+        sys.exit(EXIT_SOME_FAILED if done else EXIT_ALL_FAILED)
 
 
 def friendly(fn):
@@ -28,36 +45,69 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except PofError as exc:
-            _fail(str(exc))
+            _fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
         except KeyboardInterrupt:
-            _fail("interrupted; nothing committed was lost; run the same command again to resume", 130)
+            _fail("interrupted; nothing committed was lost; run the same command again to resume",
+                  EXIT_INTERRUPTED)
         except Exception as exc:  # noqa: BLE001
             if _disk_full(exc):
                 _fail(f"no space left on the disk ({exc}); free some and run the same command again "
                       "(a build resumes where it stopped; `pof fsck` checks a dataset)")
             if os.environ.get("POF_DEBUG"):
                 raise
-            _fail(f"internal error: {type(exc).__name__}: {exc} (POF_DEBUG=1 shows details)", 1)
+            _fail(f"internal error: {type(exc).__name__}: {exc} (POF_DEBUG=1 shows details)", EXIT_INTERNAL)
     return wrapper
 
 
-_HELP = {s.name: s.help for s in SETTINGS}
+class _SettingOption(click.Option):
+    """An option that sets one of pof's settings. It has no default of its own (None: not
+    given), so the value resolves in pof.settings: default < POF_<NAME> < the option. Its help
+    shows the value it takes when left out, from the environment where set there."""
+
+    def __init__(self, param_decls, setting: str, **attrs) -> None:
+        from .settings import get
+        decl = get(setting)
+        attrs.setdefault("help", decl.help)
+        if decl.choices and "type" not in attrs:
+            attrs["type"] = click.Choice(decl.choices)
+        super().__init__(param_decls, default=None, show_default=False, **attrs)
+        self.setting = setting
+
+    def get_help_record(self, ctx):
+        record = super().get_help_record(ctx)
+        if record is None:
+            return None
+        from .settings import current
+        env = f"POF_{self.setting.upper()}"
+        try:
+            shown = f"{current(self.setting)}; {'from' if env in os.environ else 'or set'} {env}"
+        except PofError:
+            shown = f"{env} is not valid"
+        return record[0], f"{record[1]}  [default: {shown}]"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _setting(name: str, **attrs):
+    """A click option ``--NAME`` for setting ``name``."""
+    return click.option(f"--{name.replace('_', '-')}", name, cls=_SettingOption, setting=name, **attrs)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EXIT_HELP)
 @click.version_option(package_name="pof")
 def main() -> None:
     """pof: build, search and publish a face dataset of public officials, for accountability
-    research. Every identification is a candidate with its error rate, never a verdict."""
+    research. Every identification is a candidate with its error rate, never a verdict.
+
+    Settings (see each option) come from pof's defaults, overridden by the environment
+    (POF_<NAME>, e.g. POF_DETECTOR=hog), overridden by the command line."""
     os.umask(0o077)     # what pof writes (photos, crops, records) is private to its owner
 
 
 @main.command()
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="dataset folder")
-@click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64), help=_HELP["workers"])
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]), help=_HELP["device"])
-@click.option("--detector", default="mtcnn", show_default=True, type=click.Choice(["mtcnn", "hog"]), help=_HELP["detector"])
+@_setting("workers", type=click.IntRange(0, 64))
+@_setting("device")
+@_setting("detector")
 @click.option("--licence", default="", help="licence or terms of the images, recorded with each")
 @click.option("--legal-basis", default="", help="legal basis for processing, recorded with each image")
 @click.option("--agreement", type=click.Path(dir_okay=False, exists=True), help="licence agreement text (Markdown) for AGREEMENT.md")
@@ -66,24 +116,25 @@ def main() -> None:
 def build(sources, out, workers, device, detector, licence, legal_basis, agreement, quiet) -> None:
     """Enrol images from SOURCES (PERSON/IMAGE folders, .csv/.json manifests, files) into OUT.
 
-    Building again into OUT adds only what is new; an interrupted build resumes."""
+    OUT is a new or empty folder, or a pof dataset: building again into it adds only what is
+    new, and an interrupted build resumes. One build at a time writes a dataset; a second
+    one stops at once (exit status 75)."""
     from .build import Builder
-    from .catalog import Catalog
-    from .export import export
+    from .settings import value
     engine = None
-    if device == "cuda":
+    if value("device", device) == "cuda":
         from .device import build_engine
         engine = build_engine()
     b = Builder(out, workers=workers, detector=detector, engine=engine,
                 device="cpu" if engine else device)
-    report = b.run(list(sources), {"licence": licence, "legal_basis": legal_basis}, progress=not quiet)
-    if agreement:
-        with Catalog(out) as cat:
-            export(cat, b.pipeline, Path(agreement).read_text(encoding="utf-8"))
+    text = Path(agreement).read_text(encoding="utf-8") if agreement else None
+    report = b.run(list(sources), {"licence": licence, "legal_basis": legal_basis},
+                   progress=not quiet, agreement=text)
     for loc, status, reason in report.problems:
         click.echo(f"{status}: {loc}: {reason}", err=True)
     summary = ", ".join(f"{n} {k}" for k, n in sorted(report.counts.items())) or "nothing to do"
     click.echo(f"built {out}: {report.added_faces} faces from {report.added_images} new images ({summary})")
+    _finish(report.done, report.failed)
 
 
 def _probe_workers(requested: int, n_images: int) -> int:
@@ -106,10 +157,10 @@ def _analyzed(pipeline, paths: list[str], workers: int):
 @main.command()
 @click.argument("dataset", type=click.Path(file_okay=False))
 @click.argument("images", nargs=-1, required=True)
-@click.option("--top", default=5, show_default=True, type=click.IntRange(1, 100), help=_HELP["top"])
-@click.option("--fpir", default=0.01, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True), help=_HELP["fpir"])
+@_setting("top", type=click.IntRange(1, 100))
+@_setting("fpir", type=click.FloatRange(0, 1, min_open=True, max_open=True))
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per image, one per line")
-@click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64), help=_HELP["workers"])
+@_setting("workers", type=click.IntRange(0, 64))
 @click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
               help="search only persons whose attribution matches, e.g. agency=NYPD; repeatable")
 @click.option("--same-person", is_flag=True,
@@ -118,12 +169,16 @@ def _analyzed(pipeline, paths: list[str], workers: int):
 def search(dataset, images, top, fpir, as_json, workers, where, same_person) -> None:
     """Search every face in IMAGES against DATASET: ranked candidates, open-set decision.
 
+    IMAGES are files or folders (every file inside, recursively, in name order, whatever its
+    extension); an unreadable or faceless one is reported and the rest go on.
     With --where the gallery is narrowed first (the threshold is then calibrated for the
     persons left, so the FPIR stays as stated). With --same-person the largest face of each
     image is taken as the same unknown person and one fused query is searched, judged by a
     rule calibrated for that many images (one result for all the images)."""
     from .pipeline import pipeline_for
     from .search import Gallery, Searcher, result_line
+    from .settings import value
+    top, fpir, workers = value("top", top), value("fpir", fpir), value("workers", workers)
     gallery = Gallery.load(dataset)
     if where:
         conditions: dict[str, list[str]] = {}
@@ -134,6 +189,7 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person) -> 
             conditions.setdefault(key.strip(), []).append(val.strip())
         gallery = gallery.filter(**conditions)
     pipeline = pipeline_for(gallery.descriptor_key)   # the descriptor backend it was built with
+    images, empty = _expand(images)
     pipeline.settle_runtime(len(images))
     from .calibrate import resolve_fusion
     index = None       # a subset (--where), or template fusion: the Searcher needs no saved index
@@ -143,23 +199,50 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person) -> 
     searcher = Searcher(gallery, target_fpir=fpir, index=index, fusion=pipeline.settings["fusion"],
                         min_interocular=pipeline.settings["min_interocular"],
                         max_blur=pipeline.settings["max_blur"])
+    for folder in empty:
+        if as_json:
+            click.echo(result_line(folder, [], "folder holds no files"))
+        else:
+            _print_search(folder, [], "folder holds no files")
     if same_person:
-        _search_same_person(searcher, pipeline, list(images), top, as_json, workers)
+        done, failed = _search_same_person(searcher, pipeline, images, top, as_json, workers)
+        _finish(done, failed + len(empty))
         return
     bar = tqdm(total=len(images), desc="search", unit="img", disable=len(images) < 5 or as_json)
-    for path, faces, error in _analyzed(pipeline, list(images), workers):
+    failed = len(empty)
+    for path, faces, error in _analyzed(pipeline, images, workers):
         bar.update(1)
+        failed += error is not None
         results = searcher.search(faces, top) if faces else []
         if as_json:
             click.echo(result_line(path, results, error))
         else:
             _print_search(path, results, error)
     bar.close()
+    _finish(len(images) + len(empty) - failed, failed)
+
+
+def _expand(inputs) -> tuple[list[str], list[str]]:
+    """Files to search: each input as given, or for a folder every file inside it,
+    recursively, in name order, whatever its extension (hidden ones left out); and the
+    folders that hold none. A missing path stays in, to be reported with its reason."""
+    paths, empty = [], []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+            paths += found
+            if not found:
+                empty.append(str(p))
+        else:
+            paths.append(str(item))
+    return paths, empty
 
 
 def _search_same_person(searcher, pipeline, images: list[str], top: int, as_json: bool,
-                        workers: int) -> None:
-    """--same-person: one fused query from the largest face of each image."""
+                        workers: int) -> tuple[int, int]:
+    """--same-person: one fused query from the largest face of each image. Returns how many
+    images were used and how many failed."""
     faces, used, problems = [], [], []
     for path, found, error in _analyzed(pipeline, images, workers):
         if error:
@@ -176,22 +259,24 @@ def _search_same_person(searcher, pipeline, images: list[str], top: int, as_json
         for item in result["left_out"]:
             item["image"] = used[item.pop("probe")]
     error = None if faces else "no face found in any of the images"
+    counts = len(used), len(images) - len(used)
     if as_json:
         click.echo(json.dumps({"images": images, "error": error, "notes": problems,
                                "faces": [result] if result else []}))
-        return
+        return counts
     for p in problems:
         click.echo(f"{p['image']}: {p['reason']}")
     if result is None:
         click.echo(f"pof: {error}")
-        return
+        return counts
     for item in result["left_out"]:
         click.echo(f"{item['image']}: left out: {item['reason']}")
     if result["decision"] == "quality_too_low":
         click.echo(f"not searched: {result['reason']}")
-        return
+        return counts
     click.echo(f"one person in {result['probes_used']} images: {_verdict(result)}")
     _print_candidates(result["candidates"])
+    return counts
 
 
 def _verdict(r: dict) -> str:
@@ -210,7 +295,7 @@ def _print_candidates(cands: list[dict]) -> None:
 
 def _print_search(path: str, results: list[dict], error: str | None) -> None:
     if error:
-        click.echo(f"{path}: {error}")
+        click.echo(error if error.startswith(f"{path}: ") else f"{path}: {error}")
         return
     for i, r in enumerate(results):
         x, y, w, h = r["box"]
@@ -239,14 +324,16 @@ def _verify_options(fn):
 @click.option("--root", type=click.Path(file_okay=False), default=".", help="folder the pair paths are relative to")
 @click.option("--fmr", default=1e-3, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="target false-match rate")
 @click.option("--json", "as_json", is_flag=True, help="JSON output, one object per pair")
-@click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64), help=_HELP["workers"])
+@_setting("workers", type=click.IntRange(0, 64))
 @_verify_options
 @friendly
 def verify(images, pairs, root, fmr, as_json, workers, face, mirror) -> None:
     """Are IMAGE_A and IMAGE_B the same person? Or every pair in --pairs."""
     from .parallel import pipeline_map
     from .pipeline import Pipeline
+    from .settings import value
     from .verify import Verifier, subject_or_error
+    workers = value("workers", workers)
     if pairs:
         todo = _read_pairs(Path(pairs), Path(root))
     elif len(images) == 2:
@@ -265,10 +352,12 @@ def verify(images, pairs, root, fmr, as_json, workers, face, mirror) -> None:
         face_of[path] = result
         bar.update(1)
     bar.close()
+    failed = 0
     for shown_x, shown_y, px, py in todo:
         (fa, ea), (fb, eb) = face_of[px], face_of[py]
         out = {"file_x": shown_x, "file_y": shown_y}
         out.update({"error": ea or eb} if (ea or eb) else verifier.compare(fa, fb))
+        failed += "error" in out
         if as_json:
             click.echo(json.dumps(out))
         elif "error" in out:
@@ -283,6 +372,7 @@ def verify(images, pairs, root, fmr, as_json, workers, face, mirror) -> None:
                     click.echo(f"  {shown}: {out[f'faces_{side}']} faces; compared the {face} one at "
                                f"({x:.0f}, {y:.0f}, {w:.0f} x {h:.0f}). If another was meant, crop "
                                f"the photo to that person" + ("" if face == "center" else " or try --face center"))
+    _finish(len(todo) - failed, failed)
 
 
 def _read_pairs(pairs: Path, root: Path) -> list[tuple[str, str, str, str]]:
@@ -306,7 +396,7 @@ def _eval_common(fn):
     fn = click.option("--by", default=None, help="also give figures per value of this column")(fn)
     fn = click.option("--out", type=click.Path(file_okay=False), default="pof-eval", show_default=True, help="where figures and pictures go")(fn)
     fn = click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")(fn)
-    fn = click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64), help=_HELP["workers"])(fn)
+    fn = _setting("workers", type=click.IntRange(0, 64))(fn)
     return fn
 
 
@@ -330,6 +420,8 @@ def eval_pairs(pairs, root, by, out, as_json, workers, face, mirror) -> None:
     fold, e.g. LFW's ten sets, for the 10-fold accuracy): accuracy, ROC AUC, EER, TAR at FAR
     1e-2/1e-3/1e-4; ROC and DET curves as PNG."""
     from .evalrun import read_rows, run_pairs
+    from .settings import value
+    workers = value("workers", workers)
     n = len({p for r in read_rows(Path(pairs), {"file_x", "file_y"}) for p in (r["file_x"], r["file_y"])})
     with tqdm(total=n, desc="eval", unit="img", disable=as_json) as bar:
         result = run_pairs(Path(pairs), Path(root), Path(out), by, _probe_workers(workers, n),
@@ -340,7 +432,7 @@ def eval_pairs(pairs, root, by, out, as_json, workers, face, mirror) -> None:
 @eval_group.command(name="ident")
 @click.argument("manifest", type=click.Path(dir_okay=False, exists=True))
 @_eval_common
-@click.option("--fpir", default=0.01, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True), help=_HELP["fpir"])
+@_setting("fpir", type=click.FloatRange(0, 1, min_open=True, max_open=True))
 @click.option("--face", type=click.Choice(["largest", "center"]), default="largest", show_default=True,
               help="which face of each image is the labelled person: the largest, or the one nearest the centre (LFW-style sets)")
 @friendly
@@ -349,6 +441,8 @@ def eval_ident(manifest, root, by, out, as_json, workers, fpir, face) -> None:
     probe): rank-1/5, FNIR at FPIR 1%/5%, DIR and FPIR at pof's threshold, fail-to-detect;
     CMC and FNIR-FPIR curves as PNG."""
     from .evalrun import read_rows, run_ident
+    from .settings import value
+    workers, fpir = value("workers", workers), value("fpir", fpir)
     n = len({r["path"] for r in read_rows(Path(manifest), {"path", "person", "role"})})
     with tqdm(total=n, desc="eval", unit="img", disable=as_json) as bar:
         result = run_ident(Path(manifest), Path(root), Path(out), by, _probe_workers(workers, n),
@@ -369,11 +463,12 @@ def redact(images, out, method, strength, margin, keep, no_check) -> None:
     """Blur or pixelate every face in IMAGES; copies go to OUT, without metadata."""
     from .pipeline import Pipeline
     from .redact import output_path, redact_file
-    pipeline, taken, missed = Pipeline(), set(), 0
+    pipeline, taken, missed, failed = Pipeline(), set(), 0, 0
     for src in tqdm(images, desc="redact", unit="img", disable=len(images) < 5):
         dest = output_path(Path(out), Path(src), taken)
         r = redact_file(pipeline, Path(src), dest, method, strength, margin, tuple(keep), not no_check)
         if r.error:
+            failed += 1
             click.echo(f"error: {src}: {r.error}", err=True)
             continue
         kept = f", kept face(s) {', '.join(map(str, r.kept))}" if r.kept else ""
@@ -384,8 +479,8 @@ def redact(images, out, method, strength, margin, keep, no_check) -> None:
             missed += 1
             click.echo(f"WARNING: {r.output}: the detector still finds {r.still_found} face(s); "
                        "raise --strength or --margin", err=True)
-    if missed:
-        sys.exit(3)
+    # a copy in which a face is still found failed, as an unreadable input did
+    _finish(len(images) - failed - missed, failed + missed)
 
 
 @main.command()
@@ -407,8 +502,8 @@ def report(dataset, out, images, sample, all_images, per_sheet, quiet) -> None:
                f"{len(r.files)} files in {r.out}; open {r.out / 'index.html'}")
     if r.problems:
         click.echo(f"{len(r.problems)} problem(s): listed above and in index.html", err=True)
-    if r.faces_left:
-        sys.exit(3)
+    if r.faces_left or r.problems:
+        sys.exit(EXIT_SOME_FAILED)
 
 
 @main.command()
@@ -636,7 +731,7 @@ def audit_show(dataset, limit) -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="folder for groups and clusters.json")
 @click.option("--fmr", default=1e-3, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="false-match rate of a link between two faces (sets the linkage threshold)")
-@click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64), help=_HELP["workers"])
+@_setting("workers", type=click.IntRange(0, 64))
 @friendly
 def cluster(inputs, out, fmr, workers) -> None:
     """Group the faces in IMAGE_OR_DIR... into unknown persons (one folder per group in OUT).
@@ -645,6 +740,8 @@ def cluster(inputs, out, fmr, workers) -> None:
     threshold at --fmr (from pof's reference impostor scores). Look-alikes can merge and one
     person can split: groups are leads for a person to check."""
     from .cluster import cluster_files, expand_inputs, write_groups
+    from .settings import value
+    workers = value("workers", workers)
     paths, problems = expand_inputs(list(inputs))
     result = cluster_files(paths, fmr=fmr, workers=_probe_workers(workers, len(paths)))
     write_groups(result, Path(out))
@@ -652,6 +749,7 @@ def cluster(inputs, out, fmr, workers) -> None:
         click.echo(f"error: {path}: {reason}", err=True)
     click.echo(f"{len(result.faces)} faces in {len(paths)} images -> {result.n_groups} groups "
                f"(link threshold {result.threshold:.3f} at FMR {fmr:g}) in {out}")
+    _finish(len(paths) - len(result.problems), len(problems) + len(result.problems))
 
 
 @main.command()

@@ -20,7 +20,8 @@ def run_demo(out: Path) -> None:
 
     click.echo(f"1. Building a dataset from {DEMO / 'manifest.csv'} into {out}/ ...")
     report = Builder(out).run([str(DEMO / "manifest.csv")], progress=True)
-    click.echo(f"   {report.added_faces} new faces; dataset files: {', '.join(sorted(p.name for p in out.iterdir()))}")
+    click.echo(f"   {report.added_faces} new faces; dataset files: "
+               f"{', '.join(sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))}")
     searcher = Searcher(Gallery.load(out))
     cal = searcher.calibration
     click.echo(f"2. Decision threshold {cal.threshold:.3f} for FPIR <= {cal.target_fpir:.0%} "

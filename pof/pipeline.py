@@ -20,7 +20,7 @@ from .embed.dlib_resnet import CHIP_PADDING, CHIP_SIZE
 from .landmarks import DlibLandmarks
 from .load import LoadedImage, load_image
 from .record import Face
-from .settings import check, defaults
+from .settings import resolve
 
 # from this many images up, a CPU job (build, search, verify, eval) runs the detector and
 # MobileFaceNet with OpenVINO where runtime=auto: it saves about 17 ms a 1024 x 768 photo and
@@ -50,9 +50,7 @@ class Pipeline:
     """
 
     def __init__(self, **settings: Any) -> None:
-        self.settings = defaults()
-        for k, v in settings.items():
-            self.settings[k] = check(k, v)
+        self.settings = resolve(settings)
         self._detector = None
         self._landmarks = None
         self._embedder = None
@@ -207,9 +205,9 @@ def pipeline_for(descriptor_key: str, **settings: Any) -> Pipeline:
     built = dict(part.split("=", 1) for part in descriptor_key.split("|") if "=" in part)
     name = built.get("embedder", "").split("/", 1)[0]
     changes: dict[str, Any] = {}
-    if name in embed.EMBEDDERS and "embedder" not in settings:
+    if name in embed.EMBEDDERS and settings.get("embedder") is None:
         changes["embedder"] = name
-    if "deblock" not in settings:     # built before deblocking existed, or with it off
+    if settings.get("deblock") is None:     # built before deblocking existed, or with it off
         changes["deblock"] = "on" if "restoration" in built else "off"
     if changes:
         other = Pipeline(**{**settings, **changes})

@@ -24,12 +24,12 @@ from .record import Face
 EVIDENCE = 3
 # Quality gate, measured on the core bench (plain probes shrunk step by step): with the eyes
 # 14 px apart DIR at FPIR 1% is 0.94, at 10 px 0.68, at 8 px 0.28, at 6 px rank-1 falls to
-# 0.82 and DIR to 0.03. Under 8 px a face is answered "quality_too_low" rather than searched.
-MIN_INTEROCULAR = 8.0
+# 0.82 and DIR to 0.03. Under 8 px a face is answered "quality_too_low" rather than searched
+# (setting min_interocular).
 # Blur gate (bench/blur_sweep.py, plain probes blurred step by step): rank-1 is 0.95 or more
 # while pof's blur measure stays under 0.9, 0.81 between 0.9 and 0.95, 0.44 above; DIR at
-# FPIR 1% is already near 0 from 0.85. Over 0.9 a face is answered "quality_too_low".
-MAX_BLUR = 0.9
+# FPIR 1% is already near 0 from 0.85. Over 0.9 a face is answered "quality_too_low" (setting
+# max_blur).
 NEIGHBOURS = 200      # images an approximate index returns per query before fusion
 
 
@@ -168,12 +168,15 @@ class Searcher:
     below: see calibrate.resolve_fusion); ``target_fpir``: the decision rule's
     false-positive identification rate."""
 
-    def __init__(self, gallery: Gallery, target_fpir: float = 0.01, fusion: str = "auto",
-                 index: Index | None = None, min_interocular: float = MIN_INTEROCULAR,
-                 max_blur: float = MAX_BLUR) -> None:
+    def __init__(self, gallery: Gallery, target_fpir: float | None = None, fusion: str | None = None,
+                 index: Index | None = None, min_interocular: float | None = None,
+                 max_blur: float | None = None) -> None:
+        from .settings import value
+        target_fpir = value("fpir", target_fpir)       # None: the setting (environment, default)
+        fusion = value("fusion", fusion)
         self.gallery = gallery
-        self.min_interocular = min_interocular
-        self.max_blur = max_blur
+        self.min_interocular = value("min_interocular", min_interocular)
+        self.max_blur = value("max_blur", max_blur)
         if fusion not in FUSIONS:
             raise SettingError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
         self.fusion = resolve_fusion(fusion, len(gallery.labels))
@@ -211,10 +214,13 @@ class Searcher:
             return np.asarray(queries, np.float32) @ self.templates.T
         return fuse_by_person(self.image_scores(queries), self.gallery.starts, self.fusion)
 
-    def search(self, faces: list[Face], top: int = 5) -> list[dict]:
-        """One result dict per face, as in SPEC §4 (``faces`` entries)."""
+    def search(self, faces: list[Face], top: int | None = None) -> list[dict]:
+        """One result dict per face, as in SPEC §4 (``faces`` entries); ``top`` candidates
+        each (None: the ``top`` setting)."""
         if not faces:
             return []
+        from .settings import value
+        top = value("top", top)
         q = np.stack([f.descriptor for f in faces])
         fused = self.fused(q)
         return [self._result(f, fused[i], top) for i, f in enumerate(faces)]
@@ -237,7 +243,7 @@ class Searcher:
             self._template_calibrations[k] = cal
         return self._template_calibrations[k]
 
-    def search_same_person(self, faces: list[Face], top: int = 5) -> dict:
+    def search_same_person(self, faces: list[Face], top: int | None = None) -> dict:
         """One result for several faces known to be one person (photos or video frames of one
         unknown face): their descriptors are averaged into one query (calibrate.template) and
         judged by the rule calibrated for that many images. Faces under the quality gates are
@@ -250,6 +256,8 @@ class Searcher:
         if not usable:
             return {**fields, "decision": "quality_too_low", "candidates": [],
                     "reason": "no probe face passes the quality gates"}
+        from .settings import value
+        top = value("top", top)
         q = template(np.stack([f.descriptor for f in usable]))
         cal = self.template_calibration(len(usable))
         out = self._ranked(q, self.fused(q[None])[0], top, cal)

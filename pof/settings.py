@@ -1,7 +1,8 @@
 """Every setting pof has, declared once: name, default, help.
 
-The command line checks values against this table; the environment is read here only
-(``POF_<NAME>`` overrides a default, e.g. ``POF_DETECTOR=hog``).
+Values are resolved in one place, ``resolve``: the default, overridden by the environment
+(``POF_<NAME>``, e.g. ``POF_DETECTOR=hog``), overridden by what a caller gives (a command-line
+option, a keyword argument). The environment is read here only.
 """
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_blur", 0.9, "blur measure (0 sharp .. 1) over which a probe face is not searched (quality too low)"),
     Setting("top", 5, "number of candidates a search returns per face"),
     Setting("fusion", "auto", "how a person's gallery images make their score: template (mean descriptor), max (best image), mean2, or auto (template from 20 persons, max below)", ("auto", "template", "max", "mean2")),
-    Setting("workers", 0, "worker processes for a build (0: one per CPU core)"),
+    Setting("workers", 0, "worker processes (0: one per CPU core for a build; for search, verify, "
+            "eval and cluster as many as the images make worth starting)"),
     Setting("device", "cpu", "where models run", ("cpu", "cuda")),
     Setting("runtime", "auto", "what runs the face detector's networks and MobileFaceNet on the "
             "CPU: openvino or onnxruntime; auto: openvino for pof serve and for jobs of 100 "
@@ -56,11 +58,42 @@ _BY_NAME = {s.name: s for s in SETTINGS}
 
 def defaults() -> dict[str, Any]:
     """Return every setting's value: the default, overridden by ``POF_<NAME>`` if set."""
-    out: dict[str, Any] = {}
-    for s in SETTINGS:
-        raw = os.environ.get(f"POF_{s.name.upper()}")
-        out[s.name] = s.default if raw is None else check(s.name, raw)
+    return {s.name: current(s.name) for s in SETTINGS}
+
+
+def resolve(given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every setting's value: default < ``POF_<NAME>`` < ``given`` (entries that are None are
+    not given, as a command-line option left out). Raises SettingError for a bad value."""
+    out = defaults()
+    for k, v in (given or {}).items():
+        if v is not None:
+            out[k] = check(k, v)
     return out
+
+
+def value(name: str, given: Any = None) -> Any:
+    """One setting resolved: ``given`` unless None, else ``POF_<NAME>``, else the default."""
+    if given is not None:
+        return check(name, given)
+    return current(name)
+
+
+def current(name: str) -> Any:
+    """Setting ``name`` from the environment, else its default (no value given)."""
+    if name not in _BY_NAME:
+        raise SettingError(f"unknown setting {name!r}; known: {', '.join(_BY_NAME)}")
+    raw = os.environ.get(f"POF_{name.upper()}")
+    if raw is None:
+        return _BY_NAME[name].default
+    try:
+        return check(name, raw)
+    except SettingError as exc:
+        raise SettingError(f"POF_{name.upper()} in the environment: {exc}") from None
+
+
+def get(name: str) -> Setting:
+    """The declaration of setting ``name``."""
+    return _BY_NAME[name]
 
 
 def check(name: str, value: Any) -> Any:
@@ -76,8 +109,8 @@ def check(name: str, value: Any) -> Any:
         raise SettingError(f"setting {name} must be one of {', '.join(s.choices)}, got {value!r}")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
         raise SettingError(f"setting {name} must not be negative, got {value!r}")
-    if name == "gpu_batch" and value < 1:
-        raise SettingError(f"setting gpu_batch must be at least 1, got {value!r}")
+    if name in ("gpu_batch", "top") and value < 1:
+        raise SettingError(f"setting {name} must be at least 1, got {value!r}")
     if name == "fpir" and not 0 < value < 1:
         raise SettingError(f"setting fpir must be between 0 and 1 (e.g. 0.01), got {value!r}")
     return value

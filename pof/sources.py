@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import unicodedata
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,9 @@ PROVENANCE_COLUMNS = ("source_url", "document", "date", "licence", "license", "l
 # Manifest columns with a fixed meaning; every other column is person attribution.
 RESERVED_COLUMNS = ("path", "url", "person", "name", "role", "condition") + PROVENANCE_COLUMNS
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
+MAX_LABEL_CHARS = 200
+# why a file lying directly in a source folder is not enrolled
+NO_LABEL = "no person label (put files in PERSON/ folders or list them in a manifest)"
 
 
 @dataclass
@@ -33,10 +37,42 @@ class Item:
     name: str | None = None             # display name, if the source gave one
     provenance: dict[str, Any] = field(default_factory=dict)
     attribution: dict[str, Any] = field(default_factory=dict)
+    problem: str | None = None          # why it cannot be enrolled (reported, the rest goes on)
+    skipped: bool = False               # a problem that is a skip (no label), not an error
 
     @property
     def is_url(self) -> bool:
         return self.location.startswith(("http://", "https://"))
+
+
+def check_label(label: Any) -> str:
+    """``label`` if it can name a person, else raise PofError saying why. A label names a
+    folder of the dataset's gallery and a row in its tables, so it must be non-empty text of
+    at most MAX_LABEL_CHARS characters without path separators (``/``, ``\\``), ``..`` or
+    control characters."""
+    if not isinstance(label, str):
+        raise PofError(f"person label {label!r} refused: it must be text")
+    shown = repr(label if len(label) <= 60 else label[:57] + "...")
+    if not label.strip():
+        raise PofError("person label refused: it is empty")
+    if len(label) > MAX_LABEL_CHARS:
+        raise PofError(f"person label {shown} refused: longer than {MAX_LABEL_CHARS} characters")
+    for bad, what in (("/", "'/'"), ("\\", "'\\'"), ("..", "'..'")):
+        if bad in label:
+            raise PofError(f"person label {shown} refused: it contains {what}")
+    if any(unicodedata.category(c) == "Cc" for c in label):
+        raise PofError(f"person label {shown} refused: it contains a control character")
+    return label
+
+
+def _labelled(item: Item) -> Item:
+    """``item`` with its label checked: a bad one becomes the item's problem."""
+    if item.person is not None:
+        try:
+            check_label(item.person)
+        except PofError as exc:
+            item.problem = str(exc)
+    return item
 
 
 def display_name(label: str) -> str:
@@ -46,26 +82,34 @@ def display_name(label: str) -> str:
 
 def collect(sources: list[str], provenance: dict[str, Any] | None = None) -> Iterator[Item]:
     """Items from each source in order. ``provenance`` (e.g. licence, legal_basis) applies to
-    every item that does not set its own. Raises PofError for a source that does not exist."""
+    every item that does not set its own. A source that does not exist, or a manifest that
+    cannot be read, comes as one item with its problem (reported; the other sources go on)."""
     base = {k: v for k, v in (provenance or {}).items() if v}
     for src in sources:
         p = Path(src)
         if p.is_dir():
             items = from_folder(p)
         elif p.suffix.lower() in (".csv", ".json") and p.is_file():
-            items = from_manifest(p)
+            try:
+                items = iter(list(from_manifest(p)))
+            except PofError as exc:
+                items = iter([Item(str(p), None, problem=str(exc).removeprefix(f"{p}: "))])
         elif p.is_file():
             items = iter([Item(str(p), None)])
         else:
-            raise PofError(f"{src}: no such file or folder")
+            items = iter([Item(str(src), None, problem="no such file or folder")])
         for item in items:
             item.provenance = {**base, **item.provenance}
-            yield item
+            yield _labelled(item)
 
 
 def from_folder(folder: Path) -> Iterator[Item]:
-    """``folder/PERSON/IMAGE``: the sub-folder name is the person label. Hidden files and
-    files directly in ``folder`` are skipped. Any file is tried, whatever its extension."""
+    """``folder/PERSON/IMAGE``: the sub-folder name is the person label. Hidden files are
+    left out; files directly in ``folder`` come as skipped items (NO_LABEL). Any file is tried,
+    whatever its extension."""
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and not f.name.startswith("."):
+            yield Item(str(f), None, problem=NO_LABEL, skipped=True)
     for person_dir in sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")):
         for f in sorted(person_dir.rglob("*")):
             if f.is_file() and not f.name.startswith("."):
@@ -98,7 +142,8 @@ def from_manifest(manifest: Path) -> Iterator[Item]:
         loc = row.get("path") or row.get("url") or ""
         if loc and not loc.startswith(("http://", "https://")) and not Path(loc).is_absolute():
             loc = str(manifest.parent / loc)
-        person = row.get("person") or None
+        person = row.get("person")
+        person = None if person is None or person == "" else person if isinstance(person, str) else str(person)
         prov = {k: row[k] for k in PROVENANCE_COLUMNS if row.get(k)}
         if row.get("url"):
             prov.setdefault("source_url", row["url"])

@@ -110,7 +110,7 @@ def test_bad_inputs_reported_per_file(tmp_path):
     noise_image(src / "noise.png")
     Image.open(YALE / "subject01.glasses").convert("CMYK").save(src / "cmyk.tif")
     r = run_pof("build", tmp_path / "src", "--out", tmp_path / "ds", "--quiet")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 3, r.stderr          # some inputs failed, the rest was built
     assert "Traceback" not in r.stderr
     assert "not an image" in r.stderr and "noise.png: no face found" in r.stderr
     assert "cut.gif" in r.stderr
@@ -270,3 +270,138 @@ def test_a_named_photo_fills_only_the_face_it_enrols(tmp_path, pipeline, monkeyp
     fitted.clear()
     unnamed = _analyze(pipeline, Item(str(path), None), data, "sha")
     assert len(unnamed.faces) == 2 and len(fitted) == 2
+
+
+def test_build_refuses_a_folder_of_other_files(tmp_path):
+    """A folder that is not a pof dataset is left as it was: nothing replaced, nothing added."""
+    docs = tmp_path / "mydocs"
+    docs.mkdir()
+    (docs / "metadata.json").write_text('{"mine": true}\n')
+    r = run_pof("build", DEMO / "manifest.csv", "--out", docs, "--quiet", "--workers", "1")
+    assert r.returncode == 2, r.stderr
+    assert "not a pof dataset" in r.stderr and "metadata.json" in r.stderr and "Traceback" not in r.stderr
+    assert sorted(p.name for p in docs.iterdir()) == ["metadata.json"]
+    assert (docs / "metadata.json").read_text() == '{"mine": true}\n'
+    empty = tmp_path / "empty"                 # an empty folder is fine
+    empty.mkdir()
+    terms = tmp_path / "terms.md"
+    terms.write_text("# Our terms\n\nResearch use only.\n")
+    r = run_pof("build", DEMO / "manifest.csv", "--out", empty, "--quiet", "--workers", "1",
+                "--agreement", terms)
+    assert r.returncode == 0, r.stderr
+    assert "Research use only." in (empty / "AGREEMENT.md").read_text()
+    check = subprocess.run(["sha256sum", "-c", "--quiet", "CHECKSUMS.sha256"], cwd=empty,
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    r = run_pof("build", DEMO / "manifest.csv", "--out", empty, "--quiet", "--workers", "1")
+    assert r.returncode == 0 and "2 already in dataset" in r.stdout     # and so is a dataset
+    published = tmp_path / "published"              # a dataset's files without its catalog
+    shutil.copytree(empty, published, ignore=shutil.ignore_patterns("catalog.sqlite*", ".pof.lock"))
+    before = (published / "metadata.json").read_bytes()
+    r = run_pof("build", gallery_dir_one(tmp_path), "--out", published, "--quiet", "--workers", "1")
+    assert r.returncode == 2 and "published copy" in r.stderr, r.stderr
+    assert (published / "metadata.json").read_bytes() == before
+    assert not (published / "catalog.sqlite").exists()
+
+
+def gallery_dir_one(tmp_path: Path) -> Path:
+    """A PERSON/IMAGE folder of one Yale photo."""
+    src = tmp_path / "one"
+    (src / "subject04").mkdir(parents=True, exist_ok=True)
+    shutil.copy(YALE / "subject04.normal", src / "subject04" / "a")
+    return src
+
+
+def test_one_writer_at_a_time(tmp_path):
+    """While one process holds a dataset's writer lock a build stops at once (exit 75) and
+    names it; a search is not blocked; a lock file left by a dead process is taken over."""
+    import os
+
+    from pof.lock import LOCK_NAME, writing
+    ds = tmp_path / "ds"
+    with writing(ds):
+        assert (ds / LOCK_NAME).read_text().strip() == str(os.getpid())
+        r = run_pof("build", DEMO / "manifest.csv", "--out", ds, "--quiet", "--workers", "1")
+        assert r.returncode == 75, r.stderr
+        assert f"{ds} is being built by PID {os.getpid()}; wait for it to finish" in r.stderr
+        assert "Traceback" not in r.stderr and not (ds / "catalog.sqlite").exists()
+    (ds / LOCK_NAME).write_text("999999999\n")        # left behind by a process that died
+    r = run_pof("build", DEMO / "manifest.csv", "--out", ds, "--quiet", "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    with writing(ds):
+        r = run_pof("search", ds, DEMO / "probes" / "obama_joint_session_2009.jpg", "--json")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["faces"][0]["candidates"][0]["person"] == "Barack_Obama"
+
+
+def test_two_builds_at_once_one_waits_its_turn(tmp_path, gallery_dir):
+    """Two real builds into one dataset at the same moment: whichever comes second is told
+    the dataset is busy (75) or, if the first was already done, adds nothing; never a crash."""
+    import sys
+    ds = tmp_path / "ds"
+    cmd = [sys.executable, "-m", "pof", "build", str(gallery_dir), "--out", str(ds), "--quiet",
+           "--workers", "1"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes in ([0, 0], [0, 75]), results
+    assert not any("internal error" in err or "Traceback" in err for _, err in results)
+    with Catalog(ds) as cat:
+        assert cat.counts()["images"] == 6
+
+
+def test_loose_files_are_counted_with_the_reason(tmp_path):
+    src = tmp_path / "src"
+    (src / "Barack_Obama").mkdir(parents=True)
+    shutil.copy(DEMO / "gallery" / "obama_official_portrait_2012.jpg", src / "Barack_Obama")
+    shutil.copy(DEMO / "gallery" / "biden_blue_room_2010.jpg", src)
+    shutil.copy(DEMO / "probes" / "astronaut_eileen_collins.jpg", src)
+    r = run_pof("build", src, "--out", tmp_path / "ds", "--quiet", "--workers", "1")
+    assert r.returncode == 3, r.stderr
+    assert ("2 skipped: no person label (put files in PERSON/ folders or list them in a manifest)"
+            in r.stdout), r.stdout
+    assert "skipped: " + str(src / "biden_blue_room_2010.jpg") in r.stderr
+    assert "1 faces from 1 new images" in r.stdout
+    only = tmp_path / "only"
+    only.mkdir()
+    shutil.copy(DEMO / "probes" / "astronaut_eileen_collins.jpg", only)
+    bad_manifest = tmp_path / "m.csv"
+    bad_manifest.write_text("file,who\nx.jpg,someone\n")
+    r = run_pof("build", only, tmp_path / "nope", bad_manifest, "--out", tmp_path / "ds2", "--quiet",
+                "--workers", "1")
+    assert r.returncode == 4, r.stderr          # every input failed, each with its reason
+    assert "1 skipped: no person label" in r.stdout and "2 error" in r.stdout
+    assert f"error: {tmp_path / 'nope'}: no such file or folder" in r.stderr
+    assert f"error: {bad_manifest}: needs a 'path' or 'url' column" in r.stderr
+
+
+def test_bad_person_labels_refused_per_row(tmp_path):
+    gallery = DEMO / "gallery"
+    rows = [("obama_official_portrait_2012.jpg", "Barack_Obama"), ("biden_blue_room_2010.jpg", "../../etc"),
+            ("biden_blue_room_2010.jpg", "agency/Joe"), ("biden_blue_room_2010.jpg", "Joe\\Biden"),
+            ("biden_blue_room_2010.jpg", "Joe\x07Biden"), ("biden_blue_room_2010.jpg", "J" * 201)]
+    man = tmp_path / "m.json"
+    man.write_text(json.dumps([{"path": str(gallery / f), "person": p} for f, p in rows]))
+    r = run_pof("build", man, "--out", tmp_path / "ds", "--quiet", "--workers", "1")
+    assert r.returncode == 3, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 5 and "Traceback" not in r.stderr
+    for why in ("contains '/'", "contains '\\'", "control character", "longer than 200"):
+        assert any(why in e for e in errors), why
+    assert "1 added, 5 error" in r.stdout
+    ids = json.loads((tmp_path / "ds" / "identities.json").read_text())
+    assert [p["person"] for p in ids] == ["Barack_Obama"]
+
+
+@pytest.mark.parametrize("label", ["", "  ", "..", "a/b", "a\\b", "a..b", "tab\there", "x" * 201, None, 5])
+def test_check_label_refuses(label):
+    from pof.errors import PofError
+    from pof.sources import check_label
+    with pytest.raises(PofError, match="person label"):
+        check_label(label)
+
+
+def test_check_label_accepts_names():
+    from pof.sources import check_label
+    for label in ("Barack_Obama", "José María Aznar", "O'Brien, P. (badge 4411)", "x" * 200):
+        assert check_label(label) == label

@@ -16,7 +16,7 @@ def test_search_json_contract(built, tmp_path):
     noise = noise_image(tmp_path / "noise.png")
     probes = [YALE / "subject02.glasses", bad, noise, YALE / "subject04.normal"]
     r = run_pof("search", built, *probes, "--json", "--top", "3")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 3, r.stderr          # some inputs failed, the rest was done
     res = _lines(r.stdout)
     assert [x["image"] for x in res] == [str(p) for p in probes]
     hit = res[0]
@@ -70,7 +70,7 @@ def test_verify_pair_and_pairs_file(tmp_path):
     pairs.write_text("file_x,file_y,Decision\nsubject01.normal,subject01.glasses,Yes\n"
                      "subject01.normal,subject02.normal,No\nsubject01.normal,missing.png,No\n")
     r = run_pof("verify", "--pairs", pairs, "--root", YALE, "--json")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 3, r.stderr          # one pair has a missing file
     res = _lines(r.stdout)
     assert [x["file_y"] for x in res] == ["subject01.glasses", "subject02.normal", "missing.png"]
     assert res[0]["same"] is True and res[1]["same"] is False
@@ -151,7 +151,7 @@ def test_search_same_person_fuses_one_query(built, tmp_path):
     bad.write_text("not an image")
     r = run_pof("search", built, YALE / "subject02.glasses", bad, YALE / "subject02.normal",
                 "--same-person", "--json")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 3, r.stderr          # one image unreadable
     (line,) = _lines(r.stdout)                   # one result for the whole group
     assert line["error"] is None and len(line["images"]) == 3
     assert [n["image"] for n in line["notes"]] == [str(bad)]
@@ -193,3 +193,100 @@ def test_dataset_built_with_other_detector_is_refused_clearly(built, monkeypatch
     r = run_pof("search", built, YALE / "subject02.glasses")
     assert r.returncode != 0
     assert "built with other models" in r.stderr and "Traceback" not in r.stderr
+
+
+# --- exit statuses, folders as search input, settings from the environment -----------------
+
+def test_every_input_failed_exits_4(built, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    r = run_pof("search", built, bad, tmp_path / "missing.jpg")
+    assert r.returncode == 4, r.stderr
+    assert "not an image" in r.stdout and "missing.jpg: no such file" in r.stdout
+    r = run_pof("search", built, bad, "--same-person")
+    assert r.returncode == 4, r.stderr
+    r = run_pof("verify", bad, YALE / "subject01.normal")
+    assert r.returncode == 4 and "not an image" in r.stdout, r.stderr
+    r = run_pof("redact", bad, tmp_path / "missing.jpg", "--out", tmp_path / "red")
+    assert r.returncode == 4 and "bad.jpg" in r.stderr, r.stderr
+    r = run_pof("cluster", bad, "--out", tmp_path / "cl")
+    assert r.returncode == 4 and "bad.jpg" in r.stderr, r.stderr
+
+
+def test_exit_statuses_in_help():
+    r = run_pof("--help")
+    assert r.returncode == 0
+    for line in ("0    everything done", "3    some inputs failed", "4    every input failed",
+                 "75   the dataset is being written", "130  interrupted"):
+        assert line in r.stdout, line
+
+
+def test_search_takes_folders(built, tmp_path):
+    """Every file inside a folder, recursively, in name order, whatever its extension; an
+    unreadable one is reported with its reason and the others are searched."""
+    import shutil
+    probes = tmp_path / "probes"
+    (probes / "b").mkdir(parents=True)
+    shutil.copy(YALE / "subject02.glasses", probes / "b" / "second")
+    shutil.copy(YALE / "subject03.glasses", probes / "a.photo")
+    (probes / "c.jpg").write_text("not an image")
+    (probes / ".hidden").write_text("left out")
+    (tmp_path / "none").mkdir()
+    r = run_pof("search", built, probes, tmp_path / "none", "--json")
+    assert r.returncode == 3, r.stderr
+    res = {x["image"]: x for x in _lines(r.stdout)}
+    assert set(res) == {str(probes / "a.photo"), str(probes / "b" / "second"), str(probes / "c.jpg"),
+                        str(tmp_path / "none")}
+    assert res[str(probes / "a.photo")]["faces"][0]["candidates"][0]["person"] == "subject03"
+    assert res[str(probes / "b" / "second")]["faces"][0]["candidates"][0]["person"] == "subject02"
+    assert "not an image" in res[str(probes / "c.jpg")]["error"]
+    assert res[str(tmp_path / "none")]["error"] == "folder holds no files"
+    order = [x["image"] for x in _lines(r.stdout) if x["image"].startswith(str(probes))]
+    assert order == sorted(order)
+
+
+def test_environment_reaches_build(tmp_path, monkeypatch):
+    monkeypatch.setenv("POF_DETECTOR", "hog")
+    out = tmp_path / "ds"
+    r = run_pof("build", DEMO / "manifest.csv", "--out", out, "--quiet", "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "pof.json").read_text())["settings"]["detector"] == "hog"
+    r = run_pof("build", DEMO / "manifest.csv", "--out", tmp_path / "ds2", "--quiet", "--workers", "1",
+                "--detector", "mtcnn")                      # the command line wins
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "ds2" / "pof.json").read_text())["settings"]["detector"] == "mtcnn"
+
+
+def test_environment_reaches_search(built, monkeypatch):
+    monkeypatch.setenv("POF_FPIR", "0.05")
+    monkeypatch.setenv("POF_TOP", "2")
+    r = run_pof("search", built, YALE / "subject02.glasses")
+    assert r.returncode == 0, r.stderr
+    assert "FPIR 5.00%" in r.stdout
+    face = _lines(run_pof("search", built, YALE / "subject02.glasses", "--json").stdout)[0]["faces"][0]
+    assert len(face["candidates"]) == 2 and 0.04 < face["fpir"] <= 0.0501
+    r = run_pof("search", built, YALE / "subject02.glasses", "--json", "--top", "3", "--fpir", "0.01")
+    face = _lines(r.stdout)[0]["faces"][0]
+    assert len(face["candidates"]) == 3 and face["fpir"] <= 0.0101
+
+
+def test_environment_reaches_verify_redact_and_cluster(tmp_path, monkeypatch):
+    """POF_MAX_PIXELS (the pixel-bomb guard) applies in every command that reads photos."""
+    monkeypatch.setenv("POF_MAX_PIXELS", "1000")
+    r = run_pof("verify", YALE / "subject01.normal", YALE / "subject01.happy", "--json")
+    assert r.returncode == 4 and "over the limit of 1,000" in json.loads(r.stdout)["error"]
+    r = run_pof("redact", YALE / "subject01.normal", "--out", tmp_path / "red")
+    assert r.returncode == 4 and "over the limit of 1,000" in r.stderr
+    r = run_pof("cluster", YALE / "subject01.normal", "--out", tmp_path / "cl")
+    assert r.returncode == 4 and "over the limit of 1,000" in r.stderr
+
+
+def test_environment_reaches_eval(tmp_path, monkeypatch):
+    man = tmp_path / "ident.csv"
+    man.write_text("path,person,role\nsubject01.normal,s1,gallery\nsubject02.normal,s2,gallery\n"
+                   "subject03.normal,s3,gallery\nsubject01.happy,s1,probe\nsubject02.glasses,s2,probe\n"
+                   "subject04.normal,s4,probe\nmissing.png,s1,probe\n")
+    monkeypatch.setenv("POF_FPIR", "0.05")
+    r = run_pof("eval", "ident", man, "--root", YALE, "--out", tmp_path / "ei", "--json", "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["calibration"]["target_fpir"] == 0.05

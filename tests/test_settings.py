@@ -27,3 +27,48 @@ def test_env_override(monkeypatch):
     from pof.settings import defaults
     monkeypatch.setenv("POF_DETECTOR", "hog")
     assert defaults()["detector"] == "hog"
+
+
+def test_resolve_order(monkeypatch):
+    """default < environment < given; None means not given."""
+    from pof.settings import resolve
+    monkeypatch.setenv("POF_FPIR", "0.05")
+    monkeypatch.setenv("POF_TOP", "2")
+    monkeypatch.delenv("POF_DETECTOR", raising=False)
+    got = resolve({"top": 3, "fpir": None, "detector": None})
+    assert got["top"] == 3 and got["fpir"] == 0.05 and got["detector"] == "mtcnn"
+
+
+def test_bad_environment_value_names_the_variable(monkeypatch):
+    from pof.settings import resolve
+    monkeypatch.setenv("POF_TOP", "many")
+    with pytest.raises(SettingError, match="POF_TOP"):
+        resolve()
+
+
+def test_pipeline_and_searcher_take_the_resolved_settings(monkeypatch):
+    import numpy as np
+
+    from pof.pipeline import Pipeline
+    from pof.search import Gallery, Searcher
+    monkeypatch.setenv("POF_FPIR", "0.05")
+    monkeypatch.setenv("POF_MAX_BLUR", "0.5")
+    monkeypatch.setenv("POF_DETECTOR", "hog")
+    assert Pipeline().settings["detector"] == "hog"
+    assert Pipeline(detector=None).settings["detector"] == "hog"      # None: not given
+    assert Pipeline(detector="mtcnn").settings["detector"] == "mtcnn"
+    rng = np.random.default_rng(0)
+    desc = rng.normal(size=(6, 128)).astype(np.float32)
+    desc /= np.linalg.norm(desc, axis=1, keepdims=True)
+    s = Searcher(Gallery.from_arrays(desc, [f"f{i}" for i in range(6)], ["a", "a", "b", "b", "c", "c"]))
+    assert s.target_fpir == 0.05 and s.max_blur == 0.5
+    assert Searcher(s.gallery, target_fpir=0.02).target_fpir == 0.02
+
+
+def test_help_shows_the_default_in_effect(monkeypatch):
+    from .conftest import run_pof
+    monkeypatch.setenv("POF_TOP", "7")
+    r = run_pof("search", "--help")
+    assert r.returncode == 0
+    assert "[default: 7; from POF_TOP]" in " ".join(r.stdout.split())
+    assert "[default: 0.01; or set POF_FPIR]" in " ".join(r.stdout.split())
