@@ -521,8 +521,9 @@ def demo(out) -> None:
 @click.argument("dataset", type=click.Path(file_okay=False, exists=True))
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on (keep 127.0.0.1 behind an https proxy)")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
-              help="proxies trusted to say the request came over https (X-Forwarded-Proto)")
+@click.option("--trusted-proxies", default="", metavar="ADDRESSES",
+              help="reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For "
+                   "and X-Forwarded-Proto are believed; none by default")
 @click.option("--limit-concurrency", default=64, show_default=True, type=click.IntRange(1),
               help="open connections at most; beyond, requests get 503")
 @click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1),
@@ -530,7 +531,7 @@ def demo(out) -> None:
 @click.option("--body-timeout", default=30.0, show_default=True, type=click.FloatRange(0.1),
               help="seconds a request body may stall before the request gets 408")
 @friendly
-def serve(dataset, host, port, forwarded_allow_ips, limit_concurrency, header_timeout, body_timeout) -> None:
+def serve(dataset, host, port, trusted_proxies, limit_concurrency, header_timeout, body_timeout) -> None:
     """Serve the web app for DATASET: search, review, gallery, unknown faces, audit log.
 
     Add accounts first with `pof users add`. Serve over https (a reverse proxy) for anything
@@ -538,15 +539,20 @@ def serve(dataset, host, port, forwarded_allow_ips, limit_concurrency, header_ti
     Bodies are bounded per route and read only from a signed-in client (README, Security)."""
     import uvicorn
     from .web.app import create_app
+    from .web.auth import parse_proxies
     from .web.guard import Transport, header_timeout_protocol
-    app = create_app(Path(dataset), transport=Transport(body_timeout=body_timeout, header_timeout=header_timeout))
+    from .web.state import WebConfig
+    config = WebConfig(trusted_proxies=parse_proxies(trusted_proxies))
+    app = create_app(Path(dataset), config,
+                     transport=Transport(body_timeout=body_timeout, header_timeout=header_timeout))
     with app.state.web.db() as db:
         if not db.execute("SELECT 1 FROM users WHERE disabled = 0").fetchone():
             click.echo(f"pof: no accounts yet; add one with `pof users add {dataset} NAME --role admin`", err=True)
     click.echo(f"pof: serving {dataset} at http://{host}:{port}/ (Ctrl-C stops)", err=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo("pof: listening beyond this machine: put it behind https", err=True)
-    uvicorn.run(app, host=host, port=port, proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
+    # uvicorn's own proxy handling stays off: pof reads forwarded headers from trusted proxies only
+    uvicorn.run(app, host=host, port=port, proxy_headers=False,
                 log_level="warning", http=header_timeout_protocol(header_timeout),
                 limit_concurrency=limit_concurrency, backlog=256, timeout_keep_alive=5,
                 h11_max_incomplete_event_size=16 * 2**10)

@@ -346,3 +346,19 @@ def test_connections_beyond_the_limit_get_503(server):
             sock.close()
     time.sleep(0.2)
     assert httpx.get(f"{server['base']}/login").status_code == 200
+
+
+def test_forwarded_for_from_an_untrusted_peer_does_not_dodge_the_sign_in_limit(server):
+    """Without --trusted-proxies, X-Forwarded-For is the client's word: a client that sends a new
+    one with each try is still one address, limited to `login_rate` tries a minute. (Kept last
+    in this module: it spends this address's sign-in tries.)"""
+    statuses = []
+    with httpx.Client(base_url=server["base"], timeout=30) as client:
+        for i in range(12):
+            page = client.get("/login")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+            r = client.post("/login", data={"csrf": csrf, "name": f"nobody{i}", "password": "x" * 12,
+                                            "next": "/search"},
+                            headers={"X-Forwarded-For": f"203.0.113.{i + 1}"})
+            statuses.append(r.status_code)
+    assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429], statuses

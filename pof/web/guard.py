@@ -104,7 +104,11 @@ def _origin(url: str) -> str | None:
 
 
 def _own_origin(request: Request) -> str | None:
-    return _origin(f"{request.url.scheme}://{request.headers.get('host', '')}")
+    """This server's origin as the client sees it: https where the request came over https,
+    directly or through a trusted proxy (``WebConfig.trusted_proxies``, X-Forwarded-Proto)."""
+    from .auth import _secure
+    scheme = "https" if _secure(request) else request.url.scheme
+    return _origin(f"{scheme}://{request.headers.get('host', '')}")
 
 
 class Guard:
