@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS attributes (
 """
 
 
-def _private_folder(folder: Path) -> None:
+def private_folder(folder: Path) -> None:
     """Create ``folder`` (and its parents) with the new folder itself 0700; an existing folder
     is left as its owner set it."""
     if folder.is_dir():
@@ -114,7 +114,7 @@ class Catalog:
         path = self.folder / CATALOG_NAME
         if not path.exists() and not create:
             raise DatasetError(f"{self.folder}: no pof dataset here (no {CATALOG_NAME}); run `pof build` first")
-        _private_folder(self.folder)
+        private_folder(self.folder)
         _private_file(path)
         self.db = sqlite3.connect(path, timeout=30)
         self.db.row_factory = sqlite3.Row

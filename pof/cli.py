@@ -682,7 +682,7 @@ def audit_group() -> None:
               "chain must still hold that row with that hash")
 @friendly
 def audit_verify(dataset, expect) -> None:
-    """Check every row of DATASET's audit log; exit status 1 names the first bad row."""
+    """Check every row of DATASET's audit log; exit status 4 names the first bad row."""
     from . import audit
     from .catalog import Catalog
     if expect is not None:
@@ -691,7 +691,7 @@ def audit_verify(dataset, expect) -> None:
         v = audit.verify(cat.db, expect)
     if not v.ok:
         click.echo(f"audit log BROKEN at row {v.bad_seq}: {v.problem}")
-        sys.exit(1)
+        sys.exit(EXIT_ALL_FAILED)
     click.echo(f"audit log intact: {v.rows} rows; head {v.head_text} (keep it elsewhere: "
                "`pof audit verify --expect` then detects a rewrite of the whole log)")
     if v.after is not None:
@@ -712,7 +712,7 @@ def audit_head(dataset, as_json) -> None:
         v = audit.verify(cat.db)
     if not v.ok:
         click.echo(f"audit log BROKEN at row {v.bad_seq}: {v.problem}")
-        sys.exit(1)
+        sys.exit(EXIT_ALL_FAILED)
     if as_json:
         click.echo(json.dumps({"seq": v.seq, "hash": v.head, "at": v.at, "head": v.head_text}))
     else:

@@ -445,6 +445,8 @@ def fsck(folder: str | Path, repair: bool = False) -> Result:
     problems = check.run()
     result = Result(str(folder), problems)
     if repair and problems:
-        result.repaired = check.repair(problems)
-        result.problems = _Check(folder).run()
+        from .lock import writing
+        with writing(folder):               # no build writes while files are mended
+            result.repaired = check.repair(problems)
+            result.problems = _Check(folder).run()
     return result

@@ -24,16 +24,18 @@ class DatasetBusy(DatasetError):
     """Another process is writing the dataset."""
 
     exit_code = EXIT_BUSY
+    status = 409            # in the web app (an enrolment while a build runs)
 
 
 @contextmanager
 def writing(folder: str | Path) -> Iterator[None]:
     """Hold ``folder``'s writer lock (creating the folder if need be) for the ``with`` block;
     raise DatasetBusy at once if another process holds it."""
+    from .catalog import private_folder
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)
     path = folder / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

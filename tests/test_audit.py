@@ -69,7 +69,7 @@ def test_audit_verify_cli_catches_a_modified_row(tmp_path):
     assert r.returncode == 0 and "intact: 4 rows" in r.stdout
     _tamper(tmp_path, "UPDATE audit SET action = 'login' WHERE seq = 2")
     r = run_pof("audit", "verify", tmp_path)
-    assert r.returncode == 1 and "row 2" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 4 and "row 2" in r.stdout, r.stdout + r.stderr
 
 
 # --- a cut-off tail, a dropped log, REPLACE, and a head kept elsewhere -------------------------
@@ -116,7 +116,7 @@ def test_tail_cut_with_the_head_is_caught(tmp_path):
     v = _verdict(tmp_path)
     assert not v.ok and v.bad_seq == 3 and "head is missing" in v.problem, v
     r = run_pof("audit", "verify", tmp_path)
-    assert r.returncode == 1 and "head is missing" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 4 and "head is missing" in r.stdout, r.stdout + r.stderr
 
 
 def test_last_row_rewritten_against_the_head_is_caught(tmp_path):
@@ -151,7 +151,7 @@ def test_both_tables_dropped_is_caught(tmp_path, also):
     assert not v.ok and v.rows == 0 and v.bad_seq == 1 and "empty" in v.problem, v
     assert ("holds 1 user account:" if also else "it was started at") in v.problem, v
     r = run_pof("audit", "verify", tmp_path)
-    assert r.returncode == 1 and "BROKEN at row 1" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 4 and "BROKEN at row 1" in r.stdout, r.stdout + r.stderr
 
 
 def test_a_log_emptied_and_started_again_is_caught(tmp_path):
@@ -243,7 +243,7 @@ def test_expect_a_saved_head(tmp_path):
     _rewrite(tmp_path, 2)               # a consistent chain: only the saved head tells
     assert _verdict(tmp_path).ok
     r = run_pof("audit", "verify", tmp_path, "--expect", saved["head"])
-    assert r.returncode == 1 and "BROKEN at row 2" in r.stdout and "saved head" in r.stdout, r.stdout
+    assert r.returncode == 4 and "BROKEN at row 2" in r.stdout and "saved head" in r.stdout, r.stdout
     assert not _verdict(tmp_path, saved["hash"]).ok
 
 
@@ -266,7 +266,7 @@ def test_a_malformed_expect_and_a_broken_head_are_one_line_errors(tmp_path):
     assert r.returncode == 2 and "not an audit head" in r.stderr and "Traceback" not in r.stderr
     _tamper(tmp_path, "DELETE FROM audit WHERE seq = 4")
     r = run_pof("audit", "head", tmp_path)
-    assert r.returncode == 1 and "BROKEN at row 4" in r.stdout
+    assert r.returncode == 4 and "BROKEN at row 4" in r.stdout
     assert not re.search(r"\d+:[0-9a-f]{64}", r.stdout), r.stdout       # no head to keep
 
 

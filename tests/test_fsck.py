@@ -193,3 +193,18 @@ def test_a_listed_file_that_no_build_makes_is_dropped(built, tmp_path):
     assert run_pof("fsck", ds, "--repair").returncode == 0
     assert (ds / "lost+found" / "extra.txt").read_text() == "listed by hand\n"
     assert run_pof("fsck", ds).returncode == 0
+
+
+def test_repair_waits_for_no_build(built, tmp_path):
+    """--repair writes the dataset, so it takes the writer lock: while another process holds
+    it (a build), fsck --repair stops at once with the busy status and changes nothing."""
+    from pof.lock import writing
+    ds = _copy(built, tmp_path)
+    victim = ds / "images" / _crops(ds)[0]
+    victim.unlink()
+    with writing(ds):
+        r = run_pof("fsck", ds, "--repair")
+        assert r.returncode == 75 and "being built by PID" in r.stderr, r.stdout + r.stderr
+        assert not victim.exists()
+    r = run_pof("fsck", ds, "--repair")
+    assert r.returncode == 0 and victim.exists(), r.stdout + r.stderr

@@ -105,3 +105,13 @@ def test_an_existing_folder_is_left_as_it_was(tmp_path, open_umask):
     with Catalog(tmp_path, create=True):
         pass
     assert _mode(tmp_path) == 0o755 and _mode(tmp_path / "catalog.sqlite") == 0o600
+
+
+def test_the_writer_lock_makes_a_new_dataset_folder_private(tmp_path, open_umask):
+    """A build through the Python API takes the writer lock before the catalog exists: the
+    folder it creates is private all the same, and so is the lock file."""
+    from pof.lock import LOCK_NAME, writing
+    ds = tmp_path / "new"
+    with writing(ds):
+        pass
+    assert _mode(ds) == 0o700 and _mode(ds / LOCK_NAME) == 0o600
