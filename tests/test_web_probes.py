@@ -169,6 +169,10 @@ def test_pixels_in_flight_across_users(env):
         budget.release(budget.total)
     assert _search(client, env, "rita").status_code == 200
     assert budget.used == 0
+    # a photo whose header reads but whose data is cut short: its own error, the budget freed
+    r = _search(client, env, "rita", data=env["big"][:3000], name="cut.jpg")
+    assert r.status_code == 415 and "cut.jpg" in r.json()["error"], r.text
+    assert budget.used == 0
 
 
 def test_searcher_does_not_wait_for_the_models(env):

@@ -9,12 +9,11 @@ identification through the API.
 Every uploaded photo is measured from its header before it is decoded: over the pixel limit
 (the setting ``max_pixels``) it is refused (413); otherwise its pixels are charged to the
 user's ``pixel_rate`` and held in the app's ``PixelBudget`` while a worker thread decodes,
-analyses and renders it.
+analyses and renders it (``WebState.run_photo``).
 """
 from __future__ import annotations
 
 import io
-from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -68,16 +67,6 @@ async def read_upload(state: WebState, upload, what: str = "image") -> tuple[byt
     return data, photo_size(state, data, upload.filename)
 
 
-@asynccontextmanager
-async def charged(state: WebState, user: str | None, pixels: int):
-    """Charge ``pixels`` to ``user``'s pixel rate (TooMany when over; None: no user charge)
-    and hold them in the app's budget of pixels in flight for the block."""
-    if user is not None:
-        state.limiter.charge(f"pixels:{user}", pixels, state.config.pixel_rate, "photo pixels")
-    async with state.budget.hold(pixels, state.config.busy_wait):
-        yield
-
-
 def decode(state: WebState, data: bytes, name: str) -> LoadedImage:
     """Decode an upload (in a worker thread); Unsupported with the reason if it cannot be."""
     try:
@@ -106,9 +95,8 @@ def _rerender(state: WebState, probe: Probe) -> tuple[bytes, dict[int, bytes]]:
 
 async def rerender(state: WebState, probe: Probe) -> None:
     """Render the probe's image and crops again (its officer marks changed)."""
-    async with charged(state, None, probe.pixels):
-        probe.image, probe.crops = await state.run(_rerender, state, probe)
-    state.probes.changed()
+    probe.image, probe.crops = await state.run_photo(None, probe.pixels, _rerender, state, probe)
+    state.probes.changed(probe)
 
 
 async def run_search(request: Request, user: User, upload, form=None) -> tuple[str, Probe]:
@@ -119,8 +107,7 @@ async def run_search(request: Request, user: User, upload, form=None) -> tuple[s
     where = {k: str(form.get(k, "")).strip() for k in WHERE if form is not None and str(form.get(k, "")).strip()}
     data, (w, h) = await read_upload(state, upload)
     name = upload.filename or "photo"
-    async with charged(state, user.name, w * h):
-        found = await state.run(_search, state, data, name, where)
+    found = await state.run_photo(user.name, w * h, _search, state, data, name, where)
     probe = Probe(user.name, name, data, where=where, **found)
     token = state.probes.put(probe)
     results = probe.results
@@ -229,8 +216,7 @@ async def probe_save(request: Request, token: str, user: User = Depends(page()))
     form = await request.form()
     image = None
     if probe.photo_id is None:
-        async with charged(state, None, probe.pixels):
-            image = await state.run(cases.case_image, probe)
+        image = await state.run_photo(None, probe.pixels, cases.case_image, probe)
     with state.db() as db:
         pid = save_to_case(state, db, probe, user, str(form.get("case_id", "")), str(form.get("title", "")),
                            image)

@@ -18,9 +18,9 @@ import secrets
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,9 +143,14 @@ class ProbeCache:
         with self._lock:
             return len(self._items)
 
-    def changed(self) -> None:
-        """A held probe grew (re-rendered): drop the oldest others if now over the budget."""
+    def changed(self, probe: Probe) -> None:
+        """``probe`` was rendered again: it counts as the newest, and the oldest others go if
+        the probes are now over the budget."""
         with self._lock:
+            for token, held in self._items.items():
+                if held is probe:
+                    self._items.move_to_end(token)
+                    break
             self._fit()
 
     def _fit(self) -> None:
@@ -234,10 +239,10 @@ class PixelBudget:
         with self._lock:
             self.used -= n
 
-    @asynccontextmanager
-    async def hold(self, n: int, timeout: float) -> AsyncIterator[None]:
-        """Wait (without blocking the event loop) until ``n`` pixels fit, hold them for the
-        block; TooMany if they do not fit within ``timeout`` seconds."""
+    async def acquire(self, n: int, timeout: float) -> int:
+        """Wait (without blocking the event loop) until ``n`` pixels fit and take them;
+        returns what was taken (to ``release``). TooMany if they do not fit within
+        ``timeout`` seconds."""
         n = min(n, self.total)
         deadline = time.monotonic() + timeout
         while not self._take(n):
@@ -245,10 +250,7 @@ class PixelBudget:
                 raise TooMany(f"the server is busy with other photos; wait {int(timeout)} s and "
                               "try again")
             await asyncio.sleep(0.05)
-        try:
-            yield
-        finally:
-            self.release(n)
+        return n
 
 
 class WebState:
@@ -290,6 +292,21 @@ class WebState:
     async def run(self, fn, *args):
         """``fn(*args)`` in the photo pool, off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args))
+
+    async def run_photo(self, user: str | None, pixels: int, fn, *args):
+        """``fn(*args)`` in the photo pool for a photo of ``pixels``: charged to ``user``'s
+        pixel rate (None: not charged) and held in the budget of pixels in flight until ``fn``
+        returns, even if the request is cancelled meanwhile. TooMany when over either."""
+        if user is not None:
+            self.limiter.charge(f"pixels:{user}", pixels, self.config.pixel_rate, "photo pixels")
+        taken = await self.budget.acquire(pixels, self.config.busy_wait)
+        try:
+            job = self.pool.submit(fn, *args)
+        except BaseException:
+            self.budget.release(taken)
+            raise
+        job.add_done_callback(lambda _: self.budget.release(taken))
+        return await asyncio.wrap_future(job)
 
     def accounts(self, db) -> accounts.Accounts:
         return accounts.Accounts(db, self.config.hasher)

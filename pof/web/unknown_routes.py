@@ -16,7 +16,7 @@ from ..redact import obscure, region
 from . import imaging, unknown
 from .auth import api, page
 from .errors import BadRequest, Conflict, WebError
-from .search_routes import NO_STORE, charged, decode, read_upload
+from .search_routes import NO_STORE, decode, read_upload
 
 router = APIRouter()
 
@@ -45,8 +45,7 @@ async def _upload(request: Request, user: User, form) -> tuple[dict, list[tuple[
         try:
             web.limiter.hit(f"search:{user.name}", web.config.search_rate, "uploads")
             data, (w, h) = await read_upload(web, f, "images")
-            async with charged(web, user.name, w * h):
-                sha, image, faces = await web.run(_analyse, web, data, name)
+            sha, image, faces = await web.run_photo(user.name, w * h, _analyse, web, data, name)
         except WebError as exc:
             problems.append((name, exc.message))
             continue
