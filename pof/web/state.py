@@ -46,7 +46,7 @@ class WebConfig:
     hasher: PasswordHasher | None = None
     login_rate: tuple[int, float] = (10, 60.0)      # login attempts per IP and per user name
     search_rate: tuple[int, float] = (20, 60.0)     # searches (and event photos) per user
-    pixel_rate: tuple[int, float] = (300_000_000, 60.0)   # pixels of photos per user
+    pixel_rate: tuple[int, float] = (150_000_000, 60.0)   # pixels of photos per user
     max_upload_bytes: int = 15 * 2**20              # one image
     max_files: int = 40                             # images in one unknown-faces upload
     max_request_bytes: int = 200 * 2**20
