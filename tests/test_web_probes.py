@@ -187,6 +187,30 @@ def test_searcher_does_not_wait_for_the_models(env):
     assert got, "the searcher waited for the analysis lock"
 
 
+def test_event_loop_serves_while_a_photo_is_analysed(env):
+    """A search waiting in its worker thread (the models busy) holds its pixels in the budget;
+    meanwhile the app still answers other requests."""
+    from pof.web.app import create_app
+    app = create_app(env["ds"], web_config())
+    state = app.state.web
+    with TestClient(app) as client:                    # one event loop for every request
+        assert _search(client, env).status_code == 200  # models loaded
+        done = []
+        with state._model_lock:                          # the models busy with another photo
+            t = threading.Thread(target=lambda: done.append(_search(client, env, data=env["big"])))
+            t.start()
+            for _ in range(600):
+                if state.budget.used:
+                    break
+                t.join(0.05)
+            assert state.budget.used == _pixels(env["big"])
+            assert client.get("/static/pof.css").status_code == 200
+            assert client.get("/login").status_code == 200
+            assert not done and state.budget.used
+        t.join(60)
+    assert done and done[0].status_code == 200 and state.budget.used == 0
+
+
 def _upload(client, env, files, event="rally"):
     return client.post("/api/unknown/events", headers=env["tok"]["vera"], data={"event": event},
                        files=[("images", f) for f in files])
