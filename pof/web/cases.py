@@ -10,6 +10,8 @@ import json
 import sqlite3
 
 from ..catalog import now
+from ..errors import ImageError
+from ..load import decode_image
 from .errors import BadRequest, NotFound
 from .imaging import decode_jpeg, encode_jpeg
 from .state import Probe
@@ -56,14 +58,28 @@ def get(db: sqlite3.Connection, case_id: int) -> dict:
     return out
 
 
-def save_probe(db: sqlite3.Connection, case_id: int, probe: Probe, user: str) -> int:
-    """Store a probe photo in a case; returns the photo id."""
+def case_image(probe: Probe) -> bytes:
+    """What a case keeps of a probe photo: the uploaded bytes decoded (EXIF orientation
+    applied) and re-encoded as JPEG quality 95, without EXIF or GPS."""
+    try:
+        loaded = decode_image(probe.data, probe.name, max(probe.pixels, 1))
+    except ImageError as exc:        # it was decoded once already when searched
+        raise BadRequest(str(exc)) from None
+    return encode_jpeg(loaded.pixels, 95)
+
+
+def save_probe(db: sqlite3.Connection, case_id: int, probe: Probe, user: str,
+               image: bytes | None = None) -> int:
+    """Store a probe photo in a case; returns the photo id. ``image`` is ``case_image(probe)``
+    when the caller made it already (off the event loop)."""
     get(db, case_id)
+    if image is None:
+        image = case_image(probe)
     with db:
         return int(db.execute(
             "INSERT INTO case_photos (case_id, name, sha256, image, faces, officer, added_by, added)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (case_id, probe.name[:200], probe.sha256, encode_jpeg(probe.pixels, 95),
+            (case_id, probe.name[:200], probe.sha256, image,
              json.dumps(probe.results), json.dumps(sorted(probe.officer)), user, now())).lastrowid)
 
 

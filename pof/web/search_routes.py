@@ -1,14 +1,23 @@
 """Search: upload or take a photo, every face boxed, candidates with evidence, score and FMR.
 
-The probe stays in memory (``WebState.probes``) for 30 minutes unless saved to a case; the
-photo shown has bystanders blurred (``imaging.shown``). ``POST /api/search`` answers with the
-JSON of SPEC §4 plus ``probe``, the token to propose an identification through the API.
+The probe stays in memory (``WebState.probes``) for 30 minutes unless saved to a case: the
+uploaded bytes, the photo as shown (downscaled, bystanders blurred: ``imaging.shown``) and its
+face crops, rendered once while the photo is decoded for the search. ``POST /api/search``
+answers with the JSON of ``pof search --json`` plus ``probe``, the token to propose an
+identification through the API.
+
+Every uploaded photo is measured from its header before it is decoded: over the pixel limit
+(the setting ``max_pixels``) it is refused (413); otherwise its pixels are charged to the
+user's ``pixel_rate`` and held in the app's ``PixelBudget`` while a worker thread decodes,
+analyses and renders it (``WebState.run_photo``).
 """
 from __future__ import annotations
 
+import io
+
 from fastapi import APIRouter, Depends, Request, UploadFile
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from PIL import Image
 
 from .. import audit
 from ..accounts import User
@@ -23,16 +32,45 @@ router = APIRouter()
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-async def read_upload(state: WebState, upload, what: str = "image") -> LoadedImage:
-    """An uploaded file read within the size limit and sniffed as an image (pof.load)."""
+def megapixels(n: int) -> str:
+    return f"{n / 1e6:.1f}".removesuffix(".0")
+
+
+def photo_size(state: WebState, data: bytes, name: str) -> tuple[int, int]:
+    """(width, height) read from the image's header, nothing decoded; TooLarge over the
+    app's pixel limit, Unsupported if the bytes are not an image."""
+    limit = state.max_pixels
+    if not data:
+        raise Unsupported(f"{name}: empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            w, h = img.size
+    except Image.DecompressionBombError:
+        raise TooLarge(f"{name}: photo is over the limit of {megapixels(limit)} MP; "
+                       "send a smaller photo") from None
+    except Exception:      # Pillow raises many types on hostile input
+        raise Unsupported(f"{name}: not an image (format not recognised from its bytes)") from None
+    if w * h > limit:
+        raise TooLarge(f"{name}: photo of {megapixels(w * h)} MP ({w} x {h}) is over the limit "
+                       f"of {megapixels(limit)} MP; send a smaller photo")
+    return w, h
+
+
+async def read_upload(state: WebState, upload, what: str = "image") -> tuple[bytes, tuple[int, int]]:
+    """An uploaded file's bytes, read within the size limit, and its (width, height)."""
     if upload is None or isinstance(upload, str) or not getattr(upload, "filename", None):
         raise BadRequest(f"choose a photo to upload (form field {what!r})")
     limit = state.config.max_upload_bytes
     data = await upload.read(limit + 1)
     if len(data) > limit:
         raise TooLarge(f"{upload.filename}: over {limit // 2**20} MiB; send a smaller photo")
+    return data, photo_size(state, data, upload.filename)
+
+
+def decode(state: WebState, data: bytes, name: str) -> LoadedImage:
+    """Decode an upload (in a worker thread); Unsupported with the reason if it cannot be."""
     try:
-        return decode_image(data, upload.filename, state.config.max_pixels)
+        return decode_image(data, name, state.max_pixels)
     except ImageError as exc:
         raise Unsupported(str(exc)) from None
 
@@ -40,10 +78,25 @@ async def read_upload(state: WebState, upload, what: str = "image") -> LoadedIma
 WHERE = ("agency", "unit")       # search narrowing the search form offers
 
 
-def _search(state: WebState, loaded: LoadedImage, where: dict[str, str]) -> list[dict]:
+def _search(state: WebState, data: bytes, name: str, where: dict[str, str]) -> dict:
+    """Decode, search and render one probe (in a worker thread): the fields of its Probe."""
     searcher = state.searcher(where)          # before the models run: a bad filter fails fast
+    loaded = decode(state, data, name)
     faces = state.analyze(loaded.pixels)
-    return searcher.search(faces, state.config.top) if faces else []
+    results = searcher.search(faces, state.config.top) if faces else []
+    image, crops = imaging.render(loaded.pixels, results, set())
+    return {"sha256": loaded.sha256, "size": loaded.size, "results": results, "image": image,
+            "crops": crops}
+
+
+def _rerender(state: WebState, probe: Probe) -> tuple[bytes, dict[int, bytes]]:
+    return imaging.render(decode(state, probe.data, probe.name).pixels, probe.results, probe.officer)
+
+
+async def rerender(state: WebState, probe: Probe) -> None:
+    """Render the probe's image and crops again (its officer marks changed)."""
+    probe.image, probe.crops = await state.run_photo(None, probe.pixels, _rerender, state, probe)
+    state.probes.changed(probe)
 
 
 async def run_search(request: Request, user: User, upload, form=None) -> tuple[str, Probe]:
@@ -52,12 +105,14 @@ async def run_search(request: Request, user: User, upload, form=None) -> tuple[s
     state: WebState = request.app.state.web
     state.limiter.hit(f"search:{user.name}", state.config.search_rate, "searches")
     where = {k: str(form.get(k, "")).strip() for k in WHERE if form is not None and str(form.get(k, "")).strip()}
-    loaded = await read_upload(state, upload)
-    results = await run_in_threadpool(_search, state, loaded, where)
-    probe = Probe(user.name, upload.filename or "photo", loaded.pixels, loaded.sha256, results, where)
+    data, (w, h) = await read_upload(state, upload)
+    name = upload.filename or "photo"
+    found = await state.run_photo(user.name, w * h, _search, state, data, name, where)
+    probe = Probe(user.name, name, data, where=where, **found)
     token = state.probes.put(probe)
+    results = probe.results
     with state.db() as db:
-        audit.append(db, user.name, "search", image_sha256=loaded.sha256, faces=len(results), where=where,
+        audit.append(db, user.name, "search", image_sha256=probe.sha256, faces=len(results), where=where,
                      via="api" if request.url.path.startswith("/api/") else "web",
                      results=[{"decision": r["decision"], "top": r["candidates"][0]["person"]
                                if r["candidates"] else None,
@@ -106,19 +161,21 @@ async def probe_page(request: Request, token: str, user: User = Depends(page()))
 
 @router.get("/probes/{token}/image.jpg")
 async def probe_image(request: Request, token: str, user: User = Depends(page())) -> Response:
+    """The photo as rendered when it was searched (or when a face was last marked)."""
     probe = request.app.state.web.probes.get(token, user.name)
-    data = await run_in_threadpool(imaging.shown, probe.pixels, probe.results, probe.officer)
-    return Response(data, media_type="image/jpeg", headers=NO_STORE)
+    return Response(probe.image, media_type="image/jpeg", headers=NO_STORE)
 
 
 @router.get("/probes/{token}/faces/{n}.jpg")
 async def probe_face(request: Request, token: str, n: int, user: User = Depends(page())) -> Response:
     """A face of the probe, only if it may be shown (a match, or marked as an officer)."""
-    probe = request.app.state.web.probes.get(token, user.name)
+    state = request.app.state.web
+    probe = state.probes.get(token, user.name)
     if not 1 <= n <= len(probe.results) or not imaging.visible(probe.results[n - 1], n - 1, probe.officer):
         raise NotFound("this face is blurred (a bystander unless a reviewer marks it as an officer)")
-    return Response(imaging.face_crop(probe.pixels, probe.results, probe.officer, n - 1),
-                    media_type="image/jpeg", headers=NO_STORE)
+    if n - 1 not in probe.crops:
+        await rerender(state, probe)
+    return Response(probe.crops[n - 1], media_type="image/jpeg", headers=NO_STORE)
 
 
 @router.post("/probes/{token}/faces/{n}/officer")
@@ -129,7 +186,9 @@ async def probe_officer(request: Request, token: str, n: int,
     probe = state.probes.get(token, user.name)
     if not 1 <= n <= len(probe.results):
         raise NotFound(f"no face {n} in this photo")
-    probe.officer.add(n - 1)
+    if n - 1 not in probe.officer:
+        probe.officer.add(n - 1)
+        await rerender(state, probe)
     with state.db() as db:
         if probe.photo_id is not None:
             cases.mark_officer(db, probe.photo_id, n - 1)
@@ -138,12 +197,14 @@ async def probe_officer(request: Request, token: str, n: int,
     return RedirectResponse(f"/probes/{token}#face-{n}", 303)
 
 
-def save_to_case(state: WebState, db, probe: Probe, user: User, case_id: str, title: str) -> int:
-    """Save the probe into an existing case (id) or a new one (title); returns the photo id."""
+def save_to_case(state: WebState, db, probe: Probe, user: User, case_id: str, title: str,
+                 image: bytes | None = None) -> int:
+    """Save the probe into an existing case (id) or a new one (title); returns the photo id.
+    ``image``: ``cases.case_image(probe)`` if the caller made it already."""
     if probe.photo_id is not None:
         return probe.photo_id
     cid = int(case_id) if str(case_id).isdigit() else cases.create(db, title or probe.name, user.name)
-    probe.photo_id = cases.save_probe(db, cid, probe, user.name)
+    probe.photo_id = cases.save_probe(db, cid, probe, user.name, image)
     audit.append(db, user.name, "save_probe", case=cid, photo=probe.photo_id, image_sha256=probe.sha256)
     return probe.photo_id
 
@@ -153,15 +214,19 @@ async def probe_save(request: Request, token: str, user: User = Depends(page()))
     state = request.app.state.web
     probe = state.probes.get(token, user.name)
     form = await request.form()
+    image = None
+    if probe.photo_id is None:
+        image = await state.run_photo(None, probe.pixels, cases.case_image, probe)
     with state.db() as db:
-        pid = save_to_case(state, db, probe, user, str(form.get("case_id", "")), str(form.get("title", "")))
+        pid = save_to_case(state, db, probe, user, str(form.get("case_id", "")), str(form.get("title", "")),
+                           image)
         cid = cases.photo(db, pid)["case_id"]
     return RedirectResponse(f"/cases/{cid}", 303)
 
 
 @router.post("/api/search", tags=["search"])
 async def api_search(request: Request, image: UploadFile, user: User = Depends(api())) -> JSONResponse:
-    """Search every face of ``image`` (multipart): SPEC §4's JSON, plus ``probe`` (a token,
+    """Search every face of ``image`` (multipart): ``pof search --json``'s JSON, plus ``probe`` (a token,
     valid 30 minutes, to propose an identification with ``POST /api/identifications``).
     Optional form fields ``agency`` and ``unit`` search only those persons (the threshold is
     then calibrated for them)."""

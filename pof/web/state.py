@@ -1,13 +1,25 @@
 """What the app holds between requests: settings, the pipeline and searcher, probes in
-memory, rate limits. One ``WebState`` per app, on ``app.state.web``."""
+memory, rate limits, and the worker threads that decode and analyse uploaded photos. One
+``WebState`` per app, on ``app.state.web``.
+
+Photos are decoded, analysed and rendered in a small thread pool (``WebState.run``), never on
+the event loop. Two budgets bound what photos cost: ``PixelBudget`` caps the pixels being
+decoded at once across all users (about two photos of the largest size), and each user may send
+``WebConfig.pixel_rate`` pixels per minute besides ``search_rate`` searches. The models analyse
+one photo at a time (their own lock); the searcher, decoding and rendering do not wait on it.
+"""
 from __future__ import annotations
 
+import asyncio
+import functools
+import json
 import os
 import secrets
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +31,7 @@ from fastapi.templating import Jinja2Templates
 from .. import accounts, audit, review
 from ..catalog import Catalog
 from ..errors import DatasetError
-from .errors import NotFound, TooMany
+from .errors import NotFound, TooLarge, TooMany
 
 HERE = Path(__file__).parent
 
@@ -27,20 +39,33 @@ HERE = Path(__file__).parent
 @dataclass
 class WebConfig:
     """Settings of one app. ``hasher`` None means argon2-cffi's defaults (tests pass
-    ``pof.accounts.fast_hasher()``). Rate limits are (events, seconds)."""
+    ``pof.accounts.fast_hasher()``). Rate limits are (events, seconds); ``pixel_rate`` is
+    (pixels, seconds). ``max_pixels`` None means the setting ``max_pixels`` (environment
+    POF_MAX_PIXELS)."""
 
     hasher: PasswordHasher | None = None
     login_rate: tuple[int, float] = (10, 60.0)      # login attempts per IP; failures per name before delays
     trusted_proxies: tuple[str, ...] = ()           # addresses/networks whose X-Forwarded-For is used
     argon2_slots: int = 2                           # password checks running at once
-    search_rate: tuple[int, float] = (20, 60.0)     # searches per user
+    search_rate: tuple[int, float] = (20, 60.0)     # searches (and event photos) per user
+    pixel_rate: tuple[int, float] = (150_000_000, 60.0)   # pixels of photos per user
     max_upload_bytes: int = 15 * 2**20              # one image
     max_files: int = 40                             # images in one unknown-faces upload
     max_request_bytes: int = 200 * 2**20
     probe_ttl: float = 1800.0                       # seconds a probe stays in memory
-    max_probes: int = 64
-    max_pixels: int = 40_000_000
+    probe_bytes: int = 256 * 2**20                  # memory all probes held may use together
+    max_pixels: int | None = None                   # largest photo, in pixels
+    workers: int = 0                                # photo threads; 0: from the cores (2 to 4)
+    pixels_in_flight: int | None = None             # None: two photos of max_pixels
+    busy_wait: float = 30.0                         # seconds a photo waits for the pixel budget
     top: int = 5
+
+    def pixel_limit(self) -> int:
+        """The largest photo accepted, in pixels."""
+        if self.max_pixels is not None:
+            return int(self.max_pixels)
+        from ..settings import defaults
+        return int(defaults()["max_pixels"])
 
 
 def when(stamp: str | None, seconds: bool = False) -> str:
@@ -53,35 +78,88 @@ def when(stamp: str | None, seconds: bool = False) -> str:
 
 @dataclass
 class Probe:
-    """An uploaded search photo, in memory only (never written unless saved to a case)."""
+    """An uploaded search photo, in memory only (never written unless saved to a case).
+
+    No decoded pixels are held: ``data`` is the upload as it came (a case photo is made from
+    it), ``image`` the photo as the result page shows it (downscaled, bystanders blurred) and
+    ``crops`` the JPEG of each face that may be shown, by 0-based index; both are rendered once
+    and again only when a reviewer marks a face as an officer."""
 
     owner: str
     name: str
-    pixels: np.ndarray
+    data: bytes
     sha256: str
+    size: tuple[int, int]                        # (width, height) of the photo
     results: list[dict]
+    image: bytes = b""
+    crops: dict[int, bytes] = field(default_factory=dict)
     where: dict[str, str] = field(default_factory=dict)
     officer: set[int] = field(default_factory=set)
     photo_id: int | None = None                  # set once saved to a case
     created: float = field(default_factory=time.monotonic)
 
+    @property
+    def pixels(self) -> int:
+        return self.size[0] * self.size[1]
+
+    @functools.cached_property
+    def _results_bytes(self) -> int:
+        return len(json.dumps(self.results, default=str))
+
+    @property
+    def nbytes(self) -> int:
+        """About what the probe takes in memory."""
+        return (len(self.data) + len(self.image) + sum(len(c) for c in self.crops.values())
+                + self._results_bytes + 1024)
+
 
 class ProbeCache:
-    """Probes by random token, dropped after ``ttl`` seconds or when over ``size``."""
+    """Probes by random token, dropped after ``ttl`` seconds, oldest first when all of them
+    together take more than ``budget`` bytes."""
 
-    def __init__(self, ttl: float, size: int) -> None:
-        self.ttl, self.size = ttl, size
+    def __init__(self, ttl: float, budget: int) -> None:
+        self.ttl, self.budget = ttl, budget
         self._items: OrderedDict[str, Probe] = OrderedDict()
         self._lock = threading.Lock()
 
     def put(self, probe: Probe) -> str:
+        """Hold ``probe`` under a new token; TooLarge if it alone is over the budget."""
+        if probe.nbytes > self.budget:
+            raise TooLarge(f"{probe.name}: this photo needs {probe.nbytes / 2**20:.1f} MiB of "
+                           f"memory, over the {self.budget / 2**20:.0f} MiB probes may use; "
+                           "send a smaller photo")
         token = secrets.token_urlsafe(18)
         with self._lock:
             self._expire()
             self._items[token] = probe
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            self._fit()
         return token
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the probes held take together."""
+        with self._lock:
+            return sum(p.nbytes for p in self._items.values())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def changed(self, probe: Probe) -> None:
+        """``probe`` was rendered again: it counts as the newest, and the oldest others go if
+        the probes are now over the budget."""
+        with self._lock:
+            for token, held in self._items.items():
+                if held is probe:
+                    self._items.move_to_end(token)
+                    break
+            self._fit()
+
+    def _fit(self) -> None:
+        total = sum(p.nbytes for p in self._items.values())
+        while total > self.budget and len(self._items) > 1:
+            _, old = self._items.popitem(last=False)
+            total -= old.nbytes
 
     def get(self, token: str, user: str) -> Probe:
         """The probe, if it is still held and belongs to ``user``; else NotFound."""
@@ -122,6 +200,60 @@ class RateLimiter:
                 raise TooMany(f"too many {what}; wait {wait} s and try again")
             q.append(now)
 
+    def charge(self, key: str, amount: int, rate: tuple[int, float], what: str) -> None:
+        """Count ``amount`` (e.g. pixels) against ``rate`` = (amount, seconds) for ``key``;
+        TooMany, with the wait, when the window would go over."""
+        limit, window = rate
+        now = time.monotonic()
+        with self._lock:
+            q = self._hits.setdefault(key, deque())
+            while q and q[0][0] < now - window:
+                q.popleft()
+            used = sum(a for _, a in q)
+            if used + amount > limit:
+                freed, wait = used + amount - limit, window
+                for t, a in q:
+                    freed -= a
+                    if freed <= 0:
+                        wait = t + window - now
+                        break
+                raise TooMany(f"too many {what} ({amount / 1e6:.0f} MP more would pass the limit "
+                              f"of {limit / 1e6:.0f} MP per {window:.0f} s); wait {int(wait) + 1} s "
+                              "and try again")
+            q.append((now, amount))
+
+
+class PixelBudget:
+    """Pixels of photos being decoded and analysed at once, across all users."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.used = total, 0
+        self._lock = threading.Lock()
+
+    def _take(self, n: int) -> bool:
+        with self._lock:
+            if self.used and self.used + n > self.total:
+                return False
+            self.used += n
+            return True
+
+    def release(self, n: int) -> None:
+        with self._lock:
+            self.used -= n
+
+    async def acquire(self, n: int, timeout: float) -> int:
+        """Wait (without blocking the event loop) until ``n`` pixels fit and take them;
+        returns what was taken (to ``release``). TooMany if they do not fit within
+        ``timeout`` seconds."""
+        n = min(n, self.total)
+        deadline = time.monotonic() + timeout
+        while not self._take(n):
+            if time.monotonic() > deadline:
+                raise TooMany(f"the server is busy with other photos; wait {int(timeout)} s and "
+                              "try again")
+            await asyncio.sleep(0.05)
+        return n
+
 
 class WebState:
     """The dataset, its models and caches, for one app."""
@@ -131,12 +263,18 @@ class WebState:
         self.config = config
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["when"] = when
-        self.probes = ProbeCache(config.probe_ttl, config.max_probes)
+        self.probes = ProbeCache(config.probe_ttl, config.probe_bytes)
         self.limiter = RateLimiter()
+        self.max_pixels = config.pixel_limit()
+        self.budget = PixelBudget(config.pixels_in_flight or 2 * self.max_pixels)
+        workers = config.workers or min(4, max(2, os.cpu_count() or 1))
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="pof-photo")
         self._pipeline = None
         self._searchers: dict[tuple, object] = {}
         self._searcher_key: tuple | None = None
-        self._lock = threading.Lock()
+        self._load_lock = threading.Lock()           # making the pipeline
+        self._model_lock = threading.Lock()          # the models analyse one photo at a time
+        self._searcher_lock = threading.Lock()
         with Catalog(self.dataset) as cat:        # DatasetError if there is no dataset
             for mod in (accounts, audit, review):
                 mod.ensure_schema(cat.db)
@@ -153,13 +291,32 @@ class WebState:
         finally:
             cat.close()
 
+    async def run(self, fn, *args):
+        """``fn(*args)`` in the photo pool, off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args))
+
+    async def run_photo(self, user: str | None, pixels: int, fn, *args):
+        """``fn(*args)`` in the photo pool for a photo of ``pixels``: charged to ``user``'s
+        pixel rate (None: not charged) and held in the budget of pixels in flight until ``fn``
+        returns, even if the request is cancelled meanwhile. TooMany when over either."""
+        if user is not None:
+            self.limiter.charge(f"pixels:{user}", pixels, self.config.pixel_rate, "photo pixels")
+        taken = await self.budget.acquire(pixels, self.config.busy_wait)
+        try:
+            job = self.pool.submit(fn, *args)
+        except BaseException:
+            self.budget.release(taken)
+            raise
+        job.add_done_callback(lambda _: self.budget.release(taken))
+        return await asyncio.wrap_future(job)
+
     def accounts(self, db) -> accounts.Accounts:
         return accounts.Accounts(db, self.config.hasher)
 
     @property
     def pipeline(self):
         """The pipeline (models load on first use)."""
-        with self._lock:
+        with self._load_lock:
             if self._pipeline is None:
                 from ..device import cpu_runtime
                 from ..pipeline import pipeline_for
@@ -178,7 +335,7 @@ class WebState:
     def analyze(self, pixels: np.ndarray, with_crops: bool = False) -> list:
         """Faces of an RGB image, one at a time (the models are shared)."""
         pipeline = self.pipeline
-        with self._lock:
+        with self._model_lock:
             return pipeline.analyze(pixels, with_crops=with_crops)
 
     def searcher(self, where: dict[str, str] | None = None):
@@ -190,7 +347,7 @@ class WebState:
             key = (db.execute("SELECT COUNT(*), MAX(added) FROM faces").fetchone()[:],
                    review.exclusion_version(db))
         wanted = tuple(sorted((k, v) for k, v in (where or {}).items() if v))
-        with self._lock:
+        with self._searcher_lock:
             if key != self._searcher_key:
                 self._searchers, self._searcher_key = {}, key
             if wanted not in self._searchers:

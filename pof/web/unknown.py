@@ -56,9 +56,10 @@ def _group_descriptors(db: sqlite3.Connection) -> dict[int, np.ndarray]:
     return {g: np.stack(v) for g, v in out.items()}
 
 
-def add_event(db: sqlite3.Connection, name: str, photos: list[tuple[str, object, list]],
+def add_event(db: sqlite3.Connection, name: str, photos: list[tuple[str, str, bytes, list]],
               user: str, threshold: float) -> dict:
-    """Store an event's photos (name, LoadedImage, faces) and group their faces; returns
+    """Store an event's photos (name, SHA-256 of the upload, the photo as JPEG without
+    metadata, faces) and group their faces; returns
     {event, photos, faces, new_groups, linked_groups}."""
     if not name.strip():
         raise BadRequest("give the event a name (place and date)")
@@ -66,10 +67,10 @@ def add_event(db: sqlite3.Connection, name: str, photos: list[tuple[str, object,
         event = int(db.execute("INSERT INTO events (name, created_by, created) VALUES (?, ?, ?)",
                                (name.strip()[:200], user, now())).lastrowid)
         rows, descs, photo_of = [], [], []
-        for fname, loaded, faces in photos:
+        for fname, sha256, image, faces in photos:
             pid = int(db.execute("INSERT INTO event_photos (event_id, name, sha256, image, added_by, added)"
-                                 " VALUES (?, ?, ?, ?, ?, ?)", (event, fname[:200], loaded.sha256,
-                                 encode_jpeg(loaded.pixels, 95), user, now())).lastrowid)
+                                 " VALUES (?, ?, ?, ?, ?, ?)", (event, fname[:200], sha256,
+                                 image, user, now())).lastrowid)
             for f in faces:
                 rows.append((pid, f))
                 descs.append(f.descriptor)
@@ -155,12 +156,18 @@ def mark_officer(db: sqlite3.Connection, gid: int) -> None:
 
 def face_pixels(db: sqlite3.Connection, face_id: int) -> tuple[np.ndarray, list[float], bool]:
     """(photo pixels, face box, may be shown unblurred) of one unknown face."""
+    data, box, officer = face_image(db, face_id)
+    return decode_jpeg(data), box, officer
+
+
+def face_image(db: sqlite3.Connection, face_id: int) -> tuple[bytes, list[float], bool]:
+    """(the stored photo as JPEG, face box, may be shown unblurred) of one unknown face."""
     row = db.execute("SELECT f.box, p.image, g.officer FROM unknown_faces f JOIN event_photos p"
                      " ON p.id = f.photo_id JOIN unknown_groups g ON g.id = f.group_id WHERE f.id = ?",
                      (face_id,)).fetchone()
     if row is None:
         raise NotFound(f"no unknown face {face_id}")
-    return decode_jpeg(row["image"]), json.loads(row["box"]), bool(row["officer"])
+    return row["image"], json.loads(row["box"]), bool(row["officer"])
 
 
 def enrol(db: sqlite3.Connection, dataset: Path, gid: int, label: str, name: str,

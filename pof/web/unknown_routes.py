@@ -16,37 +16,49 @@ from ..redact import obscure, region
 from . import imaging, unknown
 from .auth import api, page
 from .errors import BadRequest, Conflict, WebError
-from .search_routes import NO_STORE, read_upload
+from .search_routes import NO_STORE, decode, read_upload
 
 router = APIRouter()
 
 
+def _analyse(web, data: bytes, name: str) -> tuple[str, bytes | None, list]:
+    """Decode and analyse one event photo (in a worker thread): (sha256, the JPEG to store or
+    None when no face was found, faces)."""
+    loaded = decode(web, data, name)
+    faces = web.analyze(loaded.pixels)
+    return loaded.sha256, imaging.encode_jpeg(loaded.pixels, 95) if faces else None, faces
+
+
 async def _upload(request: Request, user: User, form) -> tuple[dict, list[tuple[str, str]]]:
-    """Read every file (per-file errors), find faces, store and group them."""
+    """Read every file, find its faces, store the photos with faces and group the faces.
+    Each file counts as one search and is charged its pixels; a file that fails (too large,
+    not an image, over a limit, no face) is listed with its reason and the rest go on."""
     web = request.app.state.web
     files = [f for f in form.getlist("images") if not isinstance(f, str)]
     if not files:
         raise BadRequest("choose one or more event photos")
     if len(files) > web.config.max_files:
         raise BadRequest(f"at most {web.config.max_files} photos at a time")
-    web.limiter.hit(f"search:{user.name}", web.config.search_rate, "uploads")
     ok, problems = [], []
     for f in files:
+        name = f.filename or "?"
         try:
-            loaded = await read_upload(web, f, "images")
+            web.limiter.hit(f"search:{user.name}", web.config.search_rate, "uploads")
+            data, (w, h) = await read_upload(web, f, "images")
+            sha, image, faces = await web.run_photo(user.name, w * h, _analyse, web, data, name)
         except WebError as exc:
-            problems.append((f.filename or "?", exc.message))
+            problems.append((name, exc.message))
             continue
-        faces = await run_in_threadpool(web.analyze, loaded.pixels)
-        if not faces:
-            problems.append((f.filename, "no face found"))
-        ok.append((f.filename, loaded, faces))
+        if image is None:
+            problems.append((name, "no face found, not kept"))
+            continue
+        ok.append((name, sha, image, faces))
     if not ok:
         return {"event": None, "photos": 0, "faces": 0, "new_groups": 0, "linked_groups": []}, problems
     with web.db() as db:
         summary = unknown.add_event(db, str(form.get("event", "")), ok, user.name, link_threshold())
         audit.append(db, user.name, "unknown_upload", event=summary["event"], photos=summary["photos"],
-                     faces=summary["faces"], sha256=[x[1].sha256 for x in ok])
+                     faces=summary["faces"], sha256=[x[1] for x in ok])
     return summary, problems
 
 
@@ -87,14 +99,18 @@ async def group_page(request: Request, gid: int, user: User = Depends(page())) -
 @router.get("/unknown/faces/{fid}.jpg")
 async def face_image(request: Request, fid: int, user: User = Depends(page())) -> Response:
     """An unknown face, blurred unless its group was marked as an officer."""
-    with request.app.state.web.db() as db:
-        px, box, officer = unknown.face_pixels(db, fid)
-    px = px.copy()
+    web = request.app.state.web
+    with web.db() as db:
+        data, box, officer = unknown.face_image(db, fid)
+    return Response(await web.run(_face_crop, data, box, officer), media_type="image/jpeg", headers=NO_STORE)
+
+
+def _face_crop(data: bytes, box: list[float], officer: bool) -> bytes:
+    px = imaging.decode_jpeg(data).copy()
     if not officer:                   # the face blurred, its surroundings (uniform, badge) kept
         obscure(px, region(tuple(box), imaging.MARGIN, px.shape), "blur", 1.5)
     x0, y0, x1, y1 = region(tuple(box), 0.6, px.shape)
-    crop = np.ascontiguousarray(px[y0:y1, x0:x1])
-    return Response(imaging.encode_jpeg(crop), media_type="image/jpeg", headers=NO_STORE)
+    return imaging.encode_jpeg(np.ascontiguousarray(px[y0:y1, x0:x1]))
 
 
 def _group_action(request: Request, gid: int, user: User, action: str, form) -> str:
