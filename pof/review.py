@@ -115,6 +115,24 @@ def set_min_reviewers(db: sqlite3.Connection, n: int) -> None:
                    "('required_confirmations', ?)", (str(n),))
 
 
+def team_check(db: sqlite3.Connection) -> str | None:
+    """Why this team cannot confirm a name proposed by one of its reviewers (too few active
+    reviewer and admin accounts for ``min_reviewers``), or None."""
+    try:
+        n = int(db.execute("SELECT COUNT(*) FROM users WHERE role IN ('reviewer', 'admin')"
+                           " AND NOT disabled").fetchone()[0])
+    except sqlite3.OperationalError:           # no accounts table: not a web dataset
+        return None
+    need = min_reviewers(db)
+    if n - 1 >= need:
+        return None
+    fix = (f"or an admin sets the reviewers needed to {n - 1} (then each confirmation is marked "
+           f"'{SINGLE_REVIEWER}')" if n - 1 >= 1 else "")
+    return (f"{n} reviewer or admin account{'' if n == 1 else 's'}: a name one of them proposes needs "
+            f"{need} other reviewer{'' if need == 1 else 's'} and cannot be confirmed until more "
+            f"reviewers are added (pof users add NAME --role reviewer) {fix}").strip()
+
+
 required_confirmations = min_reviewers            # the names the admin page uses
 set_required_confirmations = set_min_reviewers
 

@@ -162,8 +162,9 @@ async def queue_page(request: Request, state: str | None = None, user: User = De
         raise BadRequest(f"state must be one of {', '.join(review.STATES)}")
     with web.db() as db:
         items = review.listing(db, state, with_excluded=user.can("admin"))
+        team = review.team_check(db)
     return web.templates.TemplateResponse(request, "identifications.html", {
-        "user": user, "csrf": request.state.csrf, "items": items, "state": state,
+        "user": user, "csrf": request.state.csrf, "items": items, "state": state, "team": team,
         "states": review.STATES})
 
 
@@ -244,21 +245,23 @@ def _case(db, user: User, case_id: int) -> dict:
     return dict(case, photos=[without_excluded(db, user, p) for p in case["photos"]])
 
 
-def _photo_pixels(request: Request, pid: int):
+def _photo_pixels(request: Request, pid: int, user: User):
+    """A case photo's record as ``user`` may see it (an excluded person's face is no longer a
+    match: blurred unless marked as an officer) and its pixels."""
     with request.app.state.web.db() as db:
-        return cases.photo(db, pid), cases.pixels(db, pid)
+        return without_excluded(db, user, cases.photo(db, pid)), cases.pixels(db, pid)
 
 
 @router.get("/cases/photos/{pid}/image.jpg")
 async def case_image(request: Request, pid: int, user: User = Depends(page())) -> Response:
-    rec, px = _photo_pixels(request, pid)
+    rec, px = _photo_pixels(request, pid, user)
     data = await run_in_threadpool(imaging.shown, px, rec["faces"], rec["officer"])
     return Response(data, media_type="image/jpeg", headers=NO_STORE)
 
 
 @router.get("/cases/photos/{pid}/faces/{n}.jpg")
 async def case_face(request: Request, pid: int, n: int, user: User = Depends(page())) -> Response:
-    rec, px = _photo_pixels(request, pid)
+    rec, px = _photo_pixels(request, pid, user)
     if not 1 <= n <= len(rec["faces"]) or not imaging.visible(rec["faces"][n - 1], n - 1, rec["officer"]):
         raise NotFound("this face is blurred (a bystander unless a reviewer marks it as an officer)")
     return Response(imaging.face_crop(px, rec["faces"], rec["officer"], n - 1), media_type="image/jpeg",
@@ -268,7 +271,7 @@ async def case_face(request: Request, pid: int, n: int, user: User = Depends(pag
 @router.get("/cases/photos/{pid}/export.jpg")
 async def case_export(request: Request, pid: int, user: User = Depends(page())) -> Response:
     """Download the photo as pof shows it (bystanders blurred); logged as an export."""
-    rec, px = _photo_pixels(request, pid)
+    rec, px = _photo_pixels(request, pid, user)
     data = await run_in_threadpool(imaging.shown, px, rec["faces"], rec["officer"])
     with request.app.state.web.db() as db:
         audit.append(db, user.name, "export", photo=pid, case=rec["case_id"], image_sha256=rec["sha256"])
