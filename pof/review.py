@@ -19,7 +19,8 @@ rely on (``other_evidence``). The identification is confirmed when N distinct re
 (N per dataset, ``min_reviewers``, default 2, at least 1; one reviewer leaves a warning on the
 confirmation). A name is proposed once per subject: a second proposal of the same person while
 one is proposed or confirmed is refused (409, naming the existing one). Anyone with access may
-dispute, with a reason. Nothing is deleted: a retraction or a takedown is an event.
+dispute, with a reason; another reviewer than the proposer reopens it. Nothing is deleted: a
+retraction or a takedown is an event.
 
 The exclusion list holds persons who must never be returned by a search (a court order, a
 takedown); lifting an exclusion is recorded too. Every search (web, API, ``pof search``) drops
@@ -299,6 +300,9 @@ def act(db: sqlite3.Connection, ident: int, action: str, user: User, note: str,
     other_evidence = " ".join(other_evidence.split()) if action == "confirm" else ""
     if action == "confirm":
         target = _check_confirm(db, item, user, evidence_seen or [], other_evidence)
+    elif action == "reopen" and is_proposer(item, user):
+        raise ReviewError("the proposer cannot settle a dispute of their own proposal: another "
+                          "reviewer reopens it", 403)
     _event(db, ident, user, action, note, evidence_seen or [], item["state"], target, other_evidence)
     return target
 

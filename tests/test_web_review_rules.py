@@ -117,6 +117,12 @@ def test_the_proposer_sees_no_confirm_form(env):
     theirs = Session(env["app"], env["ds"], "rob").get(f"/identifications/{item['id']}").text
     assert f'action="/identifications/{item["id"]}/confirm"' in theirs
     assert "Needs 2 confirmations from reviewers other than the proposer; 0 so far" in _text(theirs)
+    assert _api(env, "vera", "POST", f"/api/identifications/{item['id']}/dispute", json={"note": "older photo"}).status_code == 200
+    mine = Session(env["app"], env["ds"], "rita").get(f"/identifications/{item['id']}").text
+    assert "/reopen\"" not in mine and "another reviewer decides" in _text(mine)
+    r = _api(env, "rita", "POST", f"/api/identifications/{item['id']}/reopen", json={"note": "it is him"})
+    assert r.status_code == 403 and "proposer" in r.json()["error"]
+    assert _api(env, "rob", "POST", f"/api/identifications/{item['id']}/reopen", json={"note": "checked"}).status_code == 200
 
 
 def test_a_duplicate_proposal_points_to_the_existing_one(env):
