@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS review_settings (key TEXT PRIMARY KEY, value TEXT NOT
 # columns added after the first catalogs were written: (table, column, declaration)
 COLUMNS = (("identifications", "search_decision", "TEXT"), ("identifications", "search_score", "REAL"),
            ("identifications", "search_threshold", "REAL"), ("identifications", "search_fpir", "REAL"),
+           ("identifications", "fmr_upper_bound", "INTEGER NOT NULL DEFAULT 0"),
            ("review_events", "other_evidence", "TEXT NOT NULL DEFAULT ''"))
 
 
@@ -154,8 +155,8 @@ def search_said(face: dict | None, person: str) -> dict:
     above the threshold), the person's score and FMR (None if not among the candidates), the
     threshold and FPIR; and the person's evidence image ids. None: no search (a group)."""
     if face is None:
-        return {"decision": "none", "score": None, "fmr": None, "threshold": None, "fpir": None,
-                "evidence": []}
+        return {"decision": "none", "score": None, "fmr": None, "fmr_upper_bound": False,
+                "threshold": None, "fpir": None, "evidence": []}
     cand = next((c for c in face.get("candidates", []) if c["person"] == person), {})
     threshold = face.get("threshold")
     if face.get("decision") == "quality_too_low":
@@ -165,7 +166,7 @@ def search_said(face: dict | None, person: str) -> dict:
     else:
         decision = "no_match"
     return {"decision": decision, "score": cand.get("score"), "fmr": cand.get("fmr"),
-            "threshold": threshold, "fpir": face.get("fpir"), "evidence": cand.get("evidence") or []}
+            "fmr_upper_bound": bool(cand.get("fmr_upper_bound")), "threshold": threshold, "fpir": face.get("fpir"), "evidence": cand.get("evidence") or []}
 
 
 def duplicate_of(db: sqlite3.Connection, subject: Subject, person: str) -> tuple[int, str] | None:
@@ -205,10 +206,11 @@ def create(db: sqlite3.Connection, subject: Subject, person: str, user: User, no
         cur = db.execute(
             "INSERT INTO identifications (subject, photo_id, face_index, group_id, person, state,"
             " score, fmr, evidence, created_by, created, corrects, search_decision, search_score,"
-            " search_threshold, search_fpir) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " search_threshold, search_fpir, fmr_upper_bound) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (subject.kind, subject.photo_id, subject.face_index, subject.group_id, person.strip(),
              "candidate", score, fmr, json.dumps(evidence or []), user.name, now(), corrects,
-             search["decision"], search.get("score"), search.get("threshold"), search.get("fpir")))
+             search["decision"], search.get("score"), search.get("threshold"), search.get("fpir"),
+             int(bool(search.get("fmr_upper_bound")))))
         ident = int(cur.lastrowid)
     _event(db, ident, user, "propose", note, evidence or [], "candidate", "proposed")
     return ident
@@ -223,7 +225,8 @@ def evidence_ids(db: sqlite3.Connection, item: dict) -> list[str]:
 
 
 def _row(row: sqlite3.Row, excluded: set[str]) -> dict:
-    out = dict(row, evidence=json.loads(row["evidence"]), excluded=row["person"] in excluded)
+    out = dict(row, evidence=json.loads(row["evidence"]), excluded=row["person"] in excluded,
+               fmr_upper_bound=bool(row["fmr_upper_bound"]))
     out["search_supported"] = out["search_decision"] == "match"
     return out
 

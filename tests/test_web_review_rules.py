@@ -21,6 +21,12 @@ def _text(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&lt;", "<")
 
 
+def _pct(rate: float, upper: bool = False) -> str:
+    """A rate as every page writes it: a percentage, two significant digits, '< ' for a bound."""
+    p = rate * 100
+    return ("< " if upper else "") + (f"{p:.0f}" if p >= 10 else f"{p:.2g}") + "%"
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """A dataset copy, the app, tokens, and one search of the two-face photo (face 1 is
@@ -87,6 +93,10 @@ def test_a_match_is_recorded_as_a_match(env):
     assert item["search_decision"] == "match" and item["search_score"] == top["score"]
     page = _text(Session(env["app"], env["ds"], "rita").get(f"/identifications/{item['id']}").text)
     assert f"The search supported this name: score {top['score']:.3f}" in page
+    assert item["fmr_upper_bound"] is top["fmr_upper_bound"]
+    assert f"FMR {_pct(top['fmr'], top['fmr_upper_bound'])}: the chance a stranger" in page
+    result = _text(Session(env["app"], env["ds"], "vera").get(f"/probes/{_search(env)['probe']}").text)
+    assert f"score {top['score']:.3f} · FMR {_pct(top['fmr'], top['fmr_upper_bound'])}" in result
     assert "did NOT support" not in page
 
 
@@ -193,7 +203,7 @@ def test_one_format_for_false_match_rates(env):
     """The result page and the review list write the same FMR the same way."""
     cand = env["search"]["faces"][1]["candidates"][2]
     item = _propose(env, 2, cand["person"]).json()
-    pct = f"{cand['fmr'] * 100:.0f}%" if cand["fmr"] >= 0.1 else f"{cand['fmr'] * 100:.2g}%"
+    pct = _pct(cand["fmr"], cand["fmr_upper_bound"])
     queue = _text(Session(env["app"], env["ds"], "vera").get("/identifications").text)
     assert f"score {cand['score']:.3f} (threshold" in queue and f"FMR {pct}" in queue
     result = _text(Session(env["app"], env["ds"], "vera").get(f"/probes/{_search(env)['probe']}").text)

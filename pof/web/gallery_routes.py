@@ -91,15 +91,15 @@ def browse(db, user: User, query: dict[str, str]) -> tuple[list[dict], dict]:
 
 
 def naming(db, label: str, name: str) -> list[int]:
-    """Ids of the identifications that named this person, newest first: those of a face with
-    the label, and those of an unknown-faces group enrolled as this person under its name or
-    label (a group is named in words, and enrolled under a label)."""
+    """Ids of the identifications that named this person, newest first: those giving the label,
+    and those of an unknown-faces group enrolled as this person under its name (a group is
+    named in words, and enrolled under a label)."""
     try:
         groups = [r[0] for r in db.execute("SELECT id FROM unknown_groups WHERE enrolled_as = ?", (label,))]
     except Exception:                  # a catalog without the unknown-faces tables
         groups = []
     marks = ",".join("?" * len(groups))
-    sql = "SELECT id FROM identifications WHERE (subject = 'face' AND person = ?)"
+    sql = "SELECT id FROM identifications WHERE person = ?"
     if groups:
         sql += f" OR (subject = 'group' AND group_id IN ({marks}) AND person IN (?, ?))"
     args = [label, *groups, name, label] if groups else [label]
