@@ -48,8 +48,18 @@ def _api(env, who, method, url, **kw):
     return env["api"].request(method, url, headers=headers, **kw)
 
 
+def _free_face(env):
+    """Retract the live proposals for case photo 1, face 1 (a name is proposed once per face
+    while a proposal of it is live)."""
+    for i in _api(env, "ada", "GET", "/api/identifications?state=proposed").json() + \
+            _api(env, "ada", "GET", "/api/identifications?state=confirmed").json():
+        if (i["photo_id"], i["face_index"]) == (env["ident"]["photo_id"], 0):
+            _api(env, "ada", "POST", f"/api/identifications/{i['id']}/retract", json={"note": "a fresh one"})
+
+
 def _fresh_ident(env, proposer="vera", state="proposed"):
     """A new identification of case photo 1, face 1, in ``state``."""
+    _free_face(env)
     r = _api(env, proposer, "POST", "/api/identifications", json={
         "photo": env["ident"]["photo_id"], "face": 1, "person": "subject01", "note": "looks alike"})
     assert r.status_code == 201, r.text
@@ -93,13 +103,14 @@ def _body(env, method, url, who):
         return {"data": {"event": f"event by {who}"},
                 "files": [("images", ("s.gif", (YALE / "subject02.glasses").read_bytes(), "image/gif"))]}
     if url == "/api/identifications":
+        _free_face(env)
         return {"json": {"photo": env["ident"]["photo_id"], "face": 1, "person": "subject01", "note": "n"}}
     if url == "/api/exclusions":
         return {"json": {"person": f"Nobody_{who}", "reason": "court order 1"}}
     if url.endswith("/correct"):
         return {"json": {"person": "subject02", "note": "the ears differ"}}
     if url.endswith(("/confirm", "/dispute", "/retract", "/reopen")):
-        return {"json": {"note": "checked the images", "evidence_seen": ["x"]}}
+        return {"json": {"note": "checked the images", "evidence_seen": env["ident"]["evidence_ids"][:1]}}
     return {}
 
 
@@ -165,7 +176,7 @@ def test_page_route_by_role(env, method, route, expected, who):
     url = route.format(face_id=env["face_id"], ident=env["ident"]["id"], group=env["group"],
                        spare=env["spare_photo"], fresh=_fresh_ident(env, "rob") if "{fresh}" in route else "")
     data = {"required_confirmations": "2", "person": f"Nobody_page_{who}", "reason": "order",
-            "note": "a note", "evidence_seen": "x", "into": str(env["group"])}
+            "note": "a note", "evidence_seen": env["ident"]["evidence_ids"][0], "into": str(env["group"])}
     if route == "/identifications":
         data.update(person="subject01", photo="1", face="1")
     if route.endswith("/correct"):
@@ -254,31 +265,31 @@ def test_bad_uploads_get_clear_errors(env, tmp_path):
 
 
 def test_review_needs_two_independent_reviewers_then_dispute(env):
-    ident = _fresh_ident(env, "vera")
+    ident, seen = _fresh_ident(env, "vera"), env["ident"]["evidence_ids"][:1]
     act = lambda who, action, **b: _api(env, who, "POST", f"/api/identifications/{ident}/{action}",
                                         json={"note": "compared ears and jaw", **b})
     assert act("rita", "confirm").status_code == 400                       # evidence needed
-    assert act("rita", "confirm", evidence_seen=["a"]).json()["state"] == "proposed"
-    assert act("rita", "confirm", evidence_seen=["a"]).status_code == 409  # not twice
-    r = act("rob", "confirm", evidence_seen=["a"])
+    assert act("rita", "confirm", evidence_seen=seen).json()["state"] == "proposed"
+    assert act("rita", "confirm", evidence_seen=seen).status_code == 409  # not twice
+    r = act("rob", "confirm", evidence_seen=seen)
     assert r.json()["state"] == "confirmed" and r.json()["confirmations"] == 2
     assert act("vera", "dispute", note="").status_code == 400              # reason needed
     assert act("vera", "dispute").json()["state"] == "disputed"
     assert act("rita", "reopen").json()["confirmations"] == 0
     assert act("rita", "retract").json()["state"] == "retracted"
-    assert act("rita", "confirm", evidence_seen=["a"]).status_code == 409
+    assert act("rita", "confirm", evidence_seen=seen).status_code == 409
     events = [e["action"] for e in act("rita", "dispute").json().get("events", [])] or \
         [e["action"] for e in _api(env, "vera", "GET", f"/api/identifications/{ident}").json()["events"]]
     assert events == ["propose", "confirm", "confirm", "dispute", "reopen", "retract"]
 
 
 def test_proposer_cannot_confirm_and_setting_changes_count(env):
-    ident = _fresh_ident(env, "rita")
-    r = _api(env, "rita", "POST", f"/api/identifications/{ident}/confirm", json={"note": "n", "evidence_seen": ["a"]})
+    ident, seen = _fresh_ident(env, "rita"), env["ident"]["evidence_ids"][:1]
+    r = _api(env, "rita", "POST", f"/api/identifications/{ident}/confirm", json={"note": "n", "evidence_seen": seen})
     assert r.status_code == 403 and "proposer" in r.json()["error"]
     s = Session(env["app"], env["ds"], "ada")
     assert s.post("/admin/settings", {"required_confirmations": "1"}).status_code == 303
-    r = _api(env, "rob", "POST", f"/api/identifications/{ident}/confirm", json={"note": "n", "evidence_seen": ["a"]})
+    r = _api(env, "rob", "POST", f"/api/identifications/{ident}/confirm", json={"note": "n", "evidence_seen": seen})
     assert r.json()["state"] == "confirmed"
     assert s.post("/admin/settings", {"required_confirmations": "2"}).status_code == 303
 

@@ -51,7 +51,8 @@ def test_unknown_faces_flow(env):
     assert admin.post(f"/unknown/groups/{gid}/enrol").status_code == 409      # not confirmed yet
     for who in ("rita", "rob"):
         s = Session(env["app"], env["ds"], who)
-        assert s.post(f"/identifications/{ident}/confirm", {"note": "same face", "evidence_seen": "group"}).status_code == 303
+        assert s.post(f"/identifications/{ident}/confirm", {"note": "same face", "evidence_seen": "group",
+                                                            "other_evidence": "badge 4 seen in both photos"}).status_code == 303
     r = admin.post(f"/unknown/groups/{gid}/enrol", {"label": "Officer_Four"})
     assert r.status_code == 303 and r.headers["location"] == "/persons/Officer_Four"
     person = env["api"].get("/api/persons/Officer_Four", headers=env["tok"]["vera"]).json()

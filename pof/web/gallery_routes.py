@@ -90,6 +90,39 @@ def browse(db, user: User, query: dict[str, str]) -> tuple[list[dict], dict]:
     return people, choices
 
 
+def naming(db, label: str, name: str) -> list[int]:
+    """Ids of the identifications that named this person, newest first: those giving the label,
+    and those of an unknown-faces group enrolled as this person under its name (a group is
+    named in words, and enrolled under a label)."""
+    try:
+        groups = [r[0] for r in db.execute("SELECT id FROM unknown_groups WHERE enrolled_as = ?", (label,))]
+    except Exception:                  # a catalog without the unknown-faces tables
+        groups = []
+    marks = ",".join("?" * len(groups))
+    sql = "SELECT id FROM identifications WHERE person = ?"
+    if groups:
+        sql += f" OR (subject = 'group' AND group_id IN ({marks}) AND person IN (?, ?))"
+    args = [label, *groups, name, label] if groups else [label]
+    return [r[0] for r in db.execute(sql + " ORDER BY id DESC", args)]
+
+
+def provenance(db, item: dict, label: str) -> dict:
+    """Who proposed the name and from what, who confirmed it and when, and whether the person
+    was enrolled from it."""
+    proposed = next((e for e in reversed(item["events"]) if e["action"] == "propose"), item["events"][0])
+    confirms = [e for e in item["events"] if e["action"] == "confirm" and e["actor"] in item["confirmed_by"]]
+    enrolled = False
+    if item["subject"] == "group" and item["state"] == "confirmed":
+        row = db.execute("SELECT enrolled_as FROM unknown_groups WHERE id = ?", (item["group_id"],)).fetchone()
+        enrolled = bool(row and row[0] == label)
+    source = (f"case photo {item['photo_id']}, face {item['face_index'] + 1}" if item["subject"] == "face"
+              else f"unknown group {item['group_id']}")
+    return {"proposed_by": proposed["actor"], "proposed": proposed["at"], "source": source,
+            "search_decision": item["search_decision"],
+            "confirmed_by": [e["actor"] for e in confirms], "confirmed": confirms[-1]["at"] if confirms else None,
+            "enrolled_from": enrolled}
+
+
 def person_record(db, user: User, label: str) -> dict:
     """A person, every image with provenance, and their identification history."""
     row = db.execute("SELECT * FROM persons WHERE label = ?", (label,)).fetchone()
@@ -102,7 +135,8 @@ def person_record(db, user: User, label: str) -> dict:
               for r in db.execute("SELECT f.id, f.quality, f.added, s.path, s.sha256, s.provenance"
                                   " FROM faces f JOIN sources s ON s.id = f.source_id"
                                   " WHERE f.person = ? ORDER BY f.id", (label,))]
-    history = [review.get(db, i["id"]) for i in review.listing(db, person=label)]
+    history = [dict(review.get(db, i), provenance=provenance(db, review.get(db, i), label))
+               for i in naming(db, label, row["name"])]
     return {"label": row["label"], "name": row["name"], "attribution": json.loads(row["attribution"]),
             "added": row["added"], "images": images, "identifications": history, "excluded": excluded}
 

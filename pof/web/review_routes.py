@@ -2,7 +2,11 @@
 dispute, reopen, retract; the cases that hold the saved photos.
 
 Every proposal, confirmation, dispute, retraction, export and takedown is written to the
-audit log. The role each action needs is ``pof.review.TRANSITIONS``'s.
+audit log. The role each action needs is ``pof.review.TRANSITIONS``'s. A proposal records what
+the search said of the person (taken from the server's own record of the photo's results,
+never from the request). Identifications naming an excluded person are shown to admins only
+(marked ``excluded``); to everyone else they do not exist, nor do the excluded persons among a
+case photo's candidates.
 """
 from __future__ import annotations
 
@@ -35,10 +39,50 @@ class Proposal(BaseModel):
 
 
 class Action(BaseModel):
-    """A note, and for a confirmation the evidence images looked at (gallery image ids)."""
+    """A note, and for a confirmation the evidence looked at (ids the identification shows)
+    and, when the search did not support the name, the other evidence relied on."""
 
     note: str
     evidence_seen: list[str] = []
+    other_evidence: str = ""
+
+
+def visible(db, user: User, ident: int) -> dict:
+    """The identification, unless it names an excluded person and ``user`` is not an admin."""
+    item = review.get(db, ident)
+    if item["excluded"] and not user.can("admin"):
+        raise NotFound(f"no identification {ident}")
+    return item
+
+
+def search_of(db, item_subject: review.Subject, person: str) -> dict | None:
+    """What the search of a case photo's face said about ``person`` (None for a group)."""
+    if item_subject.kind != "face":
+        return None
+    faces = cases.photo(db, item_subject.photo_id)["faces"]
+    return review.search_said(faces[item_subject.face_index], person)
+
+
+def without_excluded(db, user: User, photo: dict) -> dict:
+    """A case photo's record with excluded persons removed from its candidates (non-admins);
+    a face whose match was an excluded person reads as the search would read now."""
+    excluded = review.excluded_persons(db)
+    if user.can("admin") or not excluded:
+        return photo
+    faces = []
+    for face in photo["faces"]:
+        cands = [c for c in face.get("candidates", []) if c["person"] not in excluded]
+        face = dict(face, candidates=cands)
+        if face.get("decision") == "match" and not (cands and cands[0]["score"] >= face.get("threshold", 1.0)):
+            face["decision"] = "no_match"
+        faces.append(face)
+    return dict(photo, faces=faces)
+
+
+def reviewers_besides(db, web, item: dict) -> int:
+    """Active reviewer and admin accounts other than the proposer."""
+    return sum(1 for u in web.accounts(db).list() if u["role"] in ("reviewer", "admin")
+               and not u["disabled"] and u["name"] not in (item["proposed_by"], item["created_by"]))
 
 
 def _enrolled(db, person: str) -> None:
@@ -60,18 +104,23 @@ def propose_face(request: Request, db, user: User, p: Proposal) -> int:
     if not 1 <= p.face <= len(faces):
         raise NotFound(f"the photo has no face {p.face}")
     _enrolled(db, p.person)
-    cand = next((c for c in faces[p.face - 1]["candidates"] if c["person"] == p.person), {})
+    said = review.search_said(faces[p.face - 1], p.person)
     ident = review.create(db, review.Subject("face", photo_id, p.face - 1), p.person, user, p.note,
-                          cand.get("score"), cand.get("fmr"), cand.get("evidence"))
+                          said["score"], said["fmr"], said["evidence"], search=said)
     audit.append(db, user.name, "propose", identification=ident, person=p.person, photo=photo_id,
-                 face=p.face, score=cand.get("score"), fmr=cand.get("fmr"))
+                 face=p.face, score=said["score"], fmr=said["fmr"], search_decision=said["decision"],
+                 search_threshold=said["threshold"], search_fpir=said["fpir"])
     return ident
 
 
-def apply(db, user: User, ident: int, action: str, note: str, seen: list[str]) -> str:
+def apply(db, user: User, ident: int, action: str, note: str, seen: list[str],
+          other_evidence: str = "") -> str:
     """Apply a review action and log it; returns the new state."""
-    new = review.act(db, ident, action, user, note, seen)
-    audit.append(db, user.name, action, identification=ident, state=new, note=note, evidence_seen=seen)
+    visible(db, user, ident)
+    new = review.act(db, ident, action, user, note, seen, other_evidence)
+    extra = {"other_evidence": " ".join(other_evidence.split())} if action == "confirm" and other_evidence.strip() else {}
+    audit.append(db, user.name, action, identification=ident, state=new, note=note, evidence_seen=seen,
+                 **extra)
     return new
 
 
@@ -84,10 +133,6 @@ def subject_view(db, item: dict) -> dict:
         return {"kind": "face", "photo": rec, "face": face, "n": i + 1,
                 "visible": imaging.visible(face, i, rec["officer"]) and not rec["taken_down"]}
     return {"kind": "group", "group_id": item["group_id"]}
-
-
-def person_images(db, person: str) -> list[str]:
-    return [r[0] for r in db.execute("SELECT id FROM faces WHERE person = ? ORDER BY id", (person,))]
 
 
 @router.post("/identifications")
@@ -103,7 +148,10 @@ async def propose_page(request: Request, user: User = Depends(page())) -> Respon
     except ValueError as exc:
         raise BadRequest(f"the proposal form is incomplete ({exc})") from None
     with request.app.state.web.db() as db:
-        ident = propose_face(request, db, user, p)
+        try:
+            ident = propose_face(request, db, user, p)
+        except review.Duplicate as dup:
+            return RedirectResponse(f"/identifications/{dup.existing}?duplicate=1", 303)
     return RedirectResponse(f"/identifications/{ident}", 303)
 
 
@@ -113,33 +161,39 @@ async def queue_page(request: Request, state: str | None = None, user: User = De
     if state is not None and state not in review.STATES:
         raise BadRequest(f"state must be one of {', '.join(review.STATES)}")
     with web.db() as db:
-        items = review.listing(db, state)
+        items = review.listing(db, state, with_excluded=user.can("admin"))
+        team = review.team_check(db)
     return web.templates.TemplateResponse(request, "identifications.html", {
-        "user": user, "csrf": request.state.csrf, "items": items, "state": state,
+        "user": user, "csrf": request.state.csrf, "items": items, "state": state, "team": team,
         "states": review.STATES})
 
 
 @router.get("/identifications/{ident}")
-async def identification_page(request: Request, ident: int, user: User = Depends(page())) -> Response:
+async def identification_page(request: Request, ident: int, duplicate: int = 0,
+                              user: User = Depends(page())) -> Response:
     web = request.app.state.web
     with web.db() as db:
-        item = review.get(db, ident)
+        item = visible(db, user, ident)
         subject = subject_view(db, item)
-        images = person_images(db, item["person"])
+        evidence = review.evidence_ids(db, item)
         person = db.execute("SELECT * FROM persons WHERE label = ?", (item["person"],)).fetchone()
         later = db.execute("SELECT id FROM identifications WHERE corrects = ?", (ident,)).fetchone()
+        others = reviewers_besides(db, web, item)
     return web.templates.TemplateResponse(request, "identification.html", {
         "user": user, "csrf": request.state.csrf, "item": item, "subject": subject,
-        "images": images, "person": dict(person) if person else None,
+        "images": [e for e in evidence if e != "group"], "evidence": evidence,
+        "person": dict(person) if person else None, "proposer": review.is_proposer(item, user),
+        "reviewers_besides": others, "duplicate": bool(duplicate), "min_words": review.OTHER_EVIDENCE_WORDS,
         "corrected_by": later[0] if later else None}, headers=NO_STORE)
 
 
 def correct(request: Request, db, user: User, ident: int, person: str, note: str) -> int:
     """Retract ``ident`` and propose ``person`` for its subject (faces: an enrolled person)."""
-    item = review.get(db, ident)
+    item = visible(db, user, ident)
     if item["subject"] == "face":
         _enrolled(db, person)
-    new = review.correct(db, ident, person, user, note)
+    subject = review.Subject(item["subject"], item["photo_id"], item["face_index"], item["group_id"])
+    new = review.correct(db, ident, person, user, note, search_of(db, subject, person.strip()))
     audit.append(db, user.name, "correct", identification=ident, new_identification=new,
                  person=person.strip(), note=note)
     return new
@@ -149,7 +203,10 @@ def correct(request: Request, db, user: User, ident: int, person: str, note: str
 async def correct_page(request: Request, ident: int, user: User = Depends(page("reviewer"))) -> Response:
     form = await request.form()
     with request.app.state.web.db() as db:
-        new = correct(request, db, user, ident, str(form.get("person", "")), str(form.get("note", "")))
+        try:
+            new = correct(request, db, user, ident, str(form.get("person", "")), str(form.get("note", "")))
+        except review.Duplicate as dup:
+            return RedirectResponse(f"/identifications/{dup.existing}?duplicate=1", 303)
     return RedirectResponse(f"/identifications/{new}", 303)
 
 
@@ -158,7 +215,7 @@ async def act_page(request: Request, ident: int, action: str, user: User = Depen
     form = await request.form()
     seen = [str(v) for v in form.getlist("evidence_seen")]
     with request.app.state.web.db() as db:
-        apply(db, user, ident, action, str(form.get("note", "")), seen)
+        apply(db, user, ident, action, str(form.get("note", "")), seen, str(form.get("other_evidence", "")))
     return RedirectResponse(f"/identifications/{ident}", 303)
 
 
@@ -175,27 +232,36 @@ async def cases_page(request: Request, user: User = Depends(page())) -> Response
 async def case_page(request: Request, case_id: int, user: User = Depends(page())) -> Response:
     web = request.app.state.web
     with web.db() as db:
-        case = cases.get(db, case_id)
-        idents = {p["id"]: review.listing(db, photo_id=p["id"]) for p in case["photos"]}
+        case = _case(db, user, case_id)
+        idents = {p["id"]: review.listing(db, photo_id=p["id"], with_excluded=user.can("admin"))
+                  for p in case["photos"]}
     return web.templates.TemplateResponse(request, "case.html", {
         "user": user, "csrf": request.state.csrf, "case": case, "idents": idents}, headers=NO_STORE)
 
 
-def _photo_pixels(request: Request, pid: int):
+def _case(db, user: User, case_id: int) -> dict:
+    """A case with its photos, excluded persons removed from their candidates (non-admins)."""
+    case = cases.get(db, case_id)
+    return dict(case, photos=[without_excluded(db, user, p) for p in case["photos"]])
+
+
+def _photo_pixels(request: Request, pid: int, user: User):
+    """A case photo's record as ``user`` may see it (an excluded person's face is no longer a
+    match: blurred unless marked as an officer) and its pixels."""
     with request.app.state.web.db() as db:
-        return cases.photo(db, pid), cases.pixels(db, pid)
+        return without_excluded(db, user, cases.photo(db, pid)), cases.pixels(db, pid)
 
 
 @router.get("/cases/photos/{pid}/image.jpg")
 async def case_image(request: Request, pid: int, user: User = Depends(page())) -> Response:
-    rec, px = _photo_pixels(request, pid)
+    rec, px = _photo_pixels(request, pid, user)
     data = await run_in_threadpool(imaging.shown, px, rec["faces"], rec["officer"])
     return Response(data, media_type="image/jpeg", headers=NO_STORE)
 
 
 @router.get("/cases/photos/{pid}/faces/{n}.jpg")
 async def case_face(request: Request, pid: int, n: int, user: User = Depends(page())) -> Response:
-    rec, px = _photo_pixels(request, pid)
+    rec, px = _photo_pixels(request, pid, user)
     if not 1 <= n <= len(rec["faces"]) or not imaging.visible(rec["faces"][n - 1], n - 1, rec["officer"]):
         raise NotFound("this face is blurred (a bystander unless a reviewer marks it as an officer)")
     return Response(imaging.face_crop(px, rec["faces"], rec["officer"], n - 1), media_type="image/jpeg",
@@ -205,7 +271,7 @@ async def case_face(request: Request, pid: int, n: int, user: User = Depends(pag
 @router.get("/cases/photos/{pid}/export.jpg")
 async def case_export(request: Request, pid: int, user: User = Depends(page())) -> Response:
     """Download the photo as pof shows it (bystanders blurred); logged as an export."""
-    rec, px = _photo_pixels(request, pid)
+    rec, px = _photo_pixels(request, pid, user)
     data = await run_in_threadpool(imaging.shown, px, rec["faces"], rec["officer"])
     with request.app.state.web.db() as db:
         audit.append(db, user.name, "export", photo=pid, case=rec["case_id"], image_sha256=rec["sha256"])
@@ -236,22 +302,37 @@ async def case_takedown(request: Request, pid: int, user: User = Depends(page("a
 async def api_list(request: Request, state: str | None = None, user: User = Depends(api())) -> list[dict]:
     """Identifications, newest first (``state`` filters)."""
     with request.app.state.web.db() as db:
-        return review.listing(db, state)
+        return review.listing(db, state, with_excluded=user.can("admin"))
 
 
 @router.get("/api/identifications/{ident}", tags=["review"])
 async def api_get(request: Request, ident: int, user: User = Depends(api())) -> dict:
-    """One identification with its events and confirmations."""
+    """One identification with its events and confirmations, what the search said
+    (``search_decision``, ``search_score``, ``search_threshold``, ``search_fpir``), the evidence
+    ids a confirmation may cite, and ``warnings``."""
     with request.app.state.web.db() as db:
-        return review.get(db, ident)
+        return _json(db, visible(db, user, ident))
+
+
+def _json(db, item: dict) -> dict:
+    return {**item, "evidence_ids": review.evidence_ids(db, item)}
+
+
+def _duplicate(dup: review.Duplicate) -> JSONResponse:
+    return JSONResponse({"error": str(dup), "status": 409, "existing": dup.existing,
+                         "url": f"/identifications/{dup.existing}"}, 409)
 
 
 @router.post("/api/identifications", tags=["review"], status_code=201)
 async def api_propose(request: Request, p: Proposal, user: User = Depends(api())) -> JSONResponse:
-    """Propose a person for a face; the probe is saved to a case."""
+    """Propose a person for a face; the probe is saved to a case. 409 with ``existing`` (its id)
+    if the person is already proposed or confirmed for that face."""
     with request.app.state.web.db() as db:
-        ident = propose_face(request, db, user, p)
-        return JSONResponse(review.get(db, ident), 201)
+        try:
+            ident = propose_face(request, db, user, p)
+        except review.Duplicate as dup:
+            return _duplicate(dup)
+        return JSONResponse(_json(db, review.get(db, ident)), 201)
 
 
 class Correction(BaseModel):
@@ -266,16 +347,22 @@ async def api_correct(request: Request, ident: int, body: Correction,
                       user: User = Depends(api("reviewer"))) -> JSONResponse:
     """Retract an identification and propose another person for the same subject (reviewers)."""
     with request.app.state.web.db() as db:
-        return JSONResponse(review.get(db, correct(request, db, user, ident, body.person, body.note)), 201)
+        try:
+            new = correct(request, db, user, ident, body.person, body.note)
+        except review.Duplicate as dup:
+            return _duplicate(dup)
+        return JSONResponse(_json(db, review.get(db, new)), 201)
 
 
 @router.post("/api/identifications/{ident}/{action}", tags=["review"])
 async def api_act(request: Request, ident: int, action: str, body: Action,
                   user: User = Depends(api())) -> dict:
-    """confirm (reviewer), dispute (anyone), reopen (reviewer), retract (reviewer or proposer)."""
+    """confirm (reviewer), dispute (anyone), reopen (reviewer), retract (reviewer or proposer).
+    A confirmation cites ``evidence_seen`` (ids of ``evidence_ids``) and, when the search did
+    not support the name, ``other_evidence``."""
     with request.app.state.web.db() as db:
-        apply(db, user, ident, action, body.note, body.evidence_seen)
-        return review.get(db, ident)
+        apply(db, user, ident, action, body.note, body.evidence_seen, body.other_evidence)
+        return _json(db, review.get(db, ident))
 
 
 @router.get("/api/cases", tags=["review"])
@@ -287,4 +374,4 @@ async def api_cases(request: Request, user: User = Depends(api())) -> list[dict]
 @router.get("/api/cases/{case_id}", tags=["review"])
 async def api_case(request: Request, case_id: int, user: User = Depends(api())) -> dict:
     with request.app.state.web.db() as db:
-        return cases.get(db, case_id)
+        return _case(db, user, case_id)
