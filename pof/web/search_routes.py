@@ -83,7 +83,7 @@ def _search(state: WebState, data: bytes, name: str, where: dict[str, str]) -> d
     searcher = state.searcher(where)          # before the models run: a bad filter fails fast
     loaded = decode(state, data, name)
     faces = state.analyze(loaded.pixels)
-    results = searcher.search(faces, state.config.top) if faces else []
+    results = searcher.search(faces, state.config.candidates()) if faces else []
     image, crops = imaging.render(loaded.pixels, results, set())
     return {"sha256": loaded.sha256, "size": loaded.size, "results": results, "image": image,
             "crops": crops}
