@@ -17,7 +17,7 @@ folder, so spooled uploads can be seen), and then, one attack at a time:
 
 For each: the answer (status line) and when it came, the server's resident memory (VmRSS)
 before, the largest seen while the attack runs (sampled every 50 ms) and after, the largest
-size TMPDIR reached (spooled uploads), and the median time of a normal token search
+size TMPDIR reached (spooled uploads, named or already deleted), and the median time of a normal token search
 (a real photo of an enrolled person, by four other viewers in turn) made while the attack
 runs, against its quiet value measured first. Nothing here is timed in the test suite; figures go to BENCHMARKS.md.
 """
@@ -84,13 +84,22 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
-def dir_bytes(path: Path) -> int:
+def dir_bytes(path: Path, pid: int | None = None) -> int:
+    """Bytes of the files in ``path``, and of the files there that process ``pid`` holds open
+    after deleting them (Python's temporary files have no name while they are used)."""
     total = 0
     for p in path.rglob("*"):
         try:
             total += p.stat().st_size if p.is_file() else 0
         except OSError:
             pass
+    if pid is not None:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                if os.readlink(fd).startswith(str(path)) and os.readlink(fd).endswith("(deleted)"):
+                    total += fd.stat().st_size
+            except OSError:
+                pass
     return total
 
 
@@ -242,7 +251,7 @@ def main() -> None:
                 def watch():            # the largest RSS and TMPDIR size seen while it runs
                     while not stop.is_set():
                         top["rss"] = max(top["rss"], proc_status(pid)["rss_mib"])
-                        top["tmp"] = max(top["tmp"], dir_bytes(tmpdir))
+                        top["tmp"] = max(top["tmp"], dir_bytes(tmpdir, pid))
                         time.sleep(0.05)
                 watcher = threading.Thread(target=watch)
                 watcher.start()
