@@ -109,15 +109,15 @@ async def run_search(request: Request, user: User, upload, form=None) -> tuple[s
     name = upload.filename or "photo"
     found = await state.run_photo(user.name, w * h, _search, state, data, name, where)
     probe = Probe(user.name, name, data, where=where, **found)
-    token = state.probes.put(probe)
     results = probe.results
-    with state.db() as db:
+    with state.db() as db:                    # logged even if the probe is too large to keep
         audit.append(db, user.name, "search", image_sha256=probe.sha256, faces=len(results), where=where,
                      via="api" if request.url.path.startswith("/api/") else "web",
                      results=[{"decision": r["decision"], "top": r["candidates"][0]["person"]
                                if r["candidates"] else None,
                                "score": r["candidates"][0]["score"] if r["candidates"] else None}
                               for r in results])
+    token = state.probes.put(probe)
     return token, probe
 
 
