@@ -71,8 +71,12 @@ async def cases_page(request: Request, user: User = Depends(page())) -> Response
 
 
 @router.get("/cases/{case_id}")
-async def case_page(request: Request, case_id: int, unknown: str = "",
-                    user: User = Depends(page())) -> Response:
+async def case_page(request: Request, case_id: int, user: User = Depends(page())) -> Response:
+    return _case_response(request, user, case_id)
+
+
+def _case_response(request: Request, user: User, case_id: int, share_errors: list[str] = ()) -> Response:
+    """The case page (with the errors of a share just made, if any)."""
     web = request.app.state.web
     with web.db() as db:
         case = _case(db, user, case_id)
@@ -80,8 +84,7 @@ async def case_page(request: Request, case_id: int, unknown: str = "",
                   for p in case["photos"]}
     return web.templates.TemplateResponse(request, "case.html", {
         "user": user, "csrf": request.state.csrf, "case": case, "idents": idents,
-        "share_errors": [e for e in unknown.split("\n") if e.strip()][:20],
-        "roles": cases.ROLE_SHARES}, headers=NO_STORE)
+        "share_errors": list(share_errors), "roles": cases.ROLE_SHARES}, headers=NO_STORE)
 
 
 def _share_form(form) -> Share:
@@ -102,14 +105,15 @@ async def case_unshare(request: Request, case_id: int, user: User = Depends(page
 
 
 async def _share_page(request: Request, case_id: int, user: User, undo: bool) -> Response:
-    from urllib.parse import quote
+    """Share or unshare, then back to the case; the case page with the errors if a name failed."""
     body = _share_form(await request.form())
     with request.app.state.web.db() as db:
         out = _apply_share(db, user, case_id, body, undo)
     if out["errors"] and not out["unshared" if undo else "shared"]:
         raise BadRequest("; ".join(out["errors"]))
-    tail = f"?unknown={quote(chr(10).join(out['errors']))}" if out["errors"] else ""
-    return RedirectResponse(f"/cases/{case_id}{tail}#sharing", 303)
+    if out["errors"]:
+        return _case_response(request, user, case_id, out["errors"])
+    return RedirectResponse(f"/cases/{case_id}#sharing", 303)
 
 
 @router.get("/cases/photos/{pid}/image.jpg")

@@ -186,6 +186,9 @@ async def probe_officer(request: Request, token: str, n: int,
     probe = state.probes.get(token, user.name)
     if not 1 <= n <= len(probe.results):
         raise NotFound(f"no face {n} in this photo")
+    if probe.photo_id is not None:               # saved: its case may no longer be shared
+        with state.db() as db:
+            cases.photo_readable(db, user, probe.photo_id)
     if n - 1 not in probe.officer:
         probe.officer.add(n - 1)
         await rerender(state, probe)
