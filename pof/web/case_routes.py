@@ -63,11 +63,12 @@ async def cases_page(request: Request, user: User = Depends(page())) -> Response
     web = request.app.state.web
     with web.db() as db:
         items = cases.listing(db, user)
-    sections = [(title, [c for c in items if c["access"] == how]) for how, title in
-                (("owner", "Mine"), ("shared", "Shared with me"), ("admin", "Others' cases (you are an admin)"))]
+    sections = [("Mine", [c for c in items if c["access"] == "owner"]),
+                ("Shared with me", [c for c in items if c["access"] == "shared"])]
+    if user.can("admin"):
+        sections.append(("Others' cases (you are an admin)", [c for c in items if c["access"] == "admin"]))
     return web.templates.TemplateResponse(request, "cases.html", {
-        "user": user, "csrf": request.state.csrf, "items": items,
-        "sections": [s for s in sections if s[1] or s[0] != sections[2][0]]})
+        "user": user, "csrf": request.state.csrf, "items": items, "sections": sections})
 
 
 @router.get("/cases/{case_id}")
