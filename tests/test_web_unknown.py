@@ -219,3 +219,35 @@ def test_an_excluded_name_is_not_enrolled(fresh):
     assert "Jane Roe" not in vera.get(f"/unknown/groups/{gid}").text
     r = ada.post(f"/unknown/groups/{gid}/enrol", {"label": "Jane_Roe"})
     assert r.status_code == 403 and "exclusion list" in _text(r.text)
+
+
+def test_a_face_crop_blurs_the_other_faces_it_reaches(fresh, tmp_path):
+    """The crop of a face shows its surroundings (widened 0.6 x its size): a neighbour's face
+    in that margin stays blurred, even once this face's group is marked as an officer."""
+    from pof.redact import region
+    from pof.web.unknown_routes import CROP_MARGIN
+    a = np.asarray(Image.open(YALE / "subject01.glasses").convert("RGB"))[:, 110:250]
+    b = np.asarray(Image.open(YALE / "subject04.normal").convert("RGB"))[:, 110:250]
+    Image.fromarray(np.concatenate([a, b], axis=1)).save(tmp_path / "close.jpg", "JPEG", quality=95)
+    original = np.asarray(Image.open(tmp_path / "close.jpg").convert("RGB"))
+    up = _upload(fresh, "march 9", [("close.jpg", (tmp_path / "close.jpg").read_bytes(), "image/jpeg")]).json()
+    assert up["faces"] == 2, up
+    faces = [dict(f, group=g["id"]) for g in fresh["api"].get("/api/unknown/groups", headers=fresh["tok"]["vera"]).json()
+             for f in fresh["api"].get(f"/api/unknown/groups/{g['id']}", headers=fresh["tok"]["vera"]).json()["faces"]
+             if f["photo"] == "close.jpg"]
+    other, mine = sorted(faces, key=lambda f: f["box"][0])          # subject01 left, subject04 right
+    assert Session(fresh["app"], fresh["ds"], "rita").post(f"/unknown/groups/{mine['group']}/officer").status_code == 303
+    crop = np.asarray(Image.open(io.BytesIO(
+        Session(fresh["app"], fresh["ds"], "vera").get(f"/unknown/faces/{mine['id']}.jpg").content)).convert("RGB"))
+    x0, y0, x1, y1 = region(tuple(mine["box"]), CROP_MARGIN, original.shape)
+    assert crop.shape[:2] == (y1 - y0, x1 - x0)
+    ox, oy, ow, oh = other["box"]
+    a0, a1 = max(x0, int(ox)), min(x1, int(ox + ow))        # the neighbour's face inside the crop
+    b0, b1 = max(y0, int(oy)), min(y1, int(oy + oh))
+    assert a1 - a0 > 10 and b1 - b0 > 10, (mine["box"], other["box"])
+    seen = crop[b0 - y0:b1 - y0, a0 - x0:a1 - x0]
+    shown = original[b0:b1, a0:a1]
+    assert _sharpness(seen, (0, 0, a1 - a0, b1 - b0)) < 0.3 * _sharpness(shown, (0, 0, a1 - a0, b1 - b0))
+    x, y, w, h = (int(round(v)) for v in mine["box"])        # and this face is shown
+    inner = crop[y + h // 4 - y0:y + 3 * h // 4 - y0, x + w // 4 - x0:x + 3 * w // 4 - x0].astype(np.float32)
+    assert np.abs(inner - original[y + h // 4:y + 3 * h // 4, x + w // 4:x + 3 * w // 4]).mean() < 6

@@ -7,7 +7,6 @@ import threading
 from collections import OrderedDict
 from urllib.parse import quote
 
-import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -16,7 +15,6 @@ from .. import audit, review
 from ..accounts import User
 from ..errors import PofError
 from ..cluster import link_threshold
-from ..redact import obscure, region
 from ..sources import check_label
 from . import imaging, unknown
 from .auth import api, page
@@ -104,11 +102,13 @@ async def group_page(request: Request, gid: int, user: User = Depends(page())) -
 
 @router.get("/unknown/faces/{fid}.jpg")
 async def face_image(request: Request, fid: int, user: User = Depends(page())) -> Response:
-    """An unknown face, blurred unless its group was marked as an officer."""
+    """An unknown face, blurred unless its group was marked as an officer; any other face of
+    the photo that reaches into the crop is blurred too."""
     web = request.app.state.web
     with web.db() as db:
-        data, box, officer = unknown.face_image(db, fid)
-    return Response(await web.run(_face_crop, data, box, officer), media_type="image/jpeg", headers=NO_STORE)
+        data, boxes, index, officer = unknown.face_context(db, fid)
+    return Response(await web.run(_face_crop, data, boxes, index, officer), media_type="image/jpeg",
+                    headers=NO_STORE)
 
 
 @router.get("/unknown/faces/{fid}/photo.jpg")
@@ -132,7 +132,7 @@ def _in_context(data: bytes, boxes: list, index: int, officer: bool) -> bytes:
 
 
 class _Views:
-    """Rendered event-photo views, the most recent first out last, bounded by their bytes."""
+    """Rendered event-photo views, bounded by their bytes; the least recently used goes first."""
 
     def __init__(self, max_bytes: int = 32 << 20) -> None:
         self.max_bytes, self.size = max_bytes, 0
@@ -163,12 +163,14 @@ def _views(request: Request) -> _Views:
     return views
 
 
-def _face_crop(data: bytes, box: list[float], officer: bool) -> bytes:
-    px = imaging.decode_jpeg(data).copy()
-    if not officer:                   # the face blurred, its surroundings (uniform, badge) kept
-        obscure(px, region(tuple(box), imaging.MARGIN, px.shape), "blur", 1.5)
-    x0, y0, x1, y1 = region(tuple(box), 0.6, px.shape)
-    return imaging.encode_jpeg(np.ascontiguousarray(px[y0:y1, x0:x1]))
+CROP_MARGIN = 0.6            # a face crop is its box widened by this x its size on each side
+
+
+def _face_crop(data: bytes, boxes: list, index: int, officer: bool) -> bytes:
+    """Face ``index`` with its surroundings (uniform, badge), the face blurred unless
+    ``officer``, every other face blurred."""
+    faces = [{"box": b, "decision": "match" if i == index and officer else ""} for i, b in enumerate(boxes)]
+    return imaging.face_crop(imaging.decode_jpeg(data), faces, (), index, CROP_MARGIN)
 
 
 def _group_action(request: Request, gid: int, user: User, action: str, form) -> str:
