@@ -234,9 +234,17 @@ def evidence_ids(db: sqlite3.Connection, item: dict) -> list[str]:
 
 
 def group_evidence(db: sqlite3.Connection, group_id: int | None) -> list[str]:
-    """``face:ID`` of each face of an unknown-faces group, then ``photo:ID`` of each event
-    photo they were seen in (none where the catalog has no unknown faces)."""
+    """``face:ID`` of each face of an unknown-faces group (of the group it was merged into, if
+    it was), then ``photo:ID`` of each event photo they were seen in (none where the catalog
+    has no unknown faces)."""
     try:
+        seen = set()
+        while group_id is not None and group_id not in seen:       # to where a merge moved them
+            seen.add(group_id)
+            row = db.execute("SELECT merged_into FROM unknown_groups WHERE id = ?", (group_id,)).fetchone()
+            if row is None or row[0] is None:
+                break
+            group_id = row[0]
         rows = db.execute("SELECT id, photo_id FROM unknown_faces WHERE group_id = ? ORDER BY id",
                           (group_id,)).fetchall()
     except sqlite3.OperationalError:

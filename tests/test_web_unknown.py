@@ -251,3 +251,22 @@ def test_a_face_crop_blurs_the_other_faces_it_reaches(fresh, tmp_path):
     x, y, w, h = (int(round(v)) for v in mine["box"])        # and this face is shown
     inner = crop[y + h // 4 - y0:y + 3 * h // 4 - y0, x + w // 4 - x0:x + 3 * w // 4 - x0].astype(np.float32)
     assert np.abs(inner - original[y + h // 4:y + 3 * h // 4, x + w // 4:x + 3 * w // 4]).mean() < 6
+
+
+def test_a_merged_group_keeps_its_evidence(fresh):
+    """A name proposed for a group that is then merged shows, and is confirmed from, the
+    faces where they are now."""
+    gid, app, ds = fresh["gid"], fresh["app"], fresh["ds"]
+    vera, rita = Session(app, ds, "vera"), Session(app, ds, "rita")
+    ident = int(vera.post(f"/unknown/groups/{gid}/propose", {"person": "Jane Poe", "note": "name tag seen"})
+                .headers["location"].rsplit("/", 1)[1])
+    other = next(g["id"] for g in fresh["groups"] if g["id"] != gid)
+    assert rita.post(f"/unknown/groups/{gid}/merge", {"into": str(other)}).status_code == 303
+    merged = fresh["api"].get(f"/api/unknown/groups/{other}", headers=fresh["tok"]["vera"]).json()["faces"]
+    ids = fresh["api"].get(f"/api/identifications/{ident}", headers=fresh["tok"]["vera"]).json()["evidence_ids"]
+    assert {f"face:{f['id']}" for f in merged} <= set(ids) and len(merged) == 3
+    page = _text(rita.get(f"/identifications/{ident}").text)
+    assert f"Group {gid}, which this name was proposed for, was merged into group {other}" in page
+    r = rita.post(f"/identifications/{ident}/confirm", {"note": "same face", "evidence_seen": f"face:{merged[0]['id']}",
+                                                        "other_evidence": "name tag seen in both photos"})
+    assert r.status_code == 303

@@ -133,6 +133,17 @@ def group(db: sqlite3.Connection, gid: int) -> dict:
     return {**dict(row), "faces": faces, "events": sorted({f["event"] for f in faces})}
 
 
+def current_group(db: sqlite3.Connection, gid: int) -> dict:
+    """The group ``gid``'s faces are in now: ``gid`` itself, or the group it was merged into
+    (followed through later merges)."""
+    g = group(db, gid)
+    seen = {gid}
+    while g["merged_into"] and g["merged_into"] not in seen:
+        seen.add(g["merged_into"])
+        g = group(db, g["merged_into"])
+    return g
+
+
 def merge(db: sqlite3.Connection, gid: int, into: int) -> None:
     """Move every face of group ``gid`` into group ``into``; ``gid`` stays, marked merged."""
     a, b = group(db, gid), group(db, into)
