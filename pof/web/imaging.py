@@ -38,6 +38,17 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
+def decode_jpeg_for(data: bytes, side: int) -> tuple[np.ndarray, float]:
+    """JPEG bytes -> (RGB uint8 at least ``side`` px on its long side where the photo is that
+    large, its scale to the stored photo). The JPEG decoder downscales as it decodes, so a
+    large photo shown small costs a fraction of its full decode."""
+    img = Image.open(io.BytesIO(data))
+    full = img.size
+    img.draft("RGB", (max(1, full[0] * side // max(full)), max(1, full[1] * side // max(full))))
+    px = np.asarray(img.convert("RGB"))
+    return px, px.shape[1] / full[0]
+
+
 def _scaled_view(pixels: np.ndarray, rect: tuple[int, int, int, int], scale: float) -> np.ndarray:
     """A copy of ``rect`` (x0, y0, x1, y1) of ``pixels``, resized by ``scale`` (<= 1)."""
     x0, y0, x1, y1 = rect

@@ -128,7 +128,8 @@ async def face_in_photo(request: Request, fid: int, user: User = Depends(page())
 
 
 def _in_context(data: bytes, boxes: list, index: int, officer: bool) -> bytes:
-    return imaging.in_context(imaging.decode_jpeg(data), boxes, index, officer)
+    px, scale = imaging.decode_jpeg_for(data, imaging.CONTEXT_SIDE)
+    return imaging.in_context(px, [[v * scale for v in b] for b in boxes], index, officer)
 
 
 class _Views:
