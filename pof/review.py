@@ -218,10 +218,39 @@ def create(db: sqlite3.Connection, subject: Subject, person: str, user: User, no
 
 def evidence_ids(db: sqlite3.Connection, item: dict) -> list[str]:
     """The evidence an identification shows its reviewers: the named person's gallery image
-    ids, and ``group`` (the group's faces) when it names a group of unknown faces."""
-    ids = [r[0] for r in db.execute("SELECT id FROM faces WHERE person = ? ORDER BY id", (item["person"],))]
+    ids; for a group of unknown faces also each face (``face:ID``) and each event photo it was
+    seen in (``photo:ID``), and ``group`` (the group as a whole). A group is named in words,
+    so the gallery images are those of the person with that label or that name."""
+    if item["subject"] == "group":
+        sql = ("SELECT f.id FROM faces f JOIN persons p ON p.label = f.person"
+               " WHERE p.label = ? OR p.name = ? ORDER BY f.id")
+        ids = [r[0] for r in db.execute(sql, (item["person"], item["person"]))]
+    else:
+        ids = [r[0] for r in db.execute("SELECT id FROM faces WHERE person = ? ORDER BY id", (item["person"],))]
     ids += [e for e in item["evidence"] if e not in ids]
-    return ids + (["group"] if item["subject"] == "group" else [])
+    if item["subject"] != "group":
+        return ids
+    return ids + group_evidence(db, item["group_id"]) + ["group"]
+
+
+def group_evidence(db: sqlite3.Connection, group_id: int | None) -> list[str]:
+    """``face:ID`` of each face of an unknown-faces group (of the group it was merged into, if
+    it was), then ``photo:ID`` of each event photo they were seen in (none where the catalog
+    has no unknown faces)."""
+    try:
+        seen = set()
+        while group_id is not None and group_id not in seen:       # to where a merge moved them
+            seen.add(group_id)
+            row = db.execute("SELECT merged_into FROM unknown_groups WHERE id = ?", (group_id,)).fetchone()
+            if row is None or row[0] is None:
+                break
+            group_id = row[0]
+        rows = db.execute("SELECT id, photo_id FROM unknown_faces WHERE group_id = ? ORDER BY id",
+                          (group_id,)).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    photos = list(dict.fromkeys(r[1] for r in rows))
+    return [f"face:{r[0]}" for r in rows] + [f"photo:{p}" for p in photos]
 
 
 def _row(row: sqlite3.Row, excluded: set[str]) -> dict:
@@ -334,7 +363,7 @@ def _check_confirm(db: sqlite3.Connection, item: dict, user: User, evidence_seen
     if user.name in item["confirmed_by"]:
         raise ReviewError("you have already confirmed this identification", 409)
     if not evidence_seen:
-        raise ReviewError("say which evidence you looked at (tick the gallery images you compared)")
+        raise ReviewError("say which evidence you looked at (tick the images you compared)")
     unknown = sorted(set(evidence_seen) - set(evidence_ids(db, item)))
     if unknown:
         raise ReviewError(f"evidence not shown for this identification: {', '.join(unknown)} "

@@ -38,6 +38,17 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
+def decode_jpeg_for(data: bytes, side: int) -> tuple[np.ndarray, float]:
+    """JPEG bytes -> (RGB uint8 at least ``side`` px on its long side where the photo is that
+    large, its scale to the stored photo). The JPEG decoder downscales as it decodes, so a
+    large photo shown small costs a fraction of its full decode."""
+    img = Image.open(io.BytesIO(data))
+    full = img.size
+    img.draft("RGB", (max(1, full[0] * side // max(full)), max(1, full[1] * side // max(full))))
+    px = np.asarray(img.convert("RGB"))
+    return px, px.shape[1] / full[0]
+
+
 def _scaled_view(pixels: np.ndarray, rect: tuple[int, int, int, int], scale: float) -> np.ndarray:
     """A copy of ``rect`` (x0, y0, x1, y1) of ``pixels``, resized by ``scale`` (<= 1)."""
     x0, y0, x1, y1 = rect
@@ -127,3 +138,27 @@ def render(pixels: np.ndarray, results: list[dict], officer: set[int] | list[int
     crops = {i: face_crop(pixels, results, officer, i)
              for i, r in enumerate(results) if visible(r, i, officer)}
     return shown(pixels, results, officer), crops
+
+
+CONTEXT_SIDE = 960
+CONTEXT_COLOUR = (230, 150, 0)
+
+
+def in_context(pixels: np.ndarray, boxes: list, index: int, show_face: bool,
+               max_side: int = CONTEXT_SIDE) -> bytes:
+    """Where a face was seen: the photo at most ``max_side`` px on its long side, face
+    ``index`` of ``boxes`` (x, y, w, h in the photo's pixels) boxed, every other face blurred,
+    and face ``index`` itself blurred too unless ``show_face``. The photo is downscaled before
+    the blur, so the cost hardly depends on its size."""
+    h, w = pixels.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    out = _scaled_view(pixels, (0, 0, w, h), scale)
+    faces = [{"box": b, "decision": "match" if i == index and show_face else ""} for i, b in enumerate(boxes)]
+    _blur_bystanders(out, faces, (), (0, 0), scale, pixels.shape)
+    x, y, bw, bh = (int(round(v * scale)) for v in boxes[index])
+    thick = max(2, int(round(max(out.shape[:2]) / 300)))
+    pad = 2 * thick
+    cv2.rectangle(out, (max(0, x - pad), max(0, y - pad)),
+                  (min(out.shape[1] - 1, x + bw + pad), min(out.shape[0] - 1, y + bh + pad)),
+                  CONTEXT_COLOUR, thick)
+    return encode_jpeg(out)

@@ -131,7 +131,8 @@ def subject_view(db, item: dict) -> dict:
         face = rec["faces"][i]
         return {"kind": "face", "photo": rec, "face": face, "n": i + 1,
                 "visible": imaging.visible(face, i, rec["officer"]) and not rec["taken_down"]}
-    return {"kind": "group", "group_id": item["group_id"]}
+    from .unknown import current_group
+    return {"kind": "group", "group_id": item["group_id"], "group": current_group(db, item["group_id"])}
 
 
 @router.post("/identifications")

@@ -96,16 +96,26 @@ def add_event(db: sqlite3.Connection, name: str, photos: list[tuple[str, str, by
             "linked_groups": sorted(linked)}
 
 
+EVENT_SEPARATOR = "; "
+
+
 def groups(db: sqlite3.Connection) -> list[dict]:
-    """Active groups (not merged away), largest first, with their events and a cover face."""
+    """Active groups (not merged away), largest first, with their events (``event_names``:
+    the names in the order first seen, separated by ``EVENT_SEPARATOR``) and a cover face."""
+    names: dict[int, list[str]] = {}
+    for gid, name in db.execute(
+            "SELECT f.group_id, e.name FROM unknown_faces f JOIN event_photos p ON p.id = f.photo_id"
+            " JOIN events e ON e.id = p.event_id GROUP BY f.group_id, e.id ORDER BY f.group_id, e.id"):
+        if name not in names.setdefault(gid, []):
+            names[gid].append(name)
     out = []
     for r in db.execute(
             "SELECT g.id, g.officer, g.enrolled_as, COUNT(f.id) AS faces, MIN(f.id) AS cover,"
-            " COUNT(DISTINCT p.event_id) AS events, GROUP_CONCAT(DISTINCT e.name) AS event_names"
+            " COUNT(DISTINCT p.event_id) AS events"
             " FROM unknown_groups g JOIN unknown_faces f ON f.group_id = g.id"
-            " JOIN event_photos p ON p.id = f.photo_id JOIN events e ON e.id = p.event_id"
+            " JOIN event_photos p ON p.id = f.photo_id"
             " WHERE g.merged_into IS NULL GROUP BY g.id ORDER BY faces DESC, g.id"):
-        out.append(dict(r))
+        out.append(dict(r, event_names=EVENT_SEPARATOR.join(names.get(r["id"], []))))
     return out
 
 
@@ -121,6 +131,17 @@ def group(db: sqlite3.Connection, gid: int) -> dict:
         " JOIN event_photos p ON p.id = f.photo_id JOIN events e ON e.id = p.event_id"
         " WHERE f.group_id = ? ORDER BY f.id", (gid,))]
     return {**dict(row), "faces": faces, "events": sorted({f["event"] for f in faces})}
+
+
+def current_group(db: sqlite3.Connection, gid: int) -> dict:
+    """The group ``gid``'s faces are in now: ``gid`` itself, or the group it was merged into
+    (followed through later merges)."""
+    g = group(db, gid)
+    seen = {gid}
+    while g["merged_into"] and g["merged_into"] not in seen:
+        seen.add(g["merged_into"])
+        g = group(db, g["merged_into"])
+    return g
 
 
 def merge(db: sqlite3.Connection, gid: int, into: int) -> None:
@@ -168,6 +189,20 @@ def face_image(db: sqlite3.Connection, face_id: int) -> tuple[bytes, list[float]
     if row is None:
         raise NotFound(f"no unknown face {face_id}")
     return row["image"], json.loads(row["box"]), bool(row["officer"])
+
+
+def face_context(db: sqlite3.Connection, face_id: int) -> tuple[bytes, list[list[float]], int, bool]:
+    """(the stored event photo as JPEG, the boxes of every face found in it, the index of
+    ``face_id`` among them, whether its group was marked as an officer)."""
+    row = db.execute("SELECT f.photo_id, p.image, g.officer FROM unknown_faces f JOIN event_photos p"
+                     " ON p.id = f.photo_id JOIN unknown_groups g ON g.id = f.group_id WHERE f.id = ?",
+                     (face_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no unknown face {face_id}")
+    faces = db.execute("SELECT id, box FROM unknown_faces WHERE photo_id = ? ORDER BY face_index, id",
+                       (row["photo_id"],)).fetchall()
+    index = next(i for i, f in enumerate(faces) if f["id"] == face_id)
+    return row["image"], [json.loads(f["box"]) for f in faces], index, bool(row["officer"])
 
 
 def enrol(db: sqlite3.Connection, dataset: Path, gid: int, label: str, name: str,

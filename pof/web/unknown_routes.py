@@ -3,19 +3,22 @@ officer, propose a name, enrol a group whose name is confirmed."""
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
+from urllib.parse import quote
 
-import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from .. import audit, review
 from ..accounts import User
+from ..errors import PofError
 from ..cluster import link_threshold
-from ..redact import obscure, region
+from ..sources import check_label
 from . import imaging, unknown
 from .auth import api, page
-from .errors import BadRequest, Conflict, WebError
+from .errors import BadRequest, Conflict, Forbidden, WebError
 from .search_routes import NO_STORE, decode, read_upload
 
 router = APIRouter()
@@ -89,28 +92,86 @@ async def group_page(request: Request, gid: int, user: User = Depends(page())) -
         g = unknown.group(db, gid)
         if g["merged_into"]:
             return RedirectResponse(f"/unknown/groups/{g['merged_into']}", 303)
-        idents = review.listing(db, group_id=gid)
+        idents = review.listing(db, group_id=gid, with_excluded=user.can("admin"))
         others = [x for x in unknown.groups(db) if x["id"] != gid]
     return web.templates.TemplateResponse(request, "group.html", {
         "user": user, "csrf": request.state.csrf, "group": g, "idents": idents, "others": others,
-        "confirmed": next((i for i in idents if i["state"] == "confirmed"), None)}, headers=NO_STORE)
+        "confirmed": next((i for i in idents if i["state"] == "confirmed" and not i["excluded"]), None)},
+        headers=NO_STORE)
 
 
 @router.get("/unknown/faces/{fid}.jpg")
 async def face_image(request: Request, fid: int, user: User = Depends(page())) -> Response:
-    """An unknown face, blurred unless its group was marked as an officer."""
+    """An unknown face, blurred unless its group was marked as an officer; any other face of
+    the photo that reaches into the crop is blurred too."""
     web = request.app.state.web
     with web.db() as db:
-        data, box, officer = unknown.face_image(db, fid)
-    return Response(await web.run(_face_crop, data, box, officer), media_type="image/jpeg", headers=NO_STORE)
+        data, boxes, index, officer = unknown.face_context(db, fid)
+    return Response(await web.run(_face_crop, data, boxes, index, officer), media_type="image/jpeg",
+                    headers=NO_STORE)
 
 
-def _face_crop(data: bytes, box: list[float], officer: bool) -> bytes:
-    px = imaging.decode_jpeg(data).copy()
-    if not officer:                   # the face blurred, its surroundings (uniform, badge) kept
-        obscure(px, region(tuple(box), imaging.MARGIN, px.shape), "blur", 1.5)
-    x0, y0, x1, y1 = region(tuple(box), 0.6, px.shape)
-    return imaging.encode_jpeg(np.ascontiguousarray(px[y0:y1, x0:x1]))
+@router.get("/unknown/faces/{fid}/photo.jpg")
+async def face_in_photo(request: Request, fid: int, user: User = Depends(page())) -> Response:
+    """The event photo a face was seen in, downscaled, the face boxed and every other face
+    blurred; the face itself is blurred too until its group is marked as an officer."""
+    web = request.app.state.web
+    with web.db() as db:
+        data, boxes, index, officer = unknown.face_context(db, fid)
+    views = _views(request)
+    key = (fid, tuple(tuple(b) for b in boxes), index, officer)
+    out = views.get(key)
+    if out is None:
+        out = await web.run(_in_context, data, boxes, index, officer)
+        views.put(key, out)
+    return Response(out, media_type="image/jpeg", headers=NO_STORE)
+
+
+def _in_context(data: bytes, boxes: list, index: int, officer: bool) -> bytes:
+    px, scale = imaging.decode_jpeg_for(data, imaging.CONTEXT_SIDE)
+    return imaging.in_context(px, [[v * scale for v in b] for b in boxes], index, officer)
+
+
+class _Views:
+    """Rendered event-photo views, bounded by their bytes; the least recently used goes first."""
+
+    def __init__(self, max_bytes: int = 32 << 20) -> None:
+        self.max_bytes, self.size = max_bytes, 0
+        self.items: OrderedDict[tuple, bytes] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple) -> bytes | None:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+            return self.items.get(key)
+
+    def put(self, key: tuple, data: bytes) -> None:
+        with self.lock:
+            if key in self.items:
+                return
+            self.items[key] = data
+            self.size += len(data)
+            while self.size > self.max_bytes and len(self.items) > 1:
+                self.size -= len(self.items.popitem(last=False)[1])
+
+
+def _views(request: Request) -> _Views:
+    state = request.app.state
+    views = getattr(state, "unknown_views", None)
+    if views is None:
+        views = state.unknown_views = _Views()
+    return views
+
+
+CROP_MARGIN = 0.6            # a face crop is its box widened by this x its size on each side
+
+
+def _face_crop(data: bytes, boxes: list, index: int, officer: bool) -> bytes:
+    """Face ``index`` with its surroundings (uniform, badge), the face blurred unless
+    ``officer``, every other face blurred."""
+    faces = [{"box": b, "decision": "match" if i == index and officer else ""} for i, b in enumerate(boxes)]
+    return imaging.face_crop(imaging.decode_jpeg(data), faces, (), index, CROP_MARGIN)
 
 
 def _group_action(request: Request, gid: int, user: User, action: str, form) -> str:
@@ -132,7 +193,10 @@ def _group_action(request: Request, gid: int, user: User, action: str, form) -> 
         elif action == "propose":
             person, note = str(form.get("person", "")), str(form.get("note", ""))
             unknown.group(db, gid)
-            ident = review.create(db, review.Subject("group", group_id=gid), person, user, note)
+            try:
+                ident = review.create(db, review.Subject("group", group_id=gid), person, user, note)
+            except review.Duplicate as dup:
+                return f"/identifications/{dup.existing}?duplicate=1"
             audit.append(db, user.name, "propose", identification=ident, group=gid, person=person.strip())
             return f"/identifications/{ident}"
         elif action == "enrol":
@@ -143,15 +207,26 @@ def _group_action(request: Request, gid: int, user: User, action: str, form) -> 
 
 
 def _enrol(web, db, gid: int, user: User, label: str) -> str:
-    confirmed = next((i for i in review.listing(db, group_id=gid) if i["state"] == "confirmed"), None)
+    confirmed = next((i for i in review.listing(db, group_id=gid, with_excluded=True)
+                      if i["state"] == "confirmed"), None)
     if confirmed is None:
         raise Conflict("a group is enrolled only once a name for it is confirmed")
+    if confirmed["excluded"]:
+        raise Forbidden(f"the confirmed name {confirmed['person']!r} is on the exclusion list: "
+                        "the group cannot be enrolled under it")
     label = label.strip() or re.sub(r"[^A-Za-z0-9_.-]+", "_", confirmed["person"]).strip("_")
     if not label:
         raise BadRequest("give a person label to enrol the group under")
+    try:
+        check_label(label)
+    except PofError as exc:
+        raise BadRequest(str(exc)) from None
+    if label in review.excluded_persons(db):
+        raise Forbidden(f"the person label {label!r} is on the exclusion list: the group cannot be "
+                        "enrolled under it")
     result = unknown.enrol(db, web.dataset, gid, label, confirmed["person"], review.get(db, confirmed["id"]), user.name)
     audit.append(db, user.name, "enrol", group=gid, person=label, identification=confirmed["id"], **result)
-    return f"/persons/{label}"
+    return f"/persons/{quote(label, safe='')}"
 
 
 _ROLES = {"merge": "reviewer", "split": "reviewer", "officer": "reviewer", "propose": "viewer", "enrol": "admin"}
