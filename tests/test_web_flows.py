@@ -197,7 +197,8 @@ def test_below_threshold_proposal_confirmed_by_two(server, browser, shots):
         unblur = rev.locator("button:has-text('Mark as an officer')")
         if unblur.count():                    # the face the search did not match is blurred
             walk.press(rev, unblur)
-            rev.wait_for_load_state()
+            rev.wait_for_url(re.compile(r"/cases/\d+"))     # marking leads to the case page
+            walk.look(rev, f"{name}-marked-officer")
             rev.goto(ident_url)
             assert rev.locator("img[alt='the face being named']").count() == 1
         form = rev.locator("form[action$='/confirm']")
@@ -242,8 +243,12 @@ def test_exclusion_hides_the_name_from_viewers(server, browser, shots):
     named = r"Barack[ _]Obama"           # the list shows the label, the other pages the name
 
     vera = walk.sign_in(browser, server, "vera")
+    vera.goto(server["url"] + "/cases")
+    vera.locator("a", has_text="joint session").click()
+    vera.wait_for_url(re.compile(r"/cases/\d+$"))
     pages = {"identification": url, "list": server["url"] + "/identifications",
-             "person": server["url"] + "/persons/Barack_Obama", "gallery": server["url"] + "/gallery"}
+             "person": server["url"] + "/persons/Barack_Obama", "gallery": server["url"] + "/gallery",
+             "case": vera.url}
     for step, where in pages.items():
         vera.goto(where)
         assert re.search(named, vera.locator("main").inner_text()), f"{step}: the viewer does not see the name"
@@ -262,21 +267,21 @@ def test_exclusion_hides_the_name_from_viewers(server, browser, shots):
 
     for step, where in pages.items():
         resp = vera.goto(where)
+        walk.look(vera, f"viewer-after-{step}")
         body = vera.locator("body").inner_text()
         if step == "person":              # the 404 repeats the label the viewer asked for, nothing else
             assert resp.status == 404 and "Barack Obama" not in body and vera.locator("main img").count() == 0
         else:
             assert not re.search(named, body), f"{step}: a viewer still sees the name"
             assert resp.status == (404 if step == "identification" else 200)
-        walk.look(vera, f"viewer-after-{step}")
 
     for step, where in pages.items():
         resp = ada.goto(where)
+        walk.look(ada, f"admin-after-{step}")
         assert resp.status == 200
         assert re.search(named, ada.locator("main").inner_text()), f"{step}: the admin does not see the name"
         marked = ada.locator(".tag:has-text('excluded'), .tag:has-text('exclusion list')")
         assert marked.count() >= 1, f"{step}: the admin does not see the person marked excluded"
-        walk.look(ada, f"admin-after-{step}")
     vera.context.close()
     ada.context.close()
     api.close()
