@@ -29,6 +29,8 @@ def env(tmp_path_factory):
     found = api.post("/api/search", files={"image": ("two.jpg", photo.read_bytes(), "image/jpeg")}, headers=hdr).json()
     ident = api.post("/api/identifications", headers=hdr, json={
         "probe": found["probe"], "face": 1, "person": "subject01", "note": "same face", "case_title": "t"}).json()
+    # case 1 is vera's, shared with the reviewers (who propose and mark faces on it); "spare" is hers only
+    assert api.post("/api/cases/1/share", headers=hdr, json={"role": "reviewers"}).status_code == 200
     up = api.post("/api/unknown/events", headers=hdr, data={"event": "march"},
                   files=[("images", ("two.jpg", photo.read_bytes(), "image/jpeg"))])
     assert up.status_code == 201, up.text
@@ -153,6 +155,7 @@ PAGE_TABLE = [
     ("GET", "/probes/gone", (303, 404, 404, 404)),
     ("GET", "/cases/photos/1/faces/1.jpg", (303, 200, 200, 200)),
     ("GET", "/cases/photos/{spare}/faces/2.jpg", (303, 404, 404, 404)),  # the bystander
+    ("GET", "/cases/photos/{spare}/image.jpg", (303, 200, 404, 200)),   # vera's, not shared
     ("GET", "/unknown/faces/1.jpg", (303, 200, 200, 200)),
     ("POST", "/search", (303, 400, 400, 400)),                          # no photo sent
     ("POST", "/unknown/upload", (303, 400, 400, 400)),                  # no photos sent

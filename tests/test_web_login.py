@@ -276,3 +276,35 @@ def test_a_reset_signs_the_user_out_of_the_web_app(ds):
     assert vera.get("/search").headers["location"].startswith("/login")
     assert TestClient(app).get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert _login(vera, "vera", "a brand new password").status_code == 303
+
+
+class NiceRecordingHasher(PasswordHasher):
+    """A cheap hasher that notes the CPU priority (niceness) of the thread that verifies."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.niceness: list[int] = []
+
+    def verify(self, hash, password):
+        import os
+        import threading
+        self.niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return super().verify(hash, password)
+
+
+def test_password_checks_run_at_a_lower_cpu_priority_than_searches(ds):
+    """A burst of sign-ins must not take the cores from searches: argon2 runs in threads niced
+    by LOGIN_NICE (Linux lets a thread lower its own priority)."""
+    import os
+    import threading
+    from pof.web.app import create_app
+    from pof.web.auth import LOGIN_NICE
+    hasher = NiceRecordingHasher()
+    app = create_app(ds, _config(hasher=hasher))
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    with _client(app, "198.51.100.7") as client:
+        assert _login(client, "vera", PASSWORD).status_code == 303
+        assert _login(client, "nobody-here", PASSWORD).status_code == 401
+    assert len(hasher.niceness) == 2
+    assert hasher.niceness == [min(19, own + LOGIN_NICE)] * 2
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own     # this thread untouched

@@ -276,3 +276,34 @@ def test_saved_case_photo_is_made_from_the_original_bytes(env):
     # stored as before: the decoded upload, full size, re-encoded without metadata
     assert row[1] == imaging.encode_jpeg(decode_image(env["big"]).pixels, 95)
     assert Image.open(io.BytesIO(row[1])).size == env["big_size"]
+
+
+def test_candidates_per_face_come_from_the_setting(env, monkeypatch):
+    """The web app returns `top` candidates a face, read from the settings (POF_TOP), as the
+    command line does; WebConfig.top overrides it."""
+    _, client = _app(env, top=None)
+    wide = max(len(f["candidates"]) for f in _search(client, env).json()["faces"])
+    assert wide > 2
+    monkeypatch.setenv("POF_TOP", "2")
+    _, client = _app(env, top=None)
+    assert max(len(f["candidates"]) for f in _search(client, env, who="rita").json()["faces"]) == 2
+    _, client = _app(env, top=1)
+    assert max(len(f["candidates"]) for f in _search(client, env, who="ada").json()["faces"]) == 1
+
+
+def test_rate_limiter_forgets_keys_once_their_window_has_passed(monkeypatch):
+    """One-off keys (each address or user name tried once) do not pile up for ever."""
+    from pof.web import state
+    clock = [1000.0]
+    monkeypatch.setattr(state.time, "monotonic", lambda: clock[0])
+    limiter = state.RateLimiter()
+    for i in range(500):
+        limiter.hit(f"login-ip:10.0.{i // 256}.{i % 256}", (10, 60.0), "tries")
+    limiter.charge("pixels:vera", 5, (100, 60.0), "pixels")
+    assert len(limiter) == 501
+    clock[0] += 30                      # within the window: kept
+    limiter.hit("login-ip:192.0.2.1", (10, 60.0), "tries")
+    assert len(limiter) == 502
+    clock[0] += 35                      # the first 501 are past every window: swept
+    limiter.hit("login-ip:192.0.2.2", (10, 60.0), "tries")
+    assert len(limiter) == 2

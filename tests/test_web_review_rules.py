@@ -142,7 +142,7 @@ def test_a_duplicate_proposal_points_to_the_existing_one(env):
     again = _propose(env, 1, "subject01", who="vera", found=found)
     assert again.status_code == 409 and again.json()["existing"] == first.json()["id"]
     assert f"identification {first.json()['id']}" in again.json()["error"]
-    s = Session(env["app"], env["ds"], "rob")
+    s = Session(env["app"], env["ds"], "vera")                           # the case is hers
     r = s.post("/identifications", {"photo": str(first.json()["photo_id"]), "face": "1",
                                     "person": "subject01", "note": "same"})
     assert r.status_code == 303 and r.headers["location"] == f"/identifications/{first.json()['id']}?duplicate=1"

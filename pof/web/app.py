@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..accounts import User
-from . import admin_routes, auth, gallery_routes, review_routes, search_routes, unknown_routes
+from . import admin_routes, auth, case_routes, gallery_routes, review_routes, search_routes, unknown_routes
 from .errors import install
 from .guard import Guard, Transport, keep_uploads_in_memory, largest_body
 from .state import HERE, WebConfig, WebState
@@ -41,7 +41,8 @@ def create_app(dataset: str | Path, config: WebConfig | None = None,
     keep_uploads_in_memory(largest_body(state.config, transport))
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for module in (auth, search_routes, review_routes, gallery_routes, unknown_routes, admin_routes):
+    for module in (auth, search_routes, review_routes, case_routes, gallery_routes, unknown_routes,
+                   admin_routes):
         app.include_router(module.router)
 
     @app.get("/api/openapi.json", include_in_schema=False)

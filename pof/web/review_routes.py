@@ -1,5 +1,5 @@
 """Review pages and API: propose a name for a face, confirm with independent reviewers,
-dispute, reopen, retract; the cases that hold the saved photos.
+dispute, reopen, retract (the cases that hold the saved photos: ``pof.web.case_routes``).
 
 Every proposal, confirmation, dispute, retraction, export and takedown is written to the
 audit log. The role each action needs is ``pof.review.TRANSITIONS``'s. A proposal records what
@@ -11,7 +11,6 @@ case photo's candidates.
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
@@ -97,7 +96,7 @@ def propose_face(request: Request, db, user: User, p: Proposal) -> int:
         probe = state.probes.get(p.probe, user.name)
         photo_id = save_to_case(state, db, probe, user, str(p.case_id or ""), p.case_title)
     elif p.photo:
-        photo_id = p.photo
+        photo_id = cases.photo_readable(db, user, p.photo)["id"]
     else:
         raise BadRequest("say which photo: a probe token or a case photo id")
     faces = cases.photo(db, photo_id)["faces"]
@@ -175,6 +174,8 @@ async def identification_page(request: Request, ident: int, duplicate: int = 0,
     with web.db() as db:
         item = visible(db, user, ident)
         subject = subject_view(db, item)
+        subject["case_visible"] = subject["kind"] == "face" and cases.access(
+            db, user, subject["photo"]["case_id"]) is not None
         evidence = review.evidence_ids(db, item)
         person = db.execute("SELECT * FROM persons WHERE label = ?", (item["person"],)).fetchone()
         later = db.execute("SELECT id FROM identifications WHERE corrects = ?", (ident,)).fetchone()
@@ -217,85 +218,6 @@ async def act_page(request: Request, ident: int, action: str, user: User = Depen
     with request.app.state.web.db() as db:
         apply(db, user, ident, action, str(form.get("note", "")), seen, str(form.get("other_evidence", "")))
     return RedirectResponse(f"/identifications/{ident}", 303)
-
-
-@router.get("/cases")
-async def cases_page(request: Request, user: User = Depends(page())) -> Response:
-    web = request.app.state.web
-    with web.db() as db:
-        items = cases.listing(db)
-    return web.templates.TemplateResponse(request, "cases.html", {
-        "user": user, "csrf": request.state.csrf, "items": items})
-
-
-@router.get("/cases/{case_id}")
-async def case_page(request: Request, case_id: int, user: User = Depends(page())) -> Response:
-    web = request.app.state.web
-    with web.db() as db:
-        case = _case(db, user, case_id)
-        idents = {p["id"]: review.listing(db, photo_id=p["id"], with_excluded=user.can("admin"))
-                  for p in case["photos"]}
-    return web.templates.TemplateResponse(request, "case.html", {
-        "user": user, "csrf": request.state.csrf, "case": case, "idents": idents}, headers=NO_STORE)
-
-
-def _case(db, user: User, case_id: int) -> dict:
-    """A case with its photos, excluded persons removed from their candidates (non-admins)."""
-    case = cases.get(db, case_id)
-    return dict(case, photos=[without_excluded(db, user, p) for p in case["photos"]])
-
-
-def _photo_pixels(request: Request, pid: int, user: User):
-    """A case photo's record as ``user`` may see it (an excluded person's face is no longer a
-    match: blurred unless marked as an officer) and its pixels."""
-    with request.app.state.web.db() as db:
-        return without_excluded(db, user, cases.photo(db, pid)), cases.pixels(db, pid)
-
-
-@router.get("/cases/photos/{pid}/image.jpg")
-async def case_image(request: Request, pid: int, user: User = Depends(page())) -> Response:
-    rec, px = _photo_pixels(request, pid, user)
-    data = await run_in_threadpool(imaging.shown, px, rec["faces"], rec["officer"])
-    return Response(data, media_type="image/jpeg", headers=NO_STORE)
-
-
-@router.get("/cases/photos/{pid}/faces/{n}.jpg")
-async def case_face(request: Request, pid: int, n: int, user: User = Depends(page())) -> Response:
-    rec, px = _photo_pixels(request, pid, user)
-    if not 1 <= n <= len(rec["faces"]) or not imaging.visible(rec["faces"][n - 1], n - 1, rec["officer"]):
-        raise NotFound("this face is blurred (a bystander unless a reviewer marks it as an officer)")
-    return Response(imaging.face_crop(px, rec["faces"], rec["officer"], n - 1), media_type="image/jpeg",
-                    headers=NO_STORE)
-
-
-@router.get("/cases/photos/{pid}/export.jpg")
-async def case_export(request: Request, pid: int, user: User = Depends(page())) -> Response:
-    """Download the photo as pof shows it (bystanders blurred); logged as an export."""
-    rec, px = _photo_pixels(request, pid, user)
-    data = await run_in_threadpool(imaging.shown, px, rec["faces"], rec["officer"])
-    with request.app.state.web.db() as db:
-        audit.append(db, user.name, "export", photo=pid, case=rec["case_id"], image_sha256=rec["sha256"])
-    return Response(data, media_type="image/jpeg", headers={
-        **NO_STORE, "Content-Disposition": f'attachment; filename="case{rec["case_id"]}-photo{pid}.jpg"'})
-
-
-@router.post("/cases/photos/{pid}/faces/{n}/officer")
-async def case_officer(request: Request, pid: int, n: int, user: User = Depends(page("reviewer"))) -> Response:
-    with request.app.state.web.db() as db:
-        cases.mark_officer(db, pid, n - 1)
-        audit.append(db, user.name, "mark_officer", photo=pid, face=n)
-        cid = cases.photo(db, pid)["case_id"]
-    return RedirectResponse(f"/cases/{cid}#photo-{pid}", 303)
-
-
-@router.post("/cases/photos/{pid}/takedown")
-async def case_takedown(request: Request, pid: int, user: User = Depends(page("admin"))) -> Response:
-    form = await request.form()
-    with request.app.state.web.db() as db:
-        cases.take_down(db, pid, str(form.get("reason", "")), user.name)
-        audit.append(db, user.name, "takedown", photo=pid, reason=str(form.get("reason", "")))
-        cid = cases.photo(db, pid)["case_id"]
-    return RedirectResponse(f"/cases/{cid}", 303)
 
 
 @router.get("/api/identifications", tags=["review"])
@@ -363,15 +285,3 @@ async def api_act(request: Request, ident: int, action: str, body: Action,
     with request.app.state.web.db() as db:
         apply(db, user, ident, action, body.note, body.evidence_seen, body.other_evidence)
         return _json(db, review.get(db, ident))
-
-
-@router.get("/api/cases", tags=["review"])
-async def api_cases(request: Request, user: User = Depends(api())) -> list[dict]:
-    with request.app.state.web.db() as db:
-        return cases.listing(db)
-
-
-@router.get("/api/cases/{case_id}", tags=["review"])
-async def api_case(request: Request, case_id: int, user: User = Depends(api())) -> dict:
-    with request.app.state.web.db() as db:
-        return _case(db, user, case_id)

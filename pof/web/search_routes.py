@@ -83,7 +83,7 @@ def _search(state: WebState, data: bytes, name: str, where: dict[str, str]) -> d
     searcher = state.searcher(where)          # before the models run: a bad filter fails fast
     loaded = decode(state, data, name)
     faces = state.analyze(loaded.pixels)
-    results = searcher.search(faces, state.config.top) if faces else []
+    results = searcher.search(faces, state.config.candidates()) if faces else []
     image, crops = imaging.render(loaded.pixels, results, set())
     return {"sha256": loaded.sha256, "size": loaded.size, "results": results, "image": image,
             "crops": crops}
@@ -109,15 +109,15 @@ async def run_search(request: Request, user: User, upload, form=None) -> tuple[s
     name = upload.filename or "photo"
     found = await state.run_photo(user.name, w * h, _search, state, data, name, where)
     probe = Probe(user.name, name, data, where=where, **found)
-    token = state.probes.put(probe)
     results = probe.results
-    with state.db() as db:
+    with state.db() as db:                    # logged even if the probe is too large to keep
         audit.append(db, user.name, "search", image_sha256=probe.sha256, faces=len(results), where=where,
                      via="api" if request.url.path.startswith("/api/") else "web",
                      results=[{"decision": r["decision"], "top": r["candidates"][0]["person"]
                                if r["candidates"] else None,
                                "score": r["candidates"][0]["score"] if r["candidates"] else None}
                               for r in results])
+    token = state.probes.put(probe)
     return token, probe
 
 
@@ -151,7 +151,7 @@ async def probe_page(request: Request, token: str, user: User = Depends(page()))
     state = request.app.state.web
     probe = state.probes.get(token, user.name)
     with state.db() as db:
-        my_cases = [c for c in cases.listing(db)][:50]
+        my_cases = cases.listing(db, user)[:50]          # the cases this user may add to
     return state.templates.TemplateResponse(request, "result.html", {
         "user": user, "csrf": request.state.csrf, "token": token, "probe": probe,
         "faces": probe.results, "cases": my_cases,
@@ -186,6 +186,9 @@ async def probe_officer(request: Request, token: str, n: int,
     probe = state.probes.get(token, user.name)
     if not 1 <= n <= len(probe.results):
         raise NotFound(f"no face {n} in this photo")
+    if probe.photo_id is not None:               # saved: its case may no longer be shared
+        with state.db() as db:
+            cases.photo_readable(db, user, probe.photo_id)
     if n - 1 not in probe.officer:
         probe.officer.add(n - 1)
         await rerender(state, probe)
@@ -199,12 +202,16 @@ async def probe_officer(request: Request, token: str, n: int,
 
 def save_to_case(state: WebState, db, probe: Probe, user: User, case_id: str, title: str,
                  image: bytes | None = None) -> int:
-    """Save the probe into an existing case (id) or a new one (title); returns the photo id.
+    """Save the probe into an existing case ``user`` may see (id; NotFound for another's case
+    not shared with them) or a new one of theirs (title); returns the photo id.
     ``image``: ``cases.case_image(probe)`` if the caller made it already."""
     if probe.photo_id is not None:
         return probe.photo_id
-    cid = int(case_id) if str(case_id).isdigit() else cases.create(db, title or probe.name, user.name)
-    probe.photo_id = cases.save_probe(db, cid, probe, user.name, image)
+    if str(case_id).isdigit():
+        cid = cases.readable(db, user, int(case_id))["id"]
+    else:
+        cid = cases.create(db, title or probe.name, user.name)
+    probe.photo_id = cases.save_probe(db, cid, probe, user, image)
     audit.append(db, user.name, "save_probe", case=cid, photo=probe.photo_id, image_sha256=probe.sha256)
     return probe.photo_id
 

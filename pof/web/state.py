@@ -58,7 +58,14 @@ class WebConfig:
     workers: int = 0                                # photo threads; 0: from the cores (2 to 4)
     pixels_in_flight: int | None = None             # None: two photos of max_pixels
     busy_wait: float = 30.0                         # seconds a photo waits for the pixel budget
-    top: int = 5
+    top: int | None = None                          # candidates a face; None: the setting `top`
+
+    def candidates(self) -> int:
+        """Candidates returned per face: ``top``, else the setting (environment POF_TOP)."""
+        if self.top is not None:
+            return int(self.top)
+        from ..settings import defaults
+        return int(defaults()["top"])
 
     def pixel_limit(self) -> int:
         """The largest photo accepted, in pixels."""
@@ -184,15 +191,33 @@ class ProbeCache:
 class RateLimiter:
     """Sliding-window counters: ``hit(key, (n, seconds))`` raises TooMany past n per window."""
 
+    SWEEP_EVERY = 60.0          # seconds between sweeps of keys with nothing left in their window
+
     def __init__(self) -> None:
         self._hits: dict[str, deque] = {}
         self._lock = threading.Lock()
+        self._longest = 0.0         # the longest window asked for so far
+        self._swept = time.monotonic()
+
+    def _queue(self, key: str, window: float, now: float) -> deque:
+        """``key``'s events (under the lock). Now and then, keys whose last event is older than
+        every window are dropped, so one-off keys (addresses, names) do not pile up."""
+        self._longest = max(self._longest, window)
+        if now - self._swept > self.SWEEP_EVERY:
+            self._swept = now
+            for k in [k for k, q in self._hits.items()
+                      if not q or (q[-1][0] if isinstance(q[-1], tuple) else q[-1]) < now - self._longest]:
+                del self._hits[k]
+        return self._hits.setdefault(key, deque())
+
+    def __len__(self) -> int:
+        return len(self._hits)
 
     def hit(self, key: str, rate: tuple[int, float], what: str) -> None:
         n, window = rate
         now = time.monotonic()
         with self._lock:
-            q = self._hits.setdefault(key, deque())
+            q = self._queue(key, window, now)
             while q and q[0] < now - window:
                 q.popleft()
             if len(q) >= n:
@@ -206,7 +231,7 @@ class RateLimiter:
         limit, window = rate
         now = time.monotonic()
         with self._lock:
-            q = self._hits.setdefault(key, deque())
+            q = self._queue(key, window, now)
             while q and q[0][0] < now - window:
                 q.popleft()
             used = sum(a for _, a in q)
