@@ -331,6 +331,9 @@ def act(db: sqlite3.Connection, ident: int, action: str, user: User, note: str,
         raise ReviewError(f"a note is needed to {action} (say what you saw or why)")
     other_evidence = " ".join(other_evidence.split()) if action == "confirm" else ""
     if action == "confirm":
+        if item["person"] in excluded_persons(db):
+            raise ReviewError(f"{item['person']} is on the exclusion list: the name cannot be "
+                              "confirmed (lift the exclusion first, if it no longer applies)", 403)
         target = _check_confirm(db, item, user, evidence_seen or [], other_evidence)
     elif action == "reopen" and is_proposer(item, user):
         raise ReviewError("the proposer cannot settle a dispute of their own proposal: another "

@@ -92,7 +92,7 @@ def test_a_match_is_recorded_as_a_match(env):
     item = r.json()
     assert item["search_decision"] == "match" and item["search_score"] == top["score"]
     page = _text(Session(env["app"], env["ds"], "rita").get(f"/identifications/{item['id']}").text)
-    assert f"The search supported this name: score {top['score']:.3f}" in page
+    assert f"The search found this name a possible match (a lead to check, not a verdict): score {top['score']:.3f}" in page
     assert item["fmr_upper_bound"] is top["fmr_upper_bound"]
     assert f"FMR {_pct(top['fmr'], top['fmr_upper_bound'])}: the chance a stranger" in page
     result = _text(Session(env["app"], env["ds"], "vera").get(f"/probes/{_search(env)['probe']}").text)
@@ -254,6 +254,14 @@ def test_an_excluded_person_is_named_nowhere_but_to_admins(env, tmp_path):
     assert "excluded" in _text(ada.get(f"/identifications/{item['id']}").text)
     assert "subject01" in ada.get("/identifications").text and "excluded" in ada.get("/identifications").text
     assert "subject01" in str(_api(x, "ada", "GET", f"/api/cases/{case_id}").json())
+    case_page = _text(ada.get(f"/cases/{case_id}").text)       # the admin sees it marked
+    assert "subject01" in case_page and "excluded" in case_page and "on the exclusion list" in case_page
+    assert f'action="/identifications"' not in ada.get(f"/cases/{case_id}").text or \
+        'value="subject01"' not in ada.get(f"/cases/{case_id}").text        # and cannot propose it
+    evidence = got["evidence_ids"]
+    r = _api(x, "ada", "POST", f"/api/identifications/{item['id']}/confirm",
+             json={"note": "same ears", "evidence_seen": evidence[:1]})
+    assert r.status_code == 403 and "exclusion list" in r.json()["error"]    # nor can anyone confirm it
     rows = _api(x, "ada", "GET", "/api/audit?limit=100").json()["rows"]
     assert any(r["action"] == "propose" and "subject01" in str(r) for r in rows)     # history kept
 

@@ -63,11 +63,16 @@ def search_of(db, item_subject: review.Subject, person: str) -> dict | None:
 
 
 def without_excluded(db, user: User, photo: dict) -> dict:
-    """A case photo's record with excluded persons removed from its candidates (non-admins);
-    a face whose match was an excluded person reads as the search would read now."""
+    """A case photo's record with excluded persons removed from its candidates (non-admins;
+    admins get them marked ``excluded``); a face whose match was an excluded person reads as
+    the search would read now."""
     excluded = review.excluded_persons(db)
-    if user.can("admin") or not excluded:
+    if not excluded:
         return photo
+    if user.can("admin"):               # admins see them, marked, and cannot propose them
+        return dict(photo, faces=[dict(face, candidates=[dict(c, excluded=c["person"] in excluded)
+                                                         for c in face.get("candidates", [])])
+                                  for face in photo["faces"]])
     faces = []
     for face in photo["faces"]:
         cands = [c for c in face.get("candidates", []) if c["person"] not in excluded]
