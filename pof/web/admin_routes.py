@@ -89,13 +89,14 @@ async def settings_page(request: Request, user: User = Depends(page("admin"))) -
 
 
 def detail_text(value) -> str:
-    """An audit detail value as plain words: lists joined by commas, records as
-    ``key value`` pairs (no JSON punctuation); the page escapes it."""
+    """An audit detail value as plain words: a record as ``key: value`` pairs joined by
+    commas, a list of records one after another (``;``), other lists by commas; no JSON
+    punctuation. The page escapes it."""
     if isinstance(value, dict):
-        return "; ".join(f"{k} {detail_text(v)}" for k, v in value.items())
+        return ", ".join(f"{k}: {detail_text(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
-        return " | ".join(detail_text(v) for v in value) if any(isinstance(v, (dict, list)) for v in value) \
-            else ", ".join(detail_text(v) for v in value)
+        nested = any(isinstance(v, (dict, list, tuple)) for v in value)
+        return ("; " if nested else ", ").join(detail_text(v) for v in value)
     if value is None:
         return "none"
     if isinstance(value, bool):

@@ -81,6 +81,8 @@ _BACK = [
     (r"/probes/([A-Za-z0-9_-]+)/.+", "/probes/{0}", "the search result"),
     (r"/identifications/(\d+)/.+", "/identifications/{0}", "the identification"),
     (r"/cases/(\d+)(/.*)?", "/cases/{0}", "the case"),
+    (r"/admin/settings", "/admin#review-settings", "the admin page"),
+    (r"/admin/(exclusions|tokens)(/.*)?", "/admin#{0}", "the admin page"),
     (r"/admin(/.*)?", "/admin", "the admin page"),
     (r"/unknown(/.*)?", "/unknown", "the unknown faces"),
 ]

@@ -137,7 +137,7 @@ async def search_form(request: Request, user: User = Depends(page())) -> Respons
 
 
 # what to change, by the status of a search that failed
-_HINTS = {413: "Send a smaller photo: downscale it, or crop it to the faces.",
+_HINTS = {413: "Downscale the photo or crop it to the faces, then search again.",
           415: "Choose a photo file (JPEG, PNG, WebP, GIF, TIFF, BMP...).",
           429: "Wait as long as it says, then search again: the photo was not searched."}
 
