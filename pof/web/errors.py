@@ -74,6 +74,11 @@ _TITLES = {400: "Bad request", 401: "Sign in needed", 403: "Not allowed", 404: "
            415: "Not an image", 422: "Bad request", 429: "Too many requests", 500: "Internal error"}
 
 
+def title_of(status: int, title: str | None = None) -> str:
+    """The heading of an error: ``title`` if given, else the status's."""
+    return title or _TITLES.get(status, "Error")
+
+
 # Where a form posted to a path sends the user back: a pattern of the whole path (ids and
 # tokens only of characters that need no escaping), the page, its name.
 _BACK = [
@@ -118,7 +123,7 @@ def render_error(request: Request, status: int, message: str, title: str | None 
         return RedirectResponse(f"/login?next={nxt}", 303)
     templates = request.app.state.web.templates
     return templates.TemplateResponse(request, "error.html", {
-        "status": status, "title": title or _TITLES.get(status, "Error"), "message": message,
+        "status": status, "title": title_of(status, title), "message": message,
         "back": back_link(request),
         "user": getattr(request.state, "user", None), "csrf": getattr(request.state, "csrf", "")},
         status_code=status)

@@ -25,7 +25,7 @@ from ..errors import ImageError, PofError
 from ..load import LoadedImage, decode_image
 from . import cases, imaging
 from .auth import api, page
-from .errors import BadRequest, NotFound, TooLarge, Unsupported, WebError
+from .errors import BadRequest, NotFound, TooLarge, Unsupported, WebError, title_of
 from .state import Probe, WebState
 
 router = APIRouter()
@@ -143,7 +143,7 @@ _HINTS = {413: "Downscale the photo or crop it to the faces, then search again."
 
 
 def show_form(request: Request, user: User, error: str | None = None, status: int = 200,
-              where: dict[str, str] | None = None) -> Response:
+              where: dict[str, str] | None = None, title: str = "") -> Response:
     """The search form; after a failed search, with the reason and what to change at the top
     (the user stays on the form) and the narrowing they had chosen kept."""
     state = request.app.state.web
@@ -152,7 +152,8 @@ def show_form(request: Request, user: User, error: str | None = None, status: in
         choices = {k: v for k, v in browse(db, user, {})[1].items() if k in WHERE and v}
     return state.templates.TemplateResponse(request, "search.html", {
         "user": user, "csrf": request.state.csrf, "fpir": state.pipeline_setting("fpir"),
-        "choices": choices, "error": error, "hint": _HINTS.get(status) if error else None,
+        "choices": choices, "error": error, "title": title, "status": status,
+        "hint": _HINTS.get(status) if error else None,
         "where": where or {}, "max_mp": megapixels(state.max_pixels),
         "max_mib": state.config.max_upload_bytes // 2**20}, status_code=status)
 
@@ -168,7 +169,8 @@ async def search_page(request: Request, user: User = Depends(page())) -> Respons
     except (WebError, PofError) as exc:
         status = exc.status if isinstance(exc, WebError) else getattr(exc, "status", 400)
         where = {k: str(form.get(k, "")).strip() for k in WHERE}
-        return show_form(request, user, str(getattr(exc, "message", exc)), status, where)
+        title = title_of(status, getattr(exc, "title", None))
+        return show_form(request, user, str(getattr(exc, "message", exc)), status, where, title)
     return RedirectResponse(f"/probes/{token}", 303)
 
 
