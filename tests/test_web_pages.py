@@ -254,3 +254,22 @@ def test_admin_page_states_reviewers_needed_and_the_team_check(env, tmp_path):
     page = Session(create_app(small, web_config()), small, "ada").get("/admin").text
     shown = re.search(r'<p class="alert" id="team-check">(.*?)</p>', page, re.S)
     assert shown and "cannot be confirmed" in shown.group(1)
+
+
+def test_back_link_of_each_form_path():
+    from starlette.requests import Request
+
+    from pof.web.errors import back_link
+
+    def back(method, path):
+        return back_link(Request({"type": "http", "method": method, "path": path, "headers": [],
+                                  "query_string": b"", "scheme": "http", "server": ("testserver", 80)}))
+
+    assert back("POST", "/login") == ("/login", "Back to the sign-in page")
+    assert back("POST", "/search")[0] == "/search"
+    assert back("POST", "/identifications/12/correct")[0] == "/identifications/12"
+    assert back("POST", "/cases/4/title")[0] == "/cases/4"
+    assert back("POST", "/unknown/upload")[0] == "/unknown"
+    assert back("POST", "/admin/tokens/abc/revoke")[0] == "/admin#tokens"
+    assert back("POST", "/probes/a.b/faces/1/officer")[0] == "/search"      # not a token
+    assert back("GET", "/search") is None

@@ -83,6 +83,7 @@ def title_of(status: int, title: str | None = None) -> str:
 # tokens only of characters that need no escaping), the page, its name.
 _BACK = [
     (r"/search", "/search", "the search form"),
+    (r"/login", "/login", "the sign-in page"),
     (r"/probes/([A-Za-z0-9_-]+)/.+", "/probes/{0}", "the search result"),
     (r"/identifications/(\d+)/.+", "/identifications/{0}", "the identification"),
     (r"/cases/(\d+)(/.*)?", "/cases/{0}", "the case"),
