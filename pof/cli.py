@@ -593,8 +593,23 @@ def users_add(dataset, name, role, password_file, with_token, days, label) -> No
         if not saved.new:
             click.echo(f"existing user reset: {saved.sessions_ended} session(s) ended, "
                        f"{saved.tokens_revoked} API token(s) revoked")
+        _print_team(cat.db)
         if with_token:
             _new_token(cat.db, accounts, name, days, label)
+
+
+def _print_team(db) -> None:
+    """How many reviewers a confirmation needs on this dataset, and a warning (on stderr)
+    when its reviewer and admin accounts are too few to confirm anything."""
+    from . import review
+    review.ensure_schema(db)
+    need = review.min_reviewers(db)
+    click.echo(f"confirming a proposed name needs {need} reviewer{'' if need == 1 else 's'} besides "
+               f"the proposer ({need + 1} reviewer or admin accounts in all; an admin changes "
+               "this on the admin page)")
+    warning = review.team_check(db)
+    if warning:
+        click.echo(f"pof: warning: {warning}", err=True)
 
 
 def _new_token(db, accounts, name: str, days: int, label: str) -> None:

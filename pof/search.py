@@ -215,12 +215,14 @@ class Searcher:
         return fuse_by_person(self.image_scores(queries), self.gallery.starts, self.fusion)
 
     def search(self, faces: list[Face], top: int | None = None) -> list[dict]:
-        """One result dict per face, as in SPEC §4 (``faces`` entries); ``top`` candidates
-        each (None: the ``top`` setting)."""
+        """One result dict per face (the ``faces`` entries of ``pof search --json``), in
+        reading order (``reading_order``: face 1 is the top-left one, whatever order the
+        detector found them in); ``top`` candidates each (None: the ``top`` setting)."""
         if not faces:
             return []
         from .settings import value
         top = value("top", top)
+        faces = [faces[i] for i in reading_order([f.box for f in faces])]
         q = np.stack([f.descriptor for f in faces])
         fused = self.fused(q)
         return [self._result(f, fused[i], top) for i, f in enumerate(faces)]
@@ -315,6 +317,27 @@ class Searcher:
         cal = self.calibration
         return {**self._geometry(face), "fpir": float(f"{cal.fpir():.3g}"),
                 "threshold": round(cal.threshold, 4)}
+
+
+def reading_order(boxes) -> list[int]:
+    """Indices of face boxes (x, y, w, h) in the order people read them: rows top to bottom,
+    each row left to right. A face joins the row above when its vertical centre is within
+    about half a face height of that row's centre, so faces of one row at slightly different
+    heights stay one row."""
+    centres = [(x + w / 2, y + h / 2, h) for x, y, w, h in (tuple(map(float, b)) for b in boxes)]
+    rows: list[list[int]] = []
+    row_y = row_h = 0.0
+    for i in sorted(range(len(centres)), key=lambda i: (centres[i][1], centres[i][0])):
+        cx, cy, h = centres[i]
+        if rows and cy - row_y <= 0.5 * max(h, row_h):
+            rows[-1].append(i)
+            n = len(rows[-1])
+            row_y += (cy - row_y) / n             # the row's mean centre and height
+            row_h += (h - row_h) / n
+        else:
+            rows.append([i])
+            row_y, row_h = cy, h
+    return [i for row in rows for i in sorted(row, key=lambda i: centres[i][0])]
 
 
 def result_line(image: str, faces: list[dict] | None, error: str | None = None) -> str:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 
 from .conftest import DEMO, YALE, noise_image, run_pof
 
@@ -290,3 +292,36 @@ def test_environment_reaches_eval(tmp_path, monkeypatch):
     r = run_pof("eval", "ident", man, "--root", YALE, "--out", tmp_path / "ei", "--json", "--workers", "1")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["calibration"]["target_fpir"] == 0.05
+
+
+def test_search_numbers_faces_in_reading_order(built, tmp_path):
+    """Face 1 is the top-left face, then left to right and row by row, in the JSON list and
+    the text alike, whatever order the detector found them in (test_web_pages checks that it
+    finds these four out of that order)."""
+    from .test_web_pages import four_face_photo, pasted_at
+    photo = four_face_photo(tmp_path / "four.jpg")
+    r = run_pof("search", built, photo, "--json")
+    assert r.returncode == 0, r.stderr
+    faces = _lines(r.stdout)[0]["faces"]
+    assert [pasted_at(f["box"]) for f in faces] == [0, 1, 2, 3]
+    r = run_pof("search", built, photo)
+    assert r.returncode == 0, r.stderr
+    told = re.findall(r"face (\d) at \((\d+), (\d+), (\d+) x (\d+)\)", r.stdout)
+    assert [int(n) for n, *_ in told] == [1, 2, 3, 4]
+    assert [pasted_at([float(v) for v in box]) for _, *box in told] == [0, 1, 2, 3]
+
+
+def test_users_add_states_reviewers_needed_and_warns_a_small_team(built, tmp_path):
+    ds = tmp_path / "ds"
+    shutil.copytree(built, ds)
+    pw = tmp_path / "pw.txt"
+    pw.write_text("a long enough password\n")
+    r = run_pof("users", "add", ds, "ada", "--role", "admin", "--password-file", pw)
+    assert r.returncode == 0, r.stderr
+    assert "needs 2 reviewers besides the proposer" in r.stdout
+    assert "warning" in r.stderr and "cannot be confirmed" in r.stderr and "--role reviewer" in r.stderr
+    r = run_pof("users", "add", ds, "rita", "--role", "reviewer", "--password-file", pw)
+    assert "cannot be confirmed" in r.stderr and "sets the reviewers needed to 1" in r.stderr
+    r = run_pof("users", "add", ds, "rob", "--role", "reviewer", "--password-file", pw, "--token")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+    assert "needs 2 reviewers" in r.stdout and r.stdout.strip().splitlines()[-1].startswith("pof_")

@@ -28,7 +28,8 @@ async def admin_page(request: Request, user: User = Depends(page("admin"))) -> R
     with web.db() as db:
         accounts = web.accounts(db)
         ctx = {"users": accounts.list(), "tokens": accounts.tokens(),
-               "exclusions": review.exclusions(db), "required": review.required_confirmations(db)}
+               "exclusions": review.exclusions(db), "required": review.min_reviewers(db),
+               "team": review.team_check(db)}
     return web.templates.TemplateResponse(request, "admin.html", {"user": user, "csrf": request.state.csrf, **ctx})
 
 
@@ -87,6 +88,29 @@ async def settings_page(request: Request, user: User = Depends(page("admin"))) -
     return RedirectResponse("/admin", 303)
 
 
+def detail_text(value) -> str:
+    """An audit detail value as plain words: a record as ``key: value`` pairs joined by
+    commas, a list of records one after another (``;``), other lists by commas; no JSON
+    punctuation. The page escapes it."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {detail_text(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        nested = any(isinstance(v, (dict, list, tuple)) for v in value)
+        return ("; " if nested else ", ").join(detail_text(v) for v in value)
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def detail_lines(detail) -> list[tuple[str, str]]:
+    """(key, value) lines of an audit row's detail, empty values left out."""
+    if not isinstance(detail, dict):
+        return [("", detail_text(detail))]
+    return [(str(k), detail_text(v)) for k, v in detail.items() if v not in (None, "", [], {})]
+
+
 @router.get("/admin/audit")
 async def audit_page(request: Request, action: str | None = None, page_no: int = 0,
                      user: User = Depends(page("admin"))) -> Response:
@@ -94,6 +118,8 @@ async def audit_page(request: Request, action: str | None = None, page_no: int =
     with web.db() as db:
         verdict = audit.verify(db)
         rows = audit.rows(db, 100, max(page_no, 0) * 100, action or None)
+    for r in rows:
+        r["lines"] = detail_lines(r["detail"])
     return web.templates.TemplateResponse(request, "audit.html", {
         "user": user, "csrf": request.state.csrf, "rows": rows, "verdict": verdict,
         "action": action or "", "page_no": max(page_no, 0)})

@@ -3,12 +3,14 @@
 Raise ``BadRequest("...")`` and the like anywhere in a route; ``install(app)`` makes the app
 answer with the status and the message, never a traceback. API paths (``/api/``) get
 ``{"error": message, "status": code}``; pages get ``error.html``, or a redirect to the login
-page when no one is signed in.
+page when no one is signed in. An error page answering a form (any method but GET and HEAD)
+links back to the page that form is on (``back_link``).
 """
 from __future__ import annotations
 
 import logging
-from urllib.parse import quote
+import re
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,12 +26,15 @@ class WebError(Exception):
     """An error a user sees, with its HTTP status."""
 
     status = 500
+    title: str | None = None          # the page's heading; None: the status's (_TITLES)
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, title: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if status is not None:
             self.status = status
+        if title is not None:
+            self.title = title
 
 
 class BadRequest(WebError):
@@ -69,7 +74,47 @@ _TITLES = {400: "Bad request", 401: "Sign in needed", 403: "Not allowed", 404: "
            415: "Not an image", 422: "Bad request", 429: "Too many requests", 500: "Internal error"}
 
 
-def render_error(request: Request, status: int, message: str) -> Response:
+def title_of(status: int, title: str | None = None) -> str:
+    """The heading of an error: ``title`` if given, else the status's."""
+    return title or _TITLES.get(status, "Error")
+
+
+# Where a form posted to a path sends the user back: a pattern of the whole path (ids and
+# tokens only of characters that need no escaping), the page, its name.
+_BACK = [
+    (r"/search", "/search", "the search form"),
+    (r"/login", "/login", "the sign-in page"),
+    (r"/probes/([A-Za-z0-9_-]+)/.+", "/probes/{0}", "the search result"),
+    (r"/identifications/(\d+)/.+", "/identifications/{0}", "the identification"),
+    (r"/cases/(\d+)(/.*)?", "/cases/{0}", "the case"),
+    (r"/admin/settings", "/admin#review-settings", "the admin page"),
+    (r"/admin/(exclusions|tokens)(/.*)?", "/admin#{0}", "the admin page"),
+    (r"/admin(/.*)?", "/admin", "the admin page"),
+    (r"/unknown(/.*)?", "/unknown", "the unknown faces"),
+]
+_SAFE_PATH = re.compile(r"/(?!/)[A-Za-z0-9/_.-]*")
+
+
+def back_link(request: Request) -> tuple[str, str] | None:
+    """(url, words) of the page a failed form came from, or None (a GET needs none: the page
+    asked for is where the user is). Chosen from the request's own path; where the path does
+    not tell (a form found on several pages), the Referer, only if it is a page of this same
+    site, reduced to its path. Never a URL of another site."""
+    if request.method in ("GET", "HEAD"):
+        return None
+    path = request.url.path
+    for pattern, url, words in _BACK:
+        m = re.fullmatch(pattern, path)
+        if m:
+            return url.format(*m.groups()), f"Back to {words}"
+    ref = urlsplit(request.headers.get("referer", ""))
+    if ref.netloc == request.url.netloc and ref.scheme in ("http", "https") \
+            and _SAFE_PATH.fullmatch(ref.path) and ref.path != path:
+        return ref.path, "Back to the previous page"
+    return "/search", "Back to the search form"
+
+
+def render_error(request: Request, status: int, message: str, title: str | None = None) -> Response:
     """The one place an error becomes a response."""
     if request.url.path.startswith("/api/"):
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
@@ -79,7 +124,8 @@ def render_error(request: Request, status: int, message: str) -> Response:
         return RedirectResponse(f"/login?next={nxt}", 303)
     templates = request.app.state.web.templates
     return templates.TemplateResponse(request, "error.html", {
-        "status": status, "title": _TITLES.get(status, "Error"), "message": message,
+        "status": status, "title": title_of(status, title), "message": message,
+        "back": back_link(request),
         "user": getattr(request.state, "user", None), "csrf": getattr(request.state, "csrf", "")},
         status_code=status)
 
@@ -91,7 +137,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(WebError)
     async def _web(request: Request, exc: WebError) -> Response:
-        return render_error(request, exc.status, exc.message)
+        return render_error(request, exc.status, exc.message, exc.title)
 
     @app.exception_handler(PofError)
     async def _pof(request: Request, exc: PofError) -> Response:

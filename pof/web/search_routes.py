@@ -21,11 +21,11 @@ from PIL import Image
 
 from .. import audit
 from ..accounts import User
-from ..errors import ImageError
+from ..errors import ImageError, PofError
 from ..load import LoadedImage, decode_image
 from . import cases, imaging
 from .auth import api, page
-from .errors import BadRequest, NotFound, TooLarge, Unsupported
+from .errors import BadRequest, NotFound, TooLarge, Unsupported, WebError, title_of
 from .state import Probe, WebState
 
 router = APIRouter()
@@ -53,6 +53,9 @@ def photo_size(state: WebState, data: bytes, name: str) -> tuple[int, int]:
     if w * h > limit:
         raise TooLarge(f"{name}: photo of {megapixels(w * h)} MP ({w} x {h}) is over the limit "
                        f"of {megapixels(limit)} MP; send a smaller photo")
+    if w < 8 or h < 8:
+        raise BadRequest(f"{name}: {w} x {h} pixels is too small to hold a face; send a larger "
+                         "photo", title="Photo too small")
     return w, h
 
 
@@ -68,11 +71,12 @@ async def read_upload(state: WebState, upload, what: str = "image") -> tuple[byt
 
 
 def decode(state: WebState, data: bytes, name: str) -> LoadedImage:
-    """Decode an upload (in a worker thread); Unsupported with the reason if it cannot be."""
+    """Decode an upload (in a worker thread); Unsupported with the reason if it cannot be (its
+    header was read already: an image whose data is broken, not a file of another kind)."""
     try:
         return decode_image(data, name, state.max_pixels)
     except ImageError as exc:
-        raise Unsupported(str(exc)) from None
+        raise Unsupported(str(exc), title="Photo cannot be read") from None
 
 
 WHERE = ("agency", "unit")       # search narrowing the search form offers
@@ -128,20 +132,45 @@ async def home(user: User = Depends(page())) -> Response:
 
 @router.get("/search")
 async def search_form(request: Request, user: User = Depends(page())) -> Response:
-    """The upload form (file or phone camera)."""
+    """The upload form (a saved photo, or one taken with the phone camera)."""
+    return show_form(request, user)
+
+
+# what to change, by the status of a search that failed
+_HINTS = {413: "Downscale the photo or crop it to the faces, then search again.",
+          415: "Choose a photo file (JPEG, PNG, WebP, GIF, TIFF, BMP...).",
+          429: "Wait as long as it says, then search again: the photo was not searched."}
+
+
+def show_form(request: Request, user: User, error: str | None = None, status: int = 200,
+              where: dict[str, str] | None = None, title: str = "") -> Response:
+    """The search form; after a failed search, with the reason and what to change at the top
+    (the user stays on the form) and the narrowing they had chosen kept."""
     state = request.app.state.web
     with state.db() as db:
         from .gallery_routes import browse
         choices = {k: v for k, v in browse(db, user, {})[1].items() if k in WHERE and v}
     return state.templates.TemplateResponse(request, "search.html", {
         "user": user, "csrf": request.state.csrf, "fpir": state.pipeline_setting("fpir"),
-        "choices": choices})
+        "choices": choices, "error": error, "title": title, "status": status,
+        "hint": _HINTS.get(status) if error else None,
+        "where": where or {}, "max_mp": megapixels(state.max_pixels),
+        "max_mib": state.config.max_upload_bytes // 2**20}, status_code=status)
 
 
 @router.post("/search")
 async def search_page(request: Request, user: User = Depends(page())) -> Response:
     form = await request.form()
-    token, _ = await run_search(request, user, form.get("image"), form)
+    # the form offers a saved photo (image) and the phone camera (camera): the one given
+    upload = next((f for f in (form.get("image"), form.get("camera"))
+                   if getattr(f, "filename", None)), None)
+    try:
+        token, _ = await run_search(request, user, upload, form)
+    except (WebError, PofError) as exc:
+        status = exc.status if isinstance(exc, WebError) else getattr(exc, "status", 400)
+        where = {k: str(form.get(k, "")).strip() for k in WHERE}
+        title = title_of(status, getattr(exc, "title", None))
+        return show_form(request, user, str(getattr(exc, "message", exc)), status, where, title)
     return RedirectResponse(f"/probes/{token}", 303)
 
 
