@@ -127,7 +127,7 @@ def test_confirm_without_evidence_links_back_to_the_identification(env):
     page = Session(env["app"], env["ds"], "rita").post(f"/identifications/{ident}/confirm",
                                                        {"note": "looks the same"})
     assert page.status_code == 400
-    assert "tick the gallery images" in page.text
+    assert "tick the images you compared" in page.text
     assert _back(page.text) == f"/identifications/{ident}"
     assert "Back to the identification" in page.text
 
