@@ -270,3 +270,17 @@ def test_a_merged_group_keeps_its_evidence(fresh):
     r = rita.post(f"/identifications/{ident}/confirm", {"note": "same face", "evidence_seen": f"face:{merged[0]['id']}",
                                                         "other_evidence": "name tag seen in both photos"})
     assert r.status_code == 303
+
+
+def test_the_upload_form_keeps_the_event_just_used(env):
+    """After an upload (or one that fails) the event field still holds the event, ready for
+    more photos of it."""
+    vera = Session(env["app"], env["ds"], "vera")
+    assert re.search(r'<input name="event" required value="">', vera.get("/unknown").text)
+    photo = ("sad.gif", (YALE / "subject04.sad").read_bytes(), "image/gif")
+    r = vera.post("/unknown/upload", {"event": "  april 2, park & ride  "}, files=[("images", photo)])
+    assert r.status_code == 200 and "1 photo(s), 1 face(s)" in r.text
+    assert '<input name="event" required value="april 2, park &amp; ride">' in r.text
+    r = vera.post("/unknown/upload", {"event": "april 3"}, files=[("images", ("junk.jpg", b"junk", "image/jpeg"))])
+    assert r.status_code == 415 and "junk.jpg" in r.text
+    assert '<input name="event" required value="april 3">' in r.text
