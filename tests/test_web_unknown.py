@@ -175,14 +175,14 @@ def test_a_group_is_named_from_the_evidence_shown_and_enrolled(fresh):
 
     assert rita.post(f"/identifications/{ident}/confirm", {"note": "same face", "evidence_seen": "face:999999",
                                                            "other_evidence": "name tag seen in both photos"}).status_code == 400
-    for who in ("rita", "rob"):
+    for who in ("rob", "rita"):                          # not in alphabetical order
         s = Session(app, ds, who)
         r = s.client.post(f"/identifications/{ident}/confirm", data={
             "csrf": s.csrf, "note": "same face and name tag", "evidence_seen": [face_ids[0], face_ids[1], photo_ids[0]],
             "other_evidence": "name tag seen in both photos"})
         assert r.status_code == 303, r.text
     item = fresh["api"].get(f"/api/identifications/{ident}", headers=fresh["tok"]["vera"]).json()
-    assert item["state"] == "confirmed" and item["confirmed_by"] == ["rita", "rob"]
+    assert item["state"] == "confirmed" and item["confirmed_by"] == ["rob", "rita"]
 
     bad = ada.post(f"/unknown/groups/{gid}/enrol", {"label": "jane/doe"})
     assert bad.status_code == 400 and "contains '/'" in _text(bad.text)
@@ -190,7 +190,10 @@ def test_a_group_is_named_from_the_evidence_shown_and_enrolled(fresh):
     assert r.status_code == 303 and r.headers["location"] == "/persons/Jane_Doe"
     page = _text(vera.get("/persons/Jane_Doe").text)
     assert f"#{ident}" in page and "enrolled from this identification" in page
-    assert "Proposed by vera" in page and "confirmed by rita, rob" in page
+    assert "Proposed by vera" in page and "confirmed by rob, rita" in page       # in the order they confirmed
+    assert "Other evidence: name tag seen in both photos" in page
+    images = fresh["api"].get("/api/persons/Jane_Doe", headers=fresh["tok"]["vera"]).json()["images"]
+    assert images and all(f"identification {ident} confirmed by rob, rita;" in im["provenance"]["notes"] for im in images)
     # the person now has gallery images, which a later identification of the group shows
     assert any(":" not in e for e in review_ids(fresh, gid, "Jane Doe"))
 
