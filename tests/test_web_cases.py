@@ -221,3 +221,31 @@ def test_a_case_without_shares_is_its_creators_and_the_admins(env):
     assert _api(env, "rob", "GET", f"/api/cases/{cid}").status_code == 404
     page = env["s"]["vera"].get(f"/cases/{cid}").text
     assert re.search(r"Seen by vera \(owner\), by admins, and no one else", page)
+
+
+def _face_section(html: str, start: str, end: str) -> str:
+    """The part of a page from ``start`` to the next ``end`` (or to its end)."""
+    part = html[html.index(start):]
+    return part[:part.find(end, len(start))] if end in part[len(start):] else part
+
+
+def test_a_viewer_proposes_only_for_a_face_shown_to_her(env):
+    """A face blurred to a viewer (a possible bystander) offers her no proposal, but says why;
+    a reviewer is still offered one, and once a reviewer marks the face as an officer so is she."""
+    vera, rita = env["s"]["vera"], env["s"]["rita"]
+    token = _search(env, "vera")
+    result = vera.get(f"/probes/{token}").text
+    face1, face2 = _face_section(result, 'id="face-1"', 'id="face-2"'), _face_section(result, 'id="face-2"', "</section>")
+    assert 'action="/identifications"' in face1 and "cannot propose" not in face1       # a match: shown
+    assert 'action="/identifications"' not in face2 and "Propose this name" not in face2
+    assert "ask a reviewer to mark the face as an officer first" in face2
+    theirs = rita.get(f"/probes/{_search(env, 'rita')}").text
+    assert 'action="/identifications"' in _face_section(theirs, 'id="face-2"', "</section>")
+
+    cid, pid = _new_case(env, "vera", "a face she cannot see")
+    case = _face_section(vera.get(f"/cases/{cid}").text, "<h3>Face 2</h3>", "</section>")
+    assert 'action="/identifications"' not in case and "mark the face as an officer first" in case
+    assert _api(env, "vera", "POST", f"/api/cases/{cid}/share", json={"users": ["rita"]}).status_code == 200
+    assert rita.post(f"/cases/photos/{pid}/faces/2/officer").status_code == 303
+    case = _face_section(vera.get(f"/cases/{cid}").text, "<h3>Face 2</h3>", "</section>")
+    assert 'action="/identifications"' in case and "cannot propose" not in case

@@ -1,12 +1,17 @@
 """The review flows walked in headless Chromium by separate users (a viewer who proposes, two
 reviewers, an admin), each at 1280 and at 390 px wide:
 
-1. a face the search did not match, a below-threshold candidate proposed, confirmed by two
-   reviewers who state the other evidence; a duplicate proposal lands on the existing one;
+1. a face the search did not match, blurred to the viewer: she saves the photo to a case and
+   shares it, a reviewer marks the face as an officer, she proposes a below-threshold
+   candidate, two reviewers confirm stating the other evidence; a duplicate proposal lands on
+   the existing one;
 2. an admin excludes a person: a viewer no longer sees the name anywhere, the admin sees it
    marked excluded;
 3. unknown faces: two event photos, a group marked as an officer, a name proposed, confirmed
-   twice, enrolled, shown on the person page.
+   twice, enrolled, shown on the person page;
+4. private and shared cases: a viewer's case is hers until she shares it with a reviewer, then
+   with all reviewers, then stops; an admin sees every case, marked whose;
+5. the admin page's API tokens, one field a line on a phone.
 
 On every page no horizontal scrolling, and every button or toggle pressed lies inside the
 viewport with its label uncut. A full-page screenshot of each step goes to $POF_SCREENSHOTS
@@ -137,9 +142,15 @@ def _score(text: str, what: str) -> str:
     return m.group(1)
 
 
-def _propose_below(walk: Walk, page, face, note: str, case_title: str = "") -> dict:
-    """Open the closest persons below the threshold and submit the proposal of the first one."""
-    more = face.locator("details.more")
+def _face2(page):
+    """The closest persons below the threshold for face 2 of a case's first photo."""
+    return page.locator("section[id^=photo-]").first.locator("h3:text-is('Face 2') ~ details.more").first
+
+
+def _propose_below(walk: Walk, page, face, note: str, case_title: str = "", more=None) -> dict:
+    """Open the closest persons below the threshold (``more``: that list, if not the face's
+    only one) and fill in the proposal of the first one."""
+    more = more or face.locator("details.more")
     walk.press(page, more.locator(":scope > summary"))
     cand = more.locator("li.candidate.below").first
     person = cand.locator("input[name=person]").get_attribute("value")
@@ -163,15 +174,36 @@ def test_below_threshold_proposal_confirmed_by_two(server, browser, shots):
     vera.set_input_files("input[name=image]", str(server["two"]))
     walk.press(vera, vera.locator("form[action='/search'] button"))
     vera.wait_for_url("**/probes/**")
-    result_url = vera.url
     face = vera.locator("#face-2")           # subject04: not in the gallery
     assert "No confident match" in face.locator(".verdict").inner_text()
     assert face.locator("li.candidate.above").count() == 0
     threshold = _score(face.locator(".decision").inner_text(), "threshold")
     walk.look(vera, "result")
 
-    chosen = _propose_below(walk, vera, face, "same ears and hairline as the gallery photo",
-                            case_title="march 3, city hall")
+    cannot = face.locator("p.cannot-propose")      # blurred to a viewer: she may not name it yet
+    assert "ask a reviewer to mark the face as an officer first" in cannot.inner_text()
+    assert face.locator("details.propose").count() == 0
+    save = vera.locator("form[action$='/save']")
+    save.locator("input[name=title]").fill("march 3, city hall")
+    walk.press(vera, save.locator("button[type=submit]"))
+    vera.wait_for_url(re.compile(r"/cases/\d+$"))
+    case_url = vera.url
+    share = vera.locator("#sharing form[action$='/share']")
+    share.locator("input[name=users]").fill("rita")
+    walk.press(vera, share.locator("button"))
+    vera.wait_for_url(re.compile(r"/cases/\d+(#sharing)?$"))
+    walk.look(vera, "case-shared")
+
+    rita = walk.sign_in(browser, server, "rita")          # a reviewer shows the face: an officer
+    rita.goto(case_url)
+    walk.press(rita, rita.locator("button:has-text('Mark face 2 as an officer')"))
+    rita.wait_for_url(re.compile(r"/cases/\d+#photo-\d+$"))
+    walk.look(rita, "case-marked-officer")
+    rita.context.close()
+
+    vera.goto(case_url)
+    assert vera.locator("p.cannot-propose").count() == 0
+    chosen = _propose_below(walk, vera, None, "same ears and hairline as the gallery photo", more=_face2(vera))
     walk.look(vera, "propose-form")
     walk.press(vera, chosen["submit"])
     vera.wait_for_url(re.compile(r"/identifications/\d+$"))
@@ -183,8 +215,8 @@ def test_below_threshold_proposal_confirmed_by_two(server, browser, shots):
     assert vera.locator("form[action$='/dispute']").count() == 1
     walk.look(vera, "proposed")
 
-    vera.goto(result_url)                     # the same name for the same face again
-    again = _propose_below(walk, vera, vera.locator("#face-2"), "proposing it twice")
+    vera.goto(case_url)                       # the same name for the same face again
+    again = _propose_below(walk, vera, None, "proposing it twice", more=_face2(vera))
     assert again["person"] == chosen["person"]
     walk.press(vera, again["submit"])
     vera.wait_for_url(re.compile(r"/identifications/\d+\?duplicate=1$"))
@@ -299,13 +331,18 @@ def test_unknown_faces_named_confirmed_and_enrolled(server, browser, shots):
     walk.press(rita, rita.locator("form[action='/unknown/upload'] button"))
     rita.wait_for_load_state()
     assert "2 photo(s), 4 face(s)" in rita.locator("p.ok").inner_text()
+    assert rita.locator("input[name=event]").input_value() == "march 8, bridge"
+    inner = rita.evaluate("(() => { const m = document.querySelector('main'), s = getComputedStyle(m);"
+                          " return m.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight); })()")
+    card = rita.locator("section.card.upload").bounding_box()
+    assert card["width"] >= inner - 2, f"the upload card is {card['width']:.0f} px wide of {inner:.0f}"
     walk.look(rita, "groups")
     pair = rita.locator("a.person", has_text="2 faces")      # subject04 in both photos
     assert pair.count() == 1, rita.locator("section.grid").inner_text()
     walk.press(rita, pair)
     rita.wait_for_url(re.compile(r"/unknown/groups/\d+$"))
     group_url = rita.url
-    assert rita.locator("figure.image img").count() == 2
+    assert rita.locator("figure.sighting img.crop").count() == 2
     assert "faces blurred" in rita.locator("h1").inner_text()
     walk.look(rita, "group-blurred")
     walk.press(rita, rita.locator("form[action$='/officer'] button"))
@@ -358,10 +395,135 @@ def test_unknown_faces_named_confirmed_and_enrolled(server, browser, shots):
     history = ada.locator("main").inner_text()
     ident_id = ident_url.rsplit("/", 1)[1]
     assert f"#{ident_id}" in history and "enrolled from this identification" in history
+    for name in ("rob", "ada"):
+        assert f"Other evidence: badge number 4 seen by {name} in both photos" in history
+    assert re.search(r"confirmed by rob, ada\b", history), history
+    assert f"identification {ident_id} confirmed by rob, ada;" in history        # the images' provenance
     walk.look(ada, "person")
 
     rita.goto(group_url)
     assert "enrolled as Officer_Four" in rita.locator("main").inner_text()
     walk.look(rita, "group-enrolled")
     rita.context.close()
+    ada.context.close()
+
+
+def _shared_with_me(page) -> str:
+    return page.locator("section.card:has(h2:text-is('Shared with me'))").inner_text()
+
+
+def test_private_and_shared_cases(server, browser, shots):
+    walk = Walk("cases", server, shots)
+    url = server["url"]
+    vera = walk.sign_in(browser, server, "vera")
+    vera.set_input_files("input[name=image]", str(server["two"]))
+    walk.press(vera, vera.locator("form[action='/search'] button"))
+    vera.wait_for_url("**/probes/**")
+    save = vera.locator("form[action$='/save']")
+    save.locator("select[name=case_id]").select_option("")
+    save.locator("input[name=title]").fill("vera's own case, not yet shared")
+    walk.press(vera, save.locator("button[type=submit]"))
+    vera.wait_for_url(re.compile(r"/cases/\d+$"))
+    case_url = vera.url
+    assert "no one else" in vera.locator("#sharing").inner_text()
+    walk.look(vera, "saved")
+
+    rita = walk.sign_in(browser, server, "rita")
+    assert rita.goto(case_url).status == 404
+    assert "not yet shared" not in rita.locator("body").inner_text()
+    walk.look(rita, "not-shared-404")
+    rita.goto(url + "/cases")
+    assert "not yet shared" not in rita.locator("main").inner_text()
+    walk.look(rita, "list-without-it")
+
+    def share(**fields) -> None:
+        form = vera.locator("#sharing form[action$='/share']")
+        if "users" in fields:
+            form.locator("input[name=users]").fill(fields["users"])
+        if "role" in fields:
+            form.locator("select[name=role]").select_option(fields["role"])
+        walk.press(vera, form.locator("button"))
+        vera.wait_for_url(re.compile(r"/cases/\d+#sharing$"))
+
+    def unshare(label: str) -> None:
+        row = vera.locator("#sharing ul.shares > li", has_text=label)
+        walk.press(vera, row.locator("button:has-text('Stop sharing')"))
+        vera.wait_for_url(re.compile(r"/cases/\d+#sharing$"))
+
+    share(users="rita")
+    assert "rita" in vera.locator("#sharing ul.shares").inner_text()
+    walk.look(vera, "shared-with-rita")
+    rita.goto(url + "/cases")
+    assert "not yet shared" in _shared_with_me(rita)
+    walk.look(rita, "list-shared-with-me")
+    rita.locator("section.card:has(h2:text-is('Shared with me')) a", has_text="not yet shared").click()
+    rita.wait_for_url(case_url)
+    assert "Shared with you by vera." in rita.locator("main").inner_text()
+    assert rita.locator("#sharing form").count() == 0           # only the owner or an admin shares
+    walk.look(rita, "opens-shared")
+
+    rob = walk.sign_in(browser, server, "rob")
+    assert rob.goto(case_url).status == 404
+    share(role="reviewer")
+    assert "all reviewers" in vera.locator("#sharing ul.shares").inner_text()
+    walk.look(vera, "shared-with-reviewers")
+    rob.goto(url + "/cases")
+    assert "not yet shared" in _shared_with_me(rob)
+    assert rob.goto(case_url).status == 200
+    walk.look(rob, "opens-as-a-reviewer")
+
+    unshare("rita")
+    shares = vera.locator("#sharing ul.shares").inner_text()
+    assert "all reviewers" in shares and not re.search(r"^rita\b", shares, re.M)
+    walk.look(vera, "stopped-rita")
+    assert rita.goto(case_url).status == 200                     # still one of all reviewers
+    assert "Shared with all reviewers: you among them." in rita.locator("main").inner_text()
+    walk.look(rita, "still-a-reviewer")
+    unshare("all reviewers")
+    assert vera.locator("#sharing ul.shares").count() == 0
+    assert "no one else" in vera.locator("#sharing").inner_text()
+    walk.look(vera, "stopped-reviewers")
+    for who, page in (("rita", rita), ("rob", rob)):
+        assert page.goto(case_url).status == 404, who
+        walk.look(page, f"{who}-404-again")
+        page.goto(url + "/cases")
+        assert "not yet shared" not in page.locator("main").inner_text(), who
+        page.context.close()
+
+    ada = walk.sign_in(browser, server, "ada")
+    ada.goto(url + "/cases")
+    others = ada.locator("section.card:has(h2:has-text('you are an admin'))")
+    row = others.locator("tr", has_text="not yet shared")
+    assert row.count() == 1 and "vera" in row.inner_text()
+    walk.look(ada, "admin-list")
+    ada.goto(case_url)
+    assert "You see it as an admin" in ada.locator("main").inner_text()
+    assert ada.locator("#sharing form[action$='/share']").count() == 1
+    walk.look(ada, "admin-opens")
+    vera.context.close()
+    ada.context.close()
+
+
+def test_admin_token_rows(server, browser, shots):
+    """The API tokens on the admin page: a table at 1280 px; on a phone each token is a block,
+    one field a line, and a field left empty (no label) is not shown."""
+    walk = Walk("admin", server, shots)
+    ada = walk.sign_in(browser, server, "ada")
+    ada.goto(server["url"] + "/admin")
+    walk.look(ada, "tokens")
+    rows = ada.locator("#tokens tbody tr")
+    assert rows.count() >= 2
+    for i in range(rows.count()):
+        row = rows.nth(i)
+        label = row.locator("td[data-label=Label]")
+        assert label.inner_text() == ""                        # the tokens were made without one
+        fields = [row.locator(f"td[data-label='{k}']").bounding_box() for k in ("User", "Created", "Expires", "Last used")]
+        if server["width"] == 390:
+            assert not label.is_visible(), "an empty Label field is shown on a phone"
+            tops = [f["y"] for f in fields]
+            assert tops == sorted(tops) and len(set(tops)) == len(tops), f"token fields share a line: {tops}"
+            assert all(f["x"] == fields[0]["x"] for f in fields)
+        else:
+            assert ada.locator("#tokens thead").is_visible()
+            assert len({round(f["y"]) for f in fields}) == 1   # one row of a table
     ada.context.close()

@@ -295,3 +295,32 @@ def test_the_person_page_lists_the_identification_that_enrolled_them(env, tmp_pa
     person = _api(x, "vera", "GET", "/api/persons/Officer_Four").json()
     assert [i["id"] for i in person["identifications"]] == [ident]
     assert person["identifications"][0]["provenance"]["enrolled_from"] is True
+
+
+def test_the_person_page_history_matches_the_identification_page(env):
+    """After a dispute and a reopening, the person page names the confirmers who count, in the
+    order they confirmed (as the identification page does), and shows the other evidence each
+    reviewer stated."""
+    found = _search(env)
+    cand = found["faces"][1]["candidates"][-1]
+    item = _propose(env, 2, cand["person"], found=found).json()
+    seen = item["evidence_ids"][:1]
+    said = {who: f"badge number 77{n} read by {who} on the chest" for n, who in enumerate(("rob", "rita"))}
+    assert _confirm(env, "rob", item["id"], evidence_seen=seen, other_evidence=said["rob"]).status_code == 200
+    for who, action in (("ada", "dispute"), ("rita", "reopen")):
+        r = _api(env, who, "POST", f"/api/identifications/{item['id']}/{action}", json={"note": "checked again"})
+        assert r.status_code == 200, r.text
+    for who in ("rita", "rob"):
+        r = _confirm(env, who, item["id"], evidence_seen=seen, other_evidence=said[who])
+        assert r.status_code == 200, r.text
+    assert r.json()["state"] == "confirmed" and r.json()["confirmed_by"] == ["rita", "rob"]
+    ident = _text(Session(env["app"], env["ds"], "vera").get(f"/identifications/{item['id']}").text)
+    assert "(2 of 2 needed): rita, rob." in ident
+    person = _api(env, "vera", "GET", f"/api/persons/{cand['person']}").json()
+    record = next(i for i in person["identifications"] if i["id"] == item["id"])
+    assert record["provenance"]["confirmed_by"] == ["rita", "rob"]
+    page = _text(Session(env["app"], env["ds"], "vera").get(f"/persons/{cand['person']}").text)
+    mine = page[page.index(f"#{item['id']} "):]
+    assert "confirmed by rita, rob" in mine and "rob, rita" not in mine
+    for who in ("rob", "rita"):
+        assert mine.count(f"Other evidence: {said[who]}") == (2 if who == "rob" else 1)

@@ -175,14 +175,14 @@ def test_a_group_is_named_from_the_evidence_shown_and_enrolled(fresh):
 
     assert rita.post(f"/identifications/{ident}/confirm", {"note": "same face", "evidence_seen": "face:999999",
                                                            "other_evidence": "name tag seen in both photos"}).status_code == 400
-    for who in ("rita", "rob"):
+    for who in ("rob", "rita"):                          # not in alphabetical order
         s = Session(app, ds, who)
         r = s.client.post(f"/identifications/{ident}/confirm", data={
             "csrf": s.csrf, "note": "same face and name tag", "evidence_seen": [face_ids[0], face_ids[1], photo_ids[0]],
             "other_evidence": "name tag seen in both photos"})
         assert r.status_code == 303, r.text
     item = fresh["api"].get(f"/api/identifications/{ident}", headers=fresh["tok"]["vera"]).json()
-    assert item["state"] == "confirmed" and item["confirmed_by"] == ["rita", "rob"]
+    assert item["state"] == "confirmed" and item["confirmed_by"] == ["rob", "rita"]
 
     bad = ada.post(f"/unknown/groups/{gid}/enrol", {"label": "jane/doe"})
     assert bad.status_code == 400 and "contains '/'" in _text(bad.text)
@@ -190,7 +190,10 @@ def test_a_group_is_named_from_the_evidence_shown_and_enrolled(fresh):
     assert r.status_code == 303 and r.headers["location"] == "/persons/Jane_Doe"
     page = _text(vera.get("/persons/Jane_Doe").text)
     assert f"#{ident}" in page and "enrolled from this identification" in page
-    assert "Proposed by vera" in page and "confirmed by rita, rob" in page
+    assert "Proposed by vera" in page and "confirmed by rob, rita" in page       # in the order they confirmed
+    assert "Other evidence: name tag seen in both photos" in page
+    images = fresh["api"].get("/api/persons/Jane_Doe", headers=fresh["tok"]["vera"]).json()["images"]
+    assert images and all(f"identification {ident} confirmed by rob, rita;" in im["provenance"]["notes"] for im in images)
     # the person now has gallery images, which a later identification of the group shows
     assert any(":" not in e for e in review_ids(fresh, gid, "Jane Doe"))
 
@@ -270,3 +273,17 @@ def test_a_merged_group_keeps_its_evidence(fresh):
     r = rita.post(f"/identifications/{ident}/confirm", {"note": "same face", "evidence_seen": f"face:{merged[0]['id']}",
                                                         "other_evidence": "name tag seen in both photos"})
     assert r.status_code == 303
+
+
+def test_the_upload_form_keeps_the_event_just_used(env):
+    """After an upload (or one that fails) the event field still holds the event, ready for
+    more photos of it."""
+    vera = Session(env["app"], env["ds"], "vera")
+    assert re.search(r'<input name="event" required value="">', vera.get("/unknown").text)
+    photo = ("sad.gif", (YALE / "subject04.sad").read_bytes(), "image/gif")
+    r = vera.post("/unknown/upload", {"event": "  april 2, park & ride  "}, files=[("images", photo)])
+    assert r.status_code == 200 and "1 photo(s), 1 face(s)" in r.text
+    assert '<input name="event" required value="april 2, park &amp; ride">' in r.text
+    r = vera.post("/unknown/upload", {"event": "april 3"}, files=[("images", ("junk.jpg", b"junk", "image/jpeg"))])
+    assert r.status_code == 415 and "junk.jpg" in r.text
+    assert '<input name="event" required value="april 3">' in r.text

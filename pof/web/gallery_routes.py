@@ -110,7 +110,12 @@ def provenance(db, item: dict, label: str) -> dict:
     """Who proposed the name and from what, who confirmed it and when, and whether the person
     was enrolled from it."""
     proposed = next((e for e in reversed(item["events"]) if e["action"] == "propose"), item["events"][0])
-    confirms = [e for e in item["events"] if e["action"] == "confirm" and e["actor"] in item["confirmed_by"]]
+    confirms: list[dict] = []          # the confirmations that count: since the last proposal or reopening
+    for e in item["events"]:
+        if e["action"] in ("propose", "reopen"):
+            confirms = []
+        elif e["action"] == "confirm" and e["actor"] in item["confirmed_by"]:
+            confirms.append(e)
     enrolled = False
     if item["subject"] == "group" and item["state"] == "confirmed":
         row = db.execute("SELECT enrolled_as FROM unknown_groups WHERE id = ?", (item["group_id"],)).fetchone()
@@ -119,7 +124,7 @@ def provenance(db, item: dict, label: str) -> dict:
               else f"unknown group {item['group_id']}")
     return {"proposed_by": proposed["actor"], "proposed": proposed["at"], "source": source,
             "search_decision": item["search_decision"],
-            "confirmed_by": [e["actor"] for e in confirms], "confirmed": confirms[-1]["at"] if confirms else None,
+            "confirmed_by": list(item["confirmed_by"]), "confirmed": confirms[-1]["at"] if confirms else None,
             "enrolled_from": enrolled}
 
 

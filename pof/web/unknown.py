@@ -214,7 +214,7 @@ def enrol(db: sqlite3.Connection, dataset: Path, gid: int, label: str, name: str
     g = group(db, gid)
     if g["enrolled_as"]:
         raise Conflict(f"group {gid} was already enrolled as {g['enrolled_as']}")
-    confirmers = sorted({e["actor"] for e in confirmed["events"] if e["action"] == "confirm"})
+    confirmers = confirmed["confirmed_by"]           # those who count, in the order they confirmed
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
         for f in g["faces"]:

@@ -77,12 +77,14 @@ async def unknown_page(request: Request, user: User = Depends(page())) -> Respon
 @router.post("/unknown/upload")
 async def upload_page(request: Request, user: User = Depends(page())) -> Response:
     web = request.app.state.web
-    summary, problems = await _upload(request, user, await request.form())
+    form = await request.form()
+    summary, problems = await _upload(request, user, form)
     with web.db() as db:
         items = unknown.groups(db)
-    return web.templates.TemplateResponse(request, "unknown.html", {
+    return web.templates.TemplateResponse(request, "unknown.html", {     # the event stays filled in
         "user": user, "csrf": request.state.csrf, "groups": items, "summary": summary,
-        "problems": problems}, status_code=200 if summary["event"] else 415)
+        "problems": problems, "event": str(form.get("event", "")).strip()},
+        status_code=200 if summary["event"] else 415)
 
 
 @router.get("/unknown/groups/{gid}")
