@@ -198,8 +198,9 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person, str
     images, empty = _expand(images)
     from .pipeline import OPENVINO_MIN_PHOTOS
     from .video.search import is_video
-    videos = [p for p in images if is_video(p)]
-    images = [p for p in images if p not in set(videos)]
+    kinds = [is_video(p) for p in images]
+    videos = [p for p, v in zip(images, kinds) if v]
+    images = [p for p, v in zip(images, kinds) if not v]
     pipeline.settle_runtime(len(images) + OPENVINO_MIN_PHOTOS * len(videos))
     from .calibrate import resolve_fusion
     index = None       # a subset (--where), or template fusion: the Searcher needs no saved index

@@ -32,11 +32,12 @@ def frame(size: tuple[int, int], background: int, face: np.ndarray | None = None
     return out
 
 
-def write_clip(path: Path, frames, fps: int = 10, codec: str = "libx264", size=(480, 270)) -> Path:
-    """Encode frames (an iterable of RGB arrays of ``size``) into ``path`` (container from
-    its suffix)."""
+def write_clip(path: Path, frames, fps: int = 10, codec: str = "libx264", size=(480, 270),
+               fmt: str | None = None) -> Path:
+    """Encode frames (an iterable of RGB arrays of ``size``) into ``path`` (container
+    ``fmt``, or from the file's suffix)."""
     import av
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
