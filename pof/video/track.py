@@ -134,10 +134,13 @@ class Tracker:
 
     def finish(self) -> list[Track]:
         """All tracks, merged where one person was tracked twice, in order of start, numbered
-        from 1."""
+        from 1. A track seen on one detector frame only whose face fails the quality gates is
+        left out: most often it is no face at all (a pattern the detector took for a tiny,
+        blurred face)."""
         self.cut()
         merged: list[Track] = []
-        for t in sorted(self.closed, key=lambda t: (t.start, t.number)):
+        kept = [t for t in self.closed if t.seen > 1 or any(e[1][0] for e in t.pool)]
+        for t in sorted(kept, key=lambda t: (t.start, t.number)):
             into = next((m for m in merged if m.end < t.start
                          and float(np.dot(m.template, t.template)) >= self.same), None)
             if into is None:
