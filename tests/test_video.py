@@ -161,6 +161,8 @@ def test_container_sniffing():
     assert sniff(b"\x1aE\xdf\xa3\x9fB\x86\x81\x01B\xf7\x81") == "matroska"
     assert sniff(b"RIFF\x00\x10\x00\x00AVI LIST") == "avi"
     assert sniff(b"RIFF\x00\x10\x00\x00WEBPVP8 ") is None
+    assert sniff(b"\x00\x00\x00\x1cftypheic\x00\x00\x00\x00") is None     # a HEIC photo
+    assert sniff(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00") is None
     assert sniff((YALE / "subject01.normal").read_bytes()[:16]) is None
 
 
@@ -179,3 +181,19 @@ def test_a_track_keeps_a_bounded_pool_spread_over_time(yale_faces):
     times = [e[0] for e in chosen]
     assert len(chosen) == 8 and times == sorted(times)
     assert times[0] < 7 and times[-1] > 43         # spread over the track, not bunched
+
+
+def test_a_single_poor_detection_is_no_track(yale_faces):
+    """One detection on one frame that fails the quality gates is left out; a poor face seen
+    on several detector frames stays a track (and is answered quality_too_low)."""
+    from pof.video.track import Tracker
+    a, b = yale_faces[0][2], yale_faces[9][2]
+    tracker = Tracker(8, lambda f: "too small" if f is b or f.extra.get("poor") else None,
+                      link=0.5, same=0.99)
+    tracker.update(0.0, [a, b])
+    tracker.cut()
+    poor = [type(b)(**{**b.__dict__, "extra": {"poor": True}}) for _ in range(3)]
+    for i, f in enumerate(poor):
+        tracker.update(1.0 + i / 10, [f])
+    tracks = tracker.finish()
+    assert [(t.number, t.start, t.seen) for t in tracks] == [(1, 0.0, 1), (2, 1.0, 3)]

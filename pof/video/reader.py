@@ -25,10 +25,16 @@ class VideoError(ImageError):
     """A video could not be read (broken, truncated, unsupported codec)."""
 
 
+# ISO base media "brands" of still images (HEIC, AVIF), not videos
+STILL_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif"}
+
+
 def sniff(head: bytes) -> str | None:
     """The container named by a file's first bytes ("mp4" for MP4 and QuickTime, "matroska"
     for MKV and WebM, "avi"), or None when they name no video container."""
     if len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"):
+        if head[4:8] == b"ftyp" and head[8:12] in STILL_BRANDS:
+            return None      # HEIF and AVIF photos share the box layout: left to the image reader
         return "mp4"
     if head[:4] == b"\x1aE\xdf\xa3":
         return "matroska"
