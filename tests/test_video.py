@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from .conftest import YALE, run_pof
-from .videokit import empty, pan, photo, write_clip
+from .videokit import empty, pan, photo, portrait_phone_clip, write_clip
 from .webkit import build_dataset
 
 TRACK_FIELDS = {"track", "start", "end", "frames_used", "best_frame_time", "box", "quality",
@@ -197,3 +197,13 @@ def test_a_single_poor_detection_is_no_track(yale_faces):
         tracker.update(1.0 + i / 10, [f])
     tracks = tracker.finish()
     assert [(t.number, t.start, t.seen) for t in tracks] == [(1, 0.0, 1), (2, 1.0, 3)]
+
+
+def test_a_portrait_phone_clip_is_turned_upright(dataset, tmp_path):
+    clip = portrait_phone_clip(tmp_path / "phone.mp4", photo("subject01.glasses"))
+    r = run_pof("search", dataset, clip, "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    (track,) = json.loads(r.stdout)["tracks"]
+    assert track["decision"] == "match" and track["candidates"][0]["person"] == "subject01"
+    x, y, w, h = track["box"]
+    assert x + w <= 270 and y + h <= 480 and h > 100     # in the upright picture's pixels

@@ -60,3 +60,18 @@ def pan(face: np.ndarray, n: int, size=(480, 270), background: int = 90, dx: int
 def empty(n: int, size=(480, 270), background: int = 90):
     for _ in range(n):
         yield frame(size, background)
+
+
+def portrait_phone_clip(path: Path, face: np.ndarray, n: int = 15, fps: int = 10) -> Path:
+    """An MP4 as a phone writes a portrait clip: frames stored on their side (the upright
+    270 x 480 picture turned 90 degrees counterclockwise), with a track matrix saying to
+    turn them clockwise for display."""
+    import struct
+    upright = (frame((270, 480), 90, face, 20, 100, 0.7) for _ in range(n))
+    write_clip(path, (np.ascontiguousarray(np.rot90(f, 1)) for f in upright), fps=fps,
+               size=(480, 270))
+    data = bytearray(path.read_bytes())
+    matrix = data.index(b"tkhd") + 4 + 40      # version 0 track header: the matrix follows 40 bytes
+    data[matrix:matrix + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    path.write_bytes(bytes(data))
+    return path

@@ -65,8 +65,12 @@ class Frame:
     _frame: object
 
     def rgb(self) -> np.ndarray:
-        """uint8 (H, W, 3) RGB pixels."""
-        return np.ascontiguousarray(self._frame.to_ndarray(format="rgb24"))
+        """uint8 (H, W, 3) RGB pixels, turned upright as a player shows them: phones store
+        portrait clips on their side with a rotation in the container (FFmpeg's display
+        matrix, counterclockwise degrees)."""
+        pixels = self._frame.to_ndarray(format="rgb24")
+        turns = round(getattr(self._frame, "rotation", 0) / 90) % 4
+        return np.ascontiguousarray(np.rot90(pixels, turns) if turns else pixels)
 
 
 class Video:
