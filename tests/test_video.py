@@ -207,3 +207,18 @@ def test_a_portrait_phone_clip_is_turned_upright(dataset, tmp_path):
     assert track["decision"] == "match" and track["candidates"][0]["person"] == "subject01"
     x, y, w, h = track["box"]
     assert x + w <= 270 and y + h <= 480 and h > 100     # in the upright picture's pixels
+
+
+def test_a_carried_box_keeps_moving_with_the_face(yale_faces):
+    """Between detector frames a track's box moves on at its last velocity, so a face that
+    pans fast still overlaps its own track."""
+    from pof.video.track import Tracker, iou
+    face = yale_faces[0][2]
+    x, y, w, h = face.box
+    tracker = Tracker(8, lambda f: None, link=0.5, same=0.99)
+    tracker.update(0.0, [type(face)(**{**face.__dict__, "box": (x, y, w, h)})])
+    tracker.update(0.1, [type(face)(**{**face.__dict__, "box": (x + 0.5 * w, y, w, h)})])
+    (track,) = tracker.open
+    assert track.velocity == pytest.approx((5 * w, 0))
+    ahead = (x + 1.0 * w, y, w, h)                  # where the pan puts it at 0.2 s
+    assert iou(track.box, ahead) < 0.34 < iou(track.predicted(0.2), ahead)

@@ -2,7 +2,7 @@
 
 The detector runs on a subset of frames. Each detector frame's faces join the open tracks by
 box overlap (IoU with the track's last box, which is carried over frames where the detector
-missed the face) and descriptor similarity to the track's template; a face that joins none
+missed the face, moved on at the box's last velocity) and descriptor similarity to the track's template; a face that joins none
 starts a track. A track ends at a cut (``is_cut``), or when its face is missing from
 ``MAX_MISSES`` detector frames in a row (the face left). At the end, two tracks of one clip
 whose templates agree at a strict false-match rate (and which never overlap in time) are
@@ -62,10 +62,17 @@ class Track:
     pool: list = field(default_factory=list)   # (time, rank, face) in time order
     seen: int = 1                           # detector frames with this face
     misses: int = 0
+    velocity: tuple = (0.0, 0.0)            # px per second of the box, from its last two
 
     @property
     def template(self) -> np.ndarray:
         return self.total / max(float(np.linalg.norm(self.total)), 1e-9)
+
+    def predicted(self, time: float) -> tuple:
+        """The box carried to ``time``: moved on at its last velocity (a pan keeps going)."""
+        x, y, w, h = self.box
+        dt = time - self.end
+        return (x + self.velocity[0] * dt, y + self.velocity[1] * dt, w, h)
 
 
 class Tracker:
@@ -93,7 +100,7 @@ class Tracker:
         for ti, t in enumerate(self.open):
             tmpl = t.template
             for fi, f in enumerate(faces):
-                overlap = iou(t.box, f.box)
+                overlap = iou(t.predicted(time), f.box)
                 sim = float(np.dot(tmpl, f.descriptor))
                 if (overlap >= MIN_IOU and sim >= self.link) or sim >= self.same:
                     pairs.append((overlap + sim, ti, fi))
@@ -121,6 +128,9 @@ class Tracker:
                 self.open.append(t)
 
     def _extend(self, t: Track, time: float, f: Face) -> None:
+        dt = time - t.end
+        if dt > 0:
+            t.velocity = ((f.box[0] - t.box[0]) / dt, (f.box[1] - t.box[1]) / dt)
         t.end, t.box, t.misses = time, f.box, 0
         t.seen += 1
         t.total += f.descriptor
