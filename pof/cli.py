@@ -277,7 +277,8 @@ def _print_video(r: dict) -> None:
     if not r["tracks"]:
         return
     click.echo(f"{r['video']}: {_clock(r['duration'])}, {r['fps']:g} fps, {r['frames_read']} frames "
-               f"read, {r['frames_analysed']} analysed, {len(r['tracks'])} face tracks")
+               f"read, {r['frames_analysed']} analysed, {len(r['tracks'])} face "
+               f"track{'s' if len(r['tracks']) > 1 else ''}")
     click.echo("  track  start  end    frames  quality  decision")
     for t in r["tracks"]:
         row = f"  {t['track']:<5}  {_clock(t['start'])}  {_clock(t['end'])}  {t['frames_used']:>6}  {t['quality']:>7.2f}  "
