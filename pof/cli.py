@@ -165,8 +165,10 @@ def _analyzed(pipeline, paths: list[str], workers: int):
               help="search only persons whose attribution matches, e.g. agency=NYPD; repeatable")
 @click.option("--same-person", is_flag=True,
               help="IMAGES show one unknown person: fuse the largest face of each into one query")
+@click.option("--stride", type=click.IntRange(0, 1000), default=0, show_default=True,
+              help="videos: run the detector on every Nth frame (0: about 8 frames a second)")
 @friendly
-def search(dataset, images, top, fpir, as_json, workers, where, same_person) -> None:
+def search(dataset, images, top, fpir, as_json, workers, where, same_person, stride) -> None:
     """Search every face in IMAGES against DATASET: ranked candidates, open-set decision.
 
     IMAGES are files or folders (every file inside, recursively, in name order, whatever its
@@ -174,7 +176,11 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person) -> 
     With --where the gallery is narrowed first (the threshold is then calibrated for the
     persons left, so the FPIR stays as stated). With --same-person the largest face of each
     image is taken as the same unknown person and one fused query is searched, judged by a
-    rule calibrated for that many images (one result for all the images)."""
+    rule calibrated for that many images (one result for all the images).
+
+    Videos (MP4, MOV, MKV, WebM, AVI, recognised by their bytes) are read frame by frame:
+    each face followed through the clip is one track with one decision, judged like
+    --same-person from its best frames (one result per video, after the images)."""
     from .pipeline import pipeline_for
     from .search import Gallery, Searcher, result_line
     from .settings import value
@@ -190,7 +196,12 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person) -> 
         gallery = gallery.filter(**conditions)
     pipeline = pipeline_for(gallery.descriptor_key)   # the descriptor backend it was built with
     images, empty = _expand(images)
-    pipeline.settle_runtime(len(images))
+    from .pipeline import OPENVINO_MIN_PHOTOS
+    from .video.search import is_video
+    kinds = [is_video(p) for p in images]
+    videos = [p for p, v in zip(images, kinds) if v]
+    images = [p for p, v in zip(images, kinds) if not v]
+    pipeline.settle_runtime(len(images) + OPENVINO_MIN_PHOTOS * len(videos))
     from .calibrate import resolve_fusion
     index = None       # a subset (--where), or template fusion: the Searcher needs no saved index
     if not where and resolve_fusion(pipeline.settings["fusion"], len(gallery.labels)) != "template":
@@ -205,8 +216,10 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person) -> 
         else:
             _print_search(folder, [], "folder holds no files")
     if same_person:
-        done, failed = _search_same_person(searcher, pipeline, images, top, as_json, workers)
-        _finish(done, failed + len(empty))
+        done, failed = _search_same_person(searcher, pipeline, images, top, as_json, workers) \
+            if images else (0, 0)
+        vdone, vfailed = _search_videos(searcher, pipeline, videos, top, as_json, stride)
+        _finish(done + vdone, failed + vfailed + len(empty))
         return
     bar = tqdm(total=len(images), desc="search", unit="img", disable=len(images) < 5 or as_json)
     failed = len(empty)
@@ -219,7 +232,61 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person) -> 
         else:
             _print_search(path, results, error)
     bar.close()
-    _finish(len(images) + len(empty) - failed, failed)
+    vdone, vfailed = _search_videos(searcher, pipeline, videos, top, as_json, stride)
+    _finish(len(images) + len(empty) - failed + vdone, failed + vfailed)
+
+
+def _search_videos(searcher, pipeline, videos: list[str], top: int, as_json: bool,
+                   stride: int) -> tuple[int, int]:
+    """Each video's tracks, one decision each (pof.video.search). Returns how many videos
+    were searched and how many failed."""
+    if not videos:
+        return 0, 0
+    from .video.search import search_video, thresholds
+    limits = thresholds(searcher.gallery.descriptors)
+    failed = 0
+    for path in videos:
+        bar = None
+
+        def progress(read: int, estimate: int) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = tqdm(total=estimate or None, desc=Path(path).name, unit="frame",
+                           disable=as_json or estimate < 250, leave=False)
+            bar.update(1)
+        result = search_video(path, pipeline, searcher, top, stride, progress, limits)
+        if bar is not None:
+            bar.close()
+        failed += result["error"] is not None
+        if as_json:
+            click.echo(json.dumps(result))
+        else:
+            _print_video(result)
+    return len(videos) - failed, failed
+
+
+def _clock(seconds: float) -> str:
+    """mm:ss (minutes go past 59 for long videos)."""
+    s = int(seconds)
+    return f"{s // 60:02d}:{s % 60:02d}"
+
+
+def _print_video(r: dict) -> None:
+    if r["error"]:
+        click.echo(r["error"] if r["error"].startswith(f"{r['video']}: ") else f"{r['video']}: {r['error']}")
+    if not r["tracks"]:
+        return
+    click.echo(f"{r['video']}: {_clock(r['duration'])}, {r['fps']:g} fps, {r['frames_read']} frames "
+               f"read, {r['frames_analysed']} analysed, {len(r['tracks'])} face "
+               f"track{'s' if len(r['tracks']) > 1 else ''}")
+    click.echo("  track  start  end    frames  quality  decision")
+    for t in r["tracks"]:
+        row = f"  {t['track']:<5}  {_clock(t['start'])}  {_clock(t['end'])}  {t['frames_used']:>6}  {t['quality']:>7.2f}  "
+        if t["decision"] == "quality_too_low":
+            click.echo(row + f"not searched: {t.get('reason', 'quality too low')}")
+            continue
+        click.echo(row + _verdict(t))
+        _print_candidates(t["candidates"])
 
 
 def _expand(inputs) -> tuple[list[str], list[str]]:

@@ -1,0 +1,2 @@
+"""Videos: streaming frames (``reader``), following faces through them (``track``) and one
+calibrated decision per face track (``search``)."""

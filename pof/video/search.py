@@ -1,0 +1,107 @@
+"""Searching a video: one calibrated decision per face track.
+
+The best frames of a track (pof's quality score, at most ``KEEP``, spread over its time) are
+one query, judged by the multi-probe rule calibrated for that many images
+(``Searcher.search_same_person``, the rule of ``pof search --same-person``): the stated FPIR
+holds per track, not per frame.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..errors import PofError
+from .reader import Video, VideoError
+from .track import Tracker, histogram, is_cut, select
+
+KEEP = 8                 # frames a track's query uses at most
+ANALYSED_PER_SECOND = 8  # the default stride aims at this many detector frames a second
+LINK_FMR = 0.05          # similarity (as a false-match rate) that continues an overlapping track
+SAME_FMR = 1e-4          # strict: a face continues a distant track, or two tracks merge
+
+
+def default_stride(fps: float) -> int:
+    """Detector frames every how many frames: every 3rd at 25 fps, 4th at 30, each at 8 or less."""
+    return max(1, round(fps / ANALYSED_PER_SECOND)) if fps > 0 else 1
+
+
+def thresholds(descriptors) -> tuple[float, float]:
+    """(link, same) similarity thresholds for the gallery's descriptor model, from pof's
+    reference impostor pairs (pof.verify)."""
+    from ..calibrate import embedder_of
+    from ..verify import Verifier
+    emb = embedder_of(descriptors)
+    return Verifier(LINK_FMR, emb).threshold, Verifier(SAME_FMR, emb).threshold
+
+
+def search_video(path: str, pipeline, searcher, top: int | None = None, stride: int = 0,
+                 progress: Callable[[int, int], None] | None = None,
+                 limits: tuple[float, float] | None = None) -> dict:
+    """The ``pof search --json`` object of one video: its tracks, each with one decision.
+    ``stride``: detector frames every how many frames (0: ``default_stride``); after a cut the
+    next frame is always analysed. ``progress(frames_read, frames_estimate)`` is called as
+    frames are read. A file that cannot be decoded, or breaks part-way, gives ``error`` (with
+    the tracks found before the break)."""
+    out = {"video": path, "duration": 0.0, "fps": 0.0, "frames_read": 0, "frames_analysed": 0,
+           "error": None, "tracks": []}
+    link, same = limits or thresholds(searcher.gallery.descriptors)
+    tracker = Tracker(KEEP, searcher.gate, link, same)
+    last_time = 0.0
+    try:
+        with Video(path) as video:
+            out["fps"] = round(video.fps, 3)
+            step = stride or default_stride(video.fps)
+            before, last = None, None
+            try:
+                for frame in video.frames():
+                    out["frames_read"] += 1
+                    last_time = frame.time
+                    hist = histogram(frame.small)
+                    cut = is_cut(before, hist)
+                    before = hist
+                    if cut:
+                        tracker.cut()
+                    if cut or last is None or frame.number - last >= step:
+                        last = frame.number
+                        out["frames_analysed"] += 1
+                        faces = pipeline.analyze(frame.rgb(), with_crops=False)
+                        tracker.update(frame.time, faces)
+                    if progress:
+                        progress(out["frames_read"], video.frames_estimate)
+            except VideoError as exc:
+                out["error"] = str(exc)
+            out["duration"] = round(max(video.duration, last_time), 3)
+    except VideoError as exc:
+        out["error"] = str(exc)
+        return out
+    except PofError as exc:
+        out["error"] = f"{path}: {exc}"
+        return out
+    for t in tracker.finish():
+        out["tracks"].append(track_result(t, searcher, top))
+    if not out["tracks"] and out["error"] is None:
+        out["error"] = (f"{path}: no face found in {out['frames_analysed']} frames analysed "
+                        f"of {out['frames_read']}")
+    return out
+
+
+def track_result(track, searcher, top: int | None) -> dict:
+    """One track's entry of ``tracks``."""
+    chosen = select(track.pool, KEEP)
+    best = max(chosen, key=lambda e: e[1])
+    result = searcher.search_same_person([e[2] for e in chosen], top)
+    face = best[2]
+    entry = {"track": track.number, "start": round(track.start, 3), "end": round(track.end, 3),
+             "frames_used": result.get("probes_used", 0),
+             "best_frame_time": round(best[0], 3),
+             "box": [round(float(v), 1) for v in face.box], "quality": round(face.quality, 3),
+             "decision": result["decision"], "fpir": result.get("fpir"),
+             "threshold": result.get("threshold"), "candidates": result["candidates"]}
+    if "reason" in result:
+        entry["reason"] = result["reason"]
+    return entry
+
+
+def is_video(path: str) -> bool:
+    """Whether ``path`` holds a video container (by its bytes, not its name)."""
+    from .reader import video_kind
+    return video_kind(path) is not None

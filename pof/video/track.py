@@ -1,0 +1,184 @@
+"""Face tracks: the faces of one person followed through a clip.
+
+The detector runs on a subset of frames. Each detector frame's faces join the open tracks by
+box overlap (IoU with the track's last box, which is carried over frames where the detector
+missed the face, moved on at the box's last velocity) and descriptor similarity to the track's template; a face that joins none
+starts a track. A track ends at a cut (``is_cut``), or when its face is missing from
+``MAX_MISSES`` detector frames in a row (the face left). At the end, two tracks of one clip
+whose templates agree at a strict false-match rate (and which never overlap in time) are
+merged: the same person seen again after a cut or after leaving the frame.
+
+Per-track state is bounded: a running sum of descriptors, and a pool of at most
+``2 * keep`` faces spread over the track's time (two neighbours are reduced to the better one
+when the pool is full), from which ``select`` takes the best ``keep``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..record import Face
+
+MAX_MISSES = 2          # detector frames a track survives without its face
+MIN_IOU = 0.3           # overlap with the carried box that makes a face a candidate to continue
+CUT_DISTANCE = 0.4      # histogram distance (0 same .. 1 disjoint) between frames that is a cut
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = min(ax + aw, bx + bw) - max(ax, bx)
+    h = min(ay + ah, by + bh) - max(ay, by)
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return float(inter / (aw * ah + bw * bh - inter))
+
+
+def histogram(small: np.ndarray) -> np.ndarray:
+    """A normalised 32-bin grey histogram of a small frame."""
+    h = np.bincount((small.ravel() >> 3).astype(np.int64), minlength=32).astype(np.float32)
+    return h / max(h.sum(), 1.0)
+
+
+def is_cut(before: np.ndarray | None, after: np.ndarray) -> bool:
+    """Whether two successive frames' histograms (``histogram``) differ as at a scene change
+    (total variation distance over CUT_DISTANCE)."""
+    return before is not None and 0.5 * float(np.abs(before - after).sum()) > CUT_DISTANCE
+
+
+@dataclass
+class Track:
+    """One face followed through consecutive detector frames."""
+
+    number: int
+    start: float
+    end: float
+    box: tuple
+    total: np.ndarray                       # sum of the unit descriptors seen
+    pool: list = field(default_factory=list)   # (time, rank, face) in time order
+    seen: int = 1                           # detector frames with this face
+    misses: int = 0
+    velocity: tuple = (0.0, 0.0)            # px per second of the box, from its last two
+
+    @property
+    def template(self) -> np.ndarray:
+        return self.total / max(float(np.linalg.norm(self.total)), 1e-9)
+
+    def predicted(self, time: float) -> tuple:
+        """The box carried to ``time``: moved on at its last velocity (a pan keeps going)."""
+        x, y, w, h = self.box
+        dt = time - self.end
+        return (x + self.velocity[0] * dt, y + self.velocity[1] * dt, w, h)
+
+
+class Tracker:
+    """Builds tracks from detector frames. ``keep``: faces a track's query uses at most;
+    ``gate(face)``: why a face is too poor to search, or None (pof.search.Searcher.gate);
+    ``link``: descriptor similarity at which a face continues a track it overlaps;
+    ``same``: similarity at which a face continues a track wherever it is, and at which two
+    tracks are merged (a strict false-match rate)."""
+
+    def __init__(self, keep: int, gate: Callable[[Face], str | None], link: float,
+                 same: float) -> None:
+        self.keep, self.gate, self.link, self.same = keep, gate, link, same
+        self.open: list[Track] = []
+        self.closed: list[Track] = []
+        self._count = 0
+
+    def cut(self) -> None:
+        """A scene change: every open track ends."""
+        self.closed += self.open
+        self.open = []
+
+    def update(self, time: float, faces: list[Face]) -> None:
+        """Add one detector frame's faces (with descriptors) seen at ``time`` seconds."""
+        pairs = []
+        for ti, t in enumerate(self.open):
+            tmpl = t.template
+            for fi, f in enumerate(faces):
+                overlap = iou(t.predicted(time), f.box)
+                sim = float(np.dot(tmpl, f.descriptor))
+                if (overlap >= MIN_IOU and sim >= self.link) or sim >= self.same:
+                    pairs.append((overlap + sim, ti, fi))
+        used_t, used_f = set(), set()
+        for _, ti, fi in sorted(pairs, reverse=True):
+            if ti in used_t or fi in used_f:
+                continue
+            used_t.add(ti)
+            used_f.add(fi)
+            self._extend(self.open[ti], time, faces[fi])
+        still = []
+        for ti, t in enumerate(self.open):
+            if ti not in used_t:
+                t.misses += 1
+                if t.misses > MAX_MISSES:
+                    self.closed.append(t)
+                    continue
+            still.append(t)
+        self.open = still
+        for fi, f in enumerate(faces):
+            if fi not in used_f:
+                self._count += 1
+                t = Track(self._count, time, time, f.box, np.array(f.descriptor, np.float64))
+                self._add(t, time, f)
+                self.open.append(t)
+
+    def _extend(self, t: Track, time: float, f: Face) -> None:
+        dt = time - t.end
+        if dt > 0:
+            t.velocity = ((f.box[0] - t.box[0]) / dt, (f.box[1] - t.box[1]) / dt)
+        t.end, t.box, t.misses = time, f.box, 0
+        t.seen += 1
+        t.total += f.descriptor
+        self._add(t, time, f)
+
+    def _add(self, t: Track, time: float, f: Face) -> None:
+        f.crop = f.landmarks68 = None          # what a search needs stays; pixels do not
+        t.pool.append((time, (self.gate(f) is None, f.quality), f))
+        if len(t.pool) > 2 * self.keep:
+            t.pool = thin(t.pool)
+
+    def finish(self) -> list[Track]:
+        """All tracks, merged where one person was tracked twice, in order of start, numbered
+        from 1. A track seen on one detector frame only whose face fails the quality gates is
+        left out: most often it is no face at all (a pattern the detector took for a tiny,
+        blurred face)."""
+        self.cut()
+        merged: list[Track] = []
+        kept = [t for t in self.closed if t.seen > 1 or any(e[1][0] for e in t.pool)]
+        for t in sorted(kept, key=lambda t: (t.start, t.number)):
+            into = next((m for m in merged if m.end < t.start
+                         and float(np.dot(m.template, t.template)) >= self.same), None)
+            if into is None:
+                merged.append(t)
+                continue
+            into.end = max(into.end, t.end)
+            into.total = into.total + t.total
+            into.seen += t.seen
+            into.pool = sorted(into.pool + t.pool, key=lambda e: e[0])
+            while len(into.pool) > 2 * self.keep:
+                into.pool = thin(into.pool)
+        for i, t in enumerate(merged, 1):
+            t.number = i
+        return merged
+
+
+def thin(pool: list) -> list:
+    """Halve a time-ordered pool: of each two neighbours the better face stays."""
+    out = [max(pool[i:i + 2], key=lambda e: e[1]) for i in range(0, len(pool), 2)]
+    return out
+
+
+def select(pool: list, keep: int) -> list:
+    """At most ``keep`` entries of a time-ordered pool, spread over its time: the pool in
+    ``keep`` consecutive runs, the best face of each (faces passing the quality gates first;
+    only those when any do)."""
+    usable = [e for e in pool if e[1][0]] or pool
+    if len(usable) <= keep:
+        return usable
+    runs = np.array_split(np.arange(len(usable)), keep)
+    return [max((usable[i] for i in run), key=lambda e: e[1]) for run in runs]
