@@ -2,6 +2,7 @@
 Yale faces."""
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -54,6 +55,7 @@ def test_fused_score_is_the_weighted_sum_of_both_cosines(faces, name):
     cls = backend(name)
     fused, w = create(name), cls.WEIGHT
     (_, pa, fa), (_, pb, fb) = faces[0], faces[-1]
+    fa, fb = copy.copy(fa), copy.copy(fb)       # the session's faces keep their own descriptors
     fused.embed(pa, [fa])
     da = fa.descriptor.copy()
     fused.embed(pb, [fb])
