@@ -27,10 +27,191 @@ def link_threshold(fmr: float = DEFAULT_FMR) -> float:
     return Verifier(fmr).threshold
 
 
-def cluster(desc: np.ndarray, threshold: float, photos: list | None = None) -> np.ndarray:
+NEIGHBOURS = 32          # candidate links per face: its nearest faces in the neighbour graph
+
+
+def cluster(desc: np.ndarray, threshold: float, photos: list | None = None,
+            k: int = NEIGHBOURS, progress: bool = False) -> np.ndarray:
     """Group labels (0..k-1, largest group first) of descriptors (N, D), unit rows.
 
-    ``photos``: the photo of each face; faces of one photo are never put in one group."""
+    ``photos``: the photo of each face; faces of one photo are never put in one group.
+    Average linkage restricted to a k-nearest-neighbour graph (``pof.index.neighbours``): two
+    groups are candidates to join only if a face of one is among the ``k`` nearest of a face of
+    the other, and the average similarity of their faces is exact, from the groups' descriptor
+    sums (the mean of x.y over A x B is sum(A).sum(B) / |A||B|). Memory and time grow with
+    N k, not N^2. ``progress``: show progress bars on stderr."""
+    n = len(desc)
+    if n == 0:
+        return np.zeros(0, int)
+    d = np.asarray(desc, np.float32)
+    ii, jj = _graph(d, None, k, progress)
+    roots = _link(d, np.ones(n), _photo_sets(photos, n), np.zeros(n, bool), ii, jj, threshold,
+                  progress)
+    return _labels(roots)
+
+
+def assign(desc: np.ndarray, threshold: float, existing: dict[int, np.ndarray],
+           photos: list | None = None, existing_photos: dict[int, set] | None = None,
+           k: int = NEIGHBOURS, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """New faces ``desc`` (N, D) added to existing groups (id -> descriptors (M, D)) without
+    regrouping them: ``(group, fresh)``, per new face the existing group id it joins (-1 if
+    none) and otherwise its new group's label (0..m-1, largest first; -1 if it joined).
+
+    The same average linkage as ``cluster``, seeded with the existing groups: a new face or
+    group of new faces joins an existing group when the average similarity to its members
+    reaches ``threshold``; two existing groups are never joined to each other (their ids and
+    members stay as they are). ``photos`` / ``existing_photos``: the photos of the new faces and
+    of the groups' faces; faces of one photo never share a group."""
+    n = len(desc)
+    if n == 0:
+        return np.zeros(0, int), np.zeros(0, int)
+    d = np.asarray(desc, np.float32)
+    gids = list(existing)
+    dim = d.shape[1]
+    members = [np.asarray(existing[g], np.float32).reshape(-1, dim) for g in gids]
+    sums = np.concatenate([d] + [m.sum(axis=0, keepdims=True) for m in members])
+    counts = np.concatenate([np.ones(n), [float(len(m)) for m in members]])
+    seen = _photo_sets(photos, n) + [set((existing_photos or {}).get(g, ())) for g in gids]
+    fixed = np.concatenate([np.zeros(n, bool), np.ones(len(gids), bool)])
+    ii, jj = _graph(d, None, k, progress)
+    if gids:                                 # new face -> the groups of its nearest old faces
+        old = np.concatenate(members)
+        owner = np.repeat(np.arange(len(gids)), [len(m) for m in members]) + n
+        _, near = _neighbours(d, old, k, progress)
+        rows = np.repeat(np.arange(n), near.shape[1])
+        ok = near.ravel() >= 0
+        ii = np.concatenate([ii, rows[ok]])
+        jj = np.concatenate([jj, owner[near.ravel()[ok]]])
+    roots = _link(sums, counts, seen, fixed, ii, jj, threshold, progress)[:n]
+    group = np.array([gids[r - n] if r >= n else -1 for r in roots], int)
+    fresh = np.full(n, -1, int)
+    new = np.flatnonzero(roots < n)
+    if len(new):
+        fresh[new] = _labels(roots[new])
+    return group, fresh
+
+
+def _photo_sets(photos, n: int) -> list[set]:
+    return [{p} for p in photos] if photos is not None else [set() for _ in range(n)]
+
+
+def _neighbours(d, base, k, progress):
+    from .index import neighbours
+    bar = _bar(len(d), "neighbours", progress)
+    try:
+        return neighbours(d, k, base, progress=(lambda done: bar.update(done - bar.n)) if bar else None)
+    finally:
+        if bar:
+            bar.close()
+
+
+def _graph(d: np.ndarray, base, k: int, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs (i < j, each once) of the k-nearest-neighbour graph of ``d``."""
+    n = len(d)
+    _, near = _neighbours(d, base, k, progress)
+    rows = np.repeat(np.arange(n), near.shape[1])
+    cols = near.ravel()
+    ok = cols >= 0
+    a, b = np.minimum(rows[ok], cols[ok]), np.maximum(rows[ok], cols[ok])
+    key = np.unique(a.astype(np.int64) * n + b)
+    return key // n, key % n
+
+
+def _bar(total: int, desc: str, progress: bool):
+    if not progress:
+        return None
+    import sys
+
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="face", file=sys.stderr, leave=False)
+
+
+def _link(sums: np.ndarray, counts: np.ndarray, seen: list[set], fixed: np.ndarray,
+          ii: np.ndarray, jj: np.ndarray, threshold: float, progress: bool = False) -> np.ndarray:
+    """Average linkage over the candidate pairs (ii[e], jj[e]) of clusters with descriptor sums
+    ``sums`` (C, D), sizes ``counts`` and photo sets ``seen``; two ``fixed`` clusters are never
+    joined. Returns each cluster's final cluster (the index of the one it was joined into)."""
+    import heapq
+    c = len(counts)
+    s = np.array(sums, np.float64)
+    cnt = np.array(counts, np.float64)
+    fixed = np.array(fixed, bool)
+    parent = np.arange(c)
+    alive = np.ones(c, bool)
+    ver = np.zeros(c, np.int64)
+    adj: list[set | None] = [set() for _ in range(c)]
+    for a, b in zip(ii.tolist(), jj.tolist()):
+        if a != b:
+            adj[a].add(b)
+            adj[b].add(a)
+    heap = []
+    for a0 in range(0, len(ii), 1 << 16):
+        a, b = ii[a0:a0 + (1 << 16)], jj[a0:a0 + (1 << 16)]
+        sim = np.einsum("ij,ij->i", s[a], s[b]) / (cnt[a] * cnt[b])
+        ok = (sim >= threshold) & ~(fixed[a] & fixed[b]) & (a != b)
+        heap += [(-v, x, y, 0, 0) for v, x, y in zip(sim[ok].tolist(), a[ok].tolist(), b[ok].tolist())]
+    heapq.heapify(heap)
+    bar = _bar(c, "grouping", progress)
+    while heap:
+        _, i, j, vi, vj = heapq.heappop(heap)
+        if not (alive[i] and alive[j]) or ver[i] != vi or ver[j] != vj:
+            continue                             # one of them changed since this entry
+        if not seen[i].isdisjoint(seen[j]):      # both hold a face of one photo
+            continue
+        if fixed[j] or (not fixed[i] and len(adj[j]) > len(adj[i])):
+            i, j = j, i                          # keep the fixed one, or the better linked one
+        s[i] += s[j]
+        cnt[i] += cnt[j]
+        if len(seen[j]) > len(seen[i]):
+            seen[i], seen[j] = seen[j], seen[i]
+        seen[i] |= seen[j]
+        seen[j] = set()
+        parent[j] = i
+        alive[j] = False
+        ver[i] += 1
+        for x in adj[j]:
+            adj[x].discard(j)
+            if x != i:
+                adj[x].add(i)
+        adj[i] |= adj[j]
+        adj[i].discard(i)
+        adj[i].discard(j)
+        adj[j] = None
+        if adj[i]:
+            nb = np.fromiter(adj[i], np.int64, len(adj[i]))
+            if fixed[i]:
+                nb = nb[~fixed[nb]]
+            sim = (s[nb] @ s[i]) / (cnt[nb] * cnt[i])
+            ok = sim >= threshold
+            vi = int(ver[i])
+            for v, x in zip(sim[ok].tolist(), nb[ok].tolist()):
+                heapq.heappush(heap, (-v, i, x, vi, int(ver[x])))
+        if bar:
+            bar.update(1)
+    if bar:
+        bar.close()
+    for x in range(c):                           # follow each chain of joins to its end
+        r = x
+        while parent[r] != r:
+            r = parent[r]
+        parent[x] = r
+    return parent
+
+
+def _labels(roots: np.ndarray) -> np.ndarray:
+    """0..k-1 labels from cluster roots: the largest group first, ties by first face."""
+    _, inv, sizes = np.unique(roots, return_inverse=True, return_counts=True)
+    first = np.full(len(sizes), len(roots))
+    np.minimum.at(first, inv, np.arange(len(roots)))
+    order = np.lexsort((first, -sizes))
+    rank = np.empty(len(sizes), int)
+    rank[order] = np.arange(len(sizes))
+    return rank[inv]
+
+
+def cluster_dense(desc: np.ndarray, threshold: float, photos: list | None = None) -> np.ndarray:
+    """Group labels as ``cluster`` gives them, from the full N x N similarity matrix (an argmax
+    over it per join: cubic time, quadratic memory). A reference for small sets only."""
     n = len(desc)
     if n == 0:
         return np.zeros(0, int)

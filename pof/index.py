@@ -115,3 +115,55 @@ def load_or_build(folder: Path, descriptors: np.ndarray, descriptor_key: str) ->
     idx = FaissIndex(descriptors)
     idx.save(path)
     return idx
+
+
+def neighbours(descriptors: np.ndarray, k: int, base: np.ndarray | None = None,
+               exact_max: int = 20_000, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest rows of ``base`` (default: ``descriptors`` themselves, each row leaving
+    itself out) for every row of ``descriptors``: (scores (N, k) float32, ids (N, k) int64),
+    best first; ids of -1 (score -inf) pad rows when fewer than k exist.
+
+    A neighbour graph in memory O(N k): exact inner products in blocks of rows while ``base``
+    holds at most ``exact_max`` rows, a FAISS HNSW graph (``FaissIndex``) above. ``progress``:
+    called with the number of rows done after each block."""
+    q = np.ascontiguousarray(descriptors, np.float32)
+    own = base is None
+    b = q if own else np.ascontiguousarray(base, np.float32)
+    n = len(q)
+    kk = max(0, min(k, len(b) - (1 if own else 0)))
+    scores = np.full((n, k), -np.inf, np.float32)
+    ids = np.full((n, k), -1, np.int64)
+    if n == 0 or kk == 0:
+        return scores, ids
+    block = max(1, min(2048, 2 ** 27 // max(1, len(b) * 4)))
+    graph = None
+    if len(b) > exact_max:
+        graph = FaissIndex(b)
+        graph.graph.hnsw.efSearch = max(2 * kk + 2, 64)
+    for a in range(0, n, block):
+        rows = q[a:a + block]
+        if graph is not None:
+            s, i = graph.graph.search(rows, kk + 1 if own else kk)
+            s = s + (rows @ graph.mean)[:, None]
+            if own:                                   # drop each row itself from its list
+                keep = i != np.arange(a, a + len(rows))[:, None]
+                s = np.where(keep, s, -np.inf)
+                order = np.argsort(-s, axis=1, kind="stable")[:, :kk]
+                s, i = np.take_along_axis(s, order, 1), np.take_along_axis(i, order, 1)
+            else:
+                s, i = s[:, :kk], i[:, :kk]
+            i = np.where(np.isfinite(s) & (i >= 0), i, -1)
+        else:
+            s = rows @ b.T
+            if own:
+                s[np.arange(len(rows)), np.arange(a, a + len(rows))] = -np.inf
+            part = np.argpartition(-s, kk - 1, axis=1)[:, :kk] if kk < s.shape[1] else \
+                np.tile(np.arange(kk), (len(rows), 1))
+            top = np.take_along_axis(s, part, 1)
+            order = np.argsort(-top, axis=1, kind="stable")
+            s, i = np.take_along_axis(top, order, 1), np.take_along_axis(part, order, 1)
+        scores[a:a + len(rows), :kk] = s
+        ids[a:a + len(rows), :kk] = i
+        if progress is not None:
+            progress(min(n, a + block))
+    return scores, ids
