@@ -1,9 +1,10 @@
 """Unknown faces (Capture's workflow): event photos -> groups of one unknown person each.
 
 Uploading a set of photos of one event stores them (an explicit save, unlike a search probe),
-finds every face, clusters the new faces (``pof.cluster``) and links each new group to an
-existing group when their faces are alike on average past the same threshold, so one unknown
-face seen at several events is one group. Reviewers merge look-alikes that split and split
+finds every face and adds the new faces to the existing groups without regrouping those
+(``pof.cluster.assign``): a new face, or a group of new faces, joins an existing group when
+their faces are alike on average past the same threshold, so one unknown face seen at several
+events is one group; the rest are grouped among themselves. Reviewers merge look-alikes that split and split
 groups that merged; people propose names (``pof.review``, subject "group"); a group whose name
 is confirmed can be enrolled with its provenance. Faces are blurred until a reviewer marks the
 group as an officer.
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..catalog import now
-from ..cluster import cluster, join_groups
+from ..cluster import assign
 from .errors import BadRequest, Conflict, NotFound
 from .imaging import decode_jpeg, encode_jpeg
 
@@ -78,20 +79,16 @@ def add_event(db: sqlite3.Connection, name: str, photos: list[tuple[str, str, by
         existing = _group_descriptors(db)
         new_groups, linked = 0, set()
         if descs:
-            labels = cluster(np.stack(descs), threshold, photo_of)
-            blocks = [np.stack([descs[i] for i in np.flatnonzero(labels == g)]) for g in range(labels.max() + 1)]
-            joins = join_groups(blocks, existing, threshold)
+            joined, fresh = assign(np.stack(descs), threshold, existing, photo_of)
             gids = {}
-            for g in range(len(blocks)):
-                if joins[g] is None:
-                    gids[g], new_groups = _new_group(db), new_groups + 1
-                else:
-                    gids[g] = joins[g]
-                    linked.add(joins[g])
-            for (pid, f), g in zip(rows, labels):
+            for g in range(int(fresh.max()) + 1):
+                gids[g], new_groups = _new_group(db), new_groups + 1
+            linked.update(int(g) for g in joined if g >= 0)
+            targets = [int(j) if j >= 0 else gids[int(f)] for j, f in zip(joined, fresh)]
+            for (pid, f), target in zip(rows, targets):
                 db.execute("INSERT INTO unknown_faces (photo_id, face_index, box, quality, descriptor, group_id)"
                            " VALUES (?, ?, ?, ?, ?, ?)", (pid, f.index, json.dumps([float(v) for v in f.box]),
-                           float(f.quality), np.asarray(f.descriptor, np.float32).tobytes(), gids[int(g)]))
+                           float(f.quality), np.asarray(f.descriptor, np.float32).tobytes(), target))
     return {"event": event, "photos": len(photos), "faces": len(descs), "new_groups": new_groups,
             "linked_groups": sorted(linked)}
 
