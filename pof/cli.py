@@ -820,23 +820,32 @@ def audit_show(dataset, limit) -> None:
 @click.option("--fmr", default=1e-3, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="false-match rate of a link between two faces (sets the linkage threshold)")
 @_setting("workers", type=click.IntRange(0, 64))
+@click.option("--quiet", is_flag=True, help="no progress bars")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object (no progress bars)")
 @friendly
-def cluster(inputs, out, fmr, workers) -> None:
+def cluster(inputs, out, fmr, workers, quiet, as_json) -> None:
     """Group the faces in IMAGE_OR_DIR... into unknown persons (one folder per group in OUT).
 
     Two groups are joined when their faces' average similarity passes the verification
-    threshold at --fmr (from pof's reference impostor scores). Look-alikes can merge and one
-    person can split: groups are leads for a person to check."""
+    threshold at --fmr (from pof's reference impostor scores); only groups linked in a
+    nearest-neighbour graph of the faces are compared, so 10^5 faces fit in minutes. Look-alikes
+    can merge and one person can split: groups are leads for a person to check."""
     from .cluster import cluster_files, expand_inputs, write_groups
     from .settings import value
     workers = value("workers", workers)
     paths, problems = expand_inputs(list(inputs))
-    result = cluster_files(paths, fmr=fmr, workers=_probe_workers(workers, len(paths)))
+    result = cluster_files(paths, fmr=fmr, workers=_probe_workers(workers, len(paths)),
+                           progress=not (quiet or as_json))
     write_groups(result, Path(out))
     for path, reason in problems + result.problems:
         click.echo(f"error: {path}: {reason}", err=True)
-    click.echo(f"{len(result.faces)} faces in {len(paths)} images -> {result.n_groups} groups "
-               f"(link threshold {result.threshold:.3f} at FMR {fmr:g}) in {out}")
+    if as_json:
+        click.echo(json.dumps({"faces": len(result.faces), "images": len(paths), "groups": result.n_groups,
+                               "threshold": round(result.threshold, 4), "fmr": fmr, "out": str(out),
+                               "errors": [{"image": p, "reason": r} for p, r in problems + result.problems]}))
+    else:
+        click.echo(f"{len(result.faces)} faces in {len(paths)} images -> {result.n_groups} groups "
+                   f"(link threshold {result.threshold:.3f} at FMR {fmr:g}) in {out}")
     _finish(len(paths) - len(result.problems), len(problems) + len(result.problems))
 
 

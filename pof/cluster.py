@@ -2,7 +2,10 @@
 
 Average-linkage agglomerative clustering of unit descriptors by cosine similarity: the two
 groups whose faces are on average most alike are joined, as long as that average reaches the
-link threshold. The threshold is not a magic number: it is the verification threshold at a
+link threshold. Only groups linked in a k-nearest-neighbour graph of the faces are candidates
+(a heap of candidate joins; the averages themselves are exact), so 10^5 faces take minutes and
+memory grows with the number of faces, not its square (bench/cluster_scale.py). ``assign`` adds
+new faces to existing groups without regrouping those. The threshold is not a magic number: it is the verification threshold at a
 false-match rate (``pof.verify.Verifier``, from pof's reference impostor pairs), 1e-3 by
 default, so a link between two strangers' faces is as rare as a false accept of ``pof verify``.
 Two faces of one photo are never joined (one person is not twice in a photo).
@@ -123,7 +126,8 @@ def _bar(total: int, desc: str, progress: bool):
     import sys
 
     from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit="face", file=sys.stderr, leave=False)
+    return tqdm(total=total, desc=desc, unit="photo" if desc == "faces" else "face", file=sys.stderr,
+                leave=False)
 
 
 def _link(sums: np.ndarray, counts: np.ndarray, seen: list[set], fixed: np.ndarray,
@@ -294,15 +298,20 @@ def _faces_with_crops(pipeline, path: str):
         return [], str(exc)
 
 
-def cluster_files(paths: list[str], fmr: float = DEFAULT_FMR, workers: int = 1) -> ClusterResult:
-    """Find every face in ``paths`` and group them; unreadable or faceless files are problems."""
+def cluster_files(paths: list[str], fmr: float = DEFAULT_FMR, workers: int = 1,
+                  progress: bool = False) -> ClusterResult:
+    """Find every face in ``paths`` and group them; unreadable or faceless files are problems.
+    ``progress``: progress bars on stderr (photos read, neighbours found, groups joined)."""
     from .parallel import pipeline_map
     from .pipeline import Pipeline
     result = ClusterResult(threshold=link_threshold(fmr))
     descs, photos = [], []
     pipeline = Pipeline(attributes="off")
+    bar = _bar(len(paths), "faces", progress)
     for path, (faces, error) in zip(paths, pipeline_map(pipeline, _faces_with_crops,
                                                         ((p,) for p in paths), workers)):
+        if bar:
+            bar.update(1)
         if error:
             result.problems.append((path, error))
         for f in faces:
@@ -311,8 +320,10 @@ def cluster_files(paths: list[str], fmr: float = DEFAULT_FMR, workers: int = 1) 
                                  "quality": round(float(f.quality), 3)})
             descs.append(f.descriptor)
             photos.append(path)
+    if bar:
+        bar.close()
     if descs:
-        labels = cluster(np.stack(descs), result.threshold, photos)
+        labels = cluster(np.stack(descs), result.threshold, photos, progress=progress)
         for face, g in zip(result.faces, labels):
             face["group"] = int(g)
         result.n_groups = int(labels.max()) + 1
