@@ -25,14 +25,15 @@ def pairwise(labels, truth) -> tuple[float, float]:
 
 def clustered(n, per=10, d=320, seed=0):
     """Synthetic descriptors shaped like pof's: unit rows crowding around one mean direction
-    (strangers ~0.67 alike, as pof's reference impostors), about ``per`` faces a person, most
-    of them past the link threshold with each other, some poorer ones below it."""
+    (strangers 0.54 / 0.67 / 0.79 / 0.82 alike at the 1st / 50th / 99th / 99.9th percentile, as
+    pof's reference impostors: look-alikes come from a few shared directions), about ``per``
+    faces a person, most of them past the link threshold with each other, poorer ones below."""
     rng = np.random.default_rng(seed)
-    p, low = max(1, n // per), 24
+    p, low = max(1, n // per), 12
     m = rng.normal(size=d)
     m /= np.linalg.norm(m)
     basis = np.linalg.qr(rng.normal(size=(d, low)))[0]
-    r = rng.normal(size=(p, d)) / np.sqrt(d) + (rng.normal(size=(p, low)) @ basis.T) / np.sqrt(low)
+    r = rng.normal(size=(p, d)) / np.sqrt(d) + 2 * (rng.normal(size=(p, low)) @ basis.T) / np.sqrt(low)
     r /= np.linalg.norm(r, axis=1, keepdims=True)
     truth = np.repeat(np.arange(p), per)[:n]
     noise = rng.uniform(0.25, 0.5, size=(len(truth), 1))
