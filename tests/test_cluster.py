@@ -178,3 +178,31 @@ def test_assign_adds_new_faces_to_existing_groups_and_groups_the_rest():
     assert assign(desc[:0], t, existing)[0].shape == (0,)
     j3, f3 = assign(desc[new][:5], t, {})               # nothing stored yet: plain grouping
     assert (j3 == -1).all() and (f3 >= 0).all()
+
+
+def test_event_upload_adds_faces_to_earlier_groups_keeping_their_ids(yale_faces):
+    import sqlite3
+
+    from pof.web import unknown
+    db = sqlite3.connect(":memory:")
+    db.row_factory = sqlite3.Row
+    unknown.ensure_schema(db)
+    by = {f"{p}.{i}": f for i, (p, _, f) in enumerate(yale_faces)}     # subjectNN.<file number>
+    s01, s02, s03 = ([n for n in by if n.startswith(f"subject0{k}.")] for k in (1, 2, 3))
+    t = link_threshold()
+    first = unknown.add_event(db, "march 1", [("a.jpg", "0", b"", [by[s01[0]]]),
+                                              ("b.jpg", "1", b"", [by[s02[0]]])], "vera", t)
+    assert first["new_groups"] == 2
+    before = {g["id"]: g["faces"] for g in unknown.groups(db)}
+    second = unknown.add_event(db, "march 2", [("c.jpg", "2", b"", [by[s01[1]], by[s01[2]]]),
+                                               ("d.jpg", "3", b"", [by[s03[0]]]),
+                                               ("e.jpg", "4", b"", [by[s02[1]]])], "vera", t)
+    after = {g["id"]: g for g in unknown.groups(db)}
+    assert set(before) <= set(after)                     # earlier groups keep their ids
+    g01 = next(g for g in before if unknown.group(db, g)["faces"][0]["photo"] == "a.jpg")
+    g02 = next(g for g in before if g != g01)
+    assert sorted(second["linked_groups"]) == sorted([g01, g02])
+    # subject01's two faces share photo c.jpg: only one joins its group, the other stands alone
+    # (one photo never puts two faces in one group, across events too)
+    assert after[g01]["faces"] == 2 and after[g02]["faces"] == 2
+    assert second["new_groups"] == 2 and len(after) == 4
