@@ -7,8 +7,9 @@ link threshold. Only groups linked in a k-nearest-neighbour graph of the faces a
 memory grows with the number of faces, not its square (bench/cluster_scale.py). ``assign`` adds
 new faces to existing groups without regrouping those.
 
-The threshold is not a magic number: it is the verification threshold at a false-match rate (``pof.verify.Verifier``, from pof's reference impostor pairs), 1e-3 by
-default, so a link between two strangers' faces is as rare as a false accept of ``pof verify``.
+The threshold is not a magic number: it is the verification threshold at a false-match rate
+(``pof.verify.Verifier``, from pof's reference impostor pairs), 1e-3 by default, so a link
+between two strangers' faces is as rare as a false accept of ``pof verify``.
 Two faces of one photo are never joined (one person is not twice in a photo).
 
 Look-alikes can still merge and one person can split (profile, blur, years apart): groups are
