@@ -16,6 +16,7 @@ step it took.
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,9 +172,12 @@ def _inside(a, rect) -> bool:
 
 def redact_pixels(pipeline: Pipeline, pixels: np.ndarray, method: str = "pixelate",
                   strength: float = 1.0, margin: float = 0.25, keep: tuple[int, ...] = (),
-                  check: bool = True, checker: Checker | None = None) -> tuple[np.ndarray, Redaction]:
+                  check: bool = True, checker: Checker | None = None,
+                  as_saved=None) -> tuple[np.ndarray, Redaction]:
     """(redacted copy, its Redaction) for an RGB image. With ``check``, faces are escalated
-    (``LADDER``) until the check finds none, or a face it finds is already at a solid fill."""
+    (``LADDER``) until the check finds none, or a face it finds is already at a solid fill.
+    ``as_saved(pixels)``: the pixels as the file written will hold them (JPEG changes them,
+    and a face can come back in its artefacts); the check looks at those."""
     rec = Redaction("")
     faces = pipeline.analyze(pixels, with_crops=False) if check else pipeline.detect(pixels)[0]
     rec.faces = [tuple(float(v) for v in f.box) for f in faces]
@@ -193,8 +197,9 @@ def redact_pixels(pipeline: Pipeline, pixels: np.ndarray, method: str = "pixelat
         checker = checker or Checker(pipeline)
         kept_boxes = [rec.faces[i] for i in rec.kept]
         while True:
-            found = [b for b in checker.faces(out) if not any(overlaps(b, k) for k in kept_boxes)]
-            named = checker.recognised(faces, out) + [False] * (len(rec.faces) - len(faces))
+            seen = as_saved(out) if as_saved else out
+            found = [b for b in checker.faces(seen) if not any(overlaps(b, k) for k in kept_boxes)]
+            named = checker.recognised(faces, seen) + [False] * (len(rec.faces) - len(faces))
             # a solid fill holds nothing of the face: the recogniser's view of it is noise
             bump: set[int] = {i for i, hit in enumerate(named) if hit and i not in rec.kept
                               and not LADDER[levels[i]].fill}
@@ -243,13 +248,24 @@ def redact_file(pipeline: Pipeline, source: Path, dest: Path, method: str, stren
     from .errors import PofError
     try:
         pixels = pipeline.load(source).pixels
-        out, rec = redact_pixels(pipeline, pixels, method, strength, margin, keep, check, checker)
+        fmt = "JPEG" if dest.suffix == ".jpg" else "PNG"
+        as_saved = (lambda px: np.asarray(Image.open(io.BytesIO(encode(px, fmt))).convert("RGB"))
+                    ) if fmt == "JPEG" else None
+        out, rec = redact_pixels(pipeline, pixels, method, strength, margin, keep, check, checker,
+                                 as_saved)
     except PofError as exc:
         return Redaction(str(source), error=str(exc))
     rec.source = str(source)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".tmp")
-    Image.fromarray(out).save(tmp, "JPEG" if dest.suffix == ".jpg" else "PNG", quality=92)
+    tmp.write_bytes(encode(out, fmt))
     tmp.replace(dest)
     rec.output = str(dest)
     return rec
+
+
+def encode(pixels: np.ndarray, fmt: str) -> bytes:
+    """The file's bytes: JPEG at quality 92, or PNG; no metadata."""
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, fmt, quality=92)
+    return buf.getvalue()
