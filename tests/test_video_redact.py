@@ -115,3 +115,28 @@ def test_mixed_inputs_and_a_corrupt_clip(clip, tmp_path):
     assert (tmp_path / "out" / "face.redacted.png").exists()
     assert (tmp_path / "out" / "march.redacted.mp4").exists()
     assert not (tmp_path / "out" / "broken.redacted.mp4").exists()
+
+
+def crossing(n: int):
+    """Two faces crossing the frame fast (12 and 6 px a frame), the first entering from the edge."""
+    a, b = photo("subject01.normal"), photo("subject04.normal")
+    for i in range(n):
+        f = frame(SIZE, 90, a, -60 + 12 * i, 30, 0.55)
+        x0 = 300 - 6 * i
+        f[100:240, x0:x0 + 180] = frame((180, 140), 90, b, 0, 0, 0.55)[:, :SIZE[0] - x0]
+        yield f
+
+
+def test_sparse_detector_frames_are_filled_by_tracks_and_the_check(tmp_path, pipeline):
+    """The detector on one frame in 10 only: carried boxes, boxes the check adds and
+    escalation still leave no frame with a face."""
+    from pof.video.redact import redact_video
+    src = clip_with_sound(tmp_path / "fast.mp4", crossing(30), fps=25, sound=False)
+    checker = Checker(pipeline)
+    r = redact_video(pipeline, src, tmp_path / "out", set(), stride=10, checker=checker)
+    assert r.error is None and r.still_found == 0 and len(r.steps) == len(r.faces) >= 2
+    with Video(r.output) as v:
+        left = [f.number for f in v.frames() if checker.faces(f.rgb(), equalise=False)]
+    assert left == []
+    with Video(src) as v:
+        assert sum(bool(checker.faces(f.rgb(), equalise=False)) for f in v.frames()) == 30

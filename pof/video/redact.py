@@ -10,10 +10,13 @@ since it was seen, so a face moving between two looks stays covered.
 
 Pass two decodes the clip again and writes the copy (``pof.video.writer``). The check then
 decodes the copy and runs the check's detector (``pof.redact.Checker``: lower cut-offs than a
-search) on every ``CHECK_EVERY``-th frame and the frames at each track's start and end. A face
+search) on every ``CHECK_EVERY``-th frame, the frames halfway between two detector frames
+(where a carried box is least sure), the frames at each track's start and end, and, from
+the second round, every frame within ``CHECK_EVERY`` of a face found in an earlier one. A face
 found inside a track's box escalates that track a step (``pof.redact.LADDER``); one found
 elsewhere gets a box of its own over the frames around it. The copy is written again until the
-check finds nothing, or a face survives a solid fill (the copy then fails).
+check finds nothing, or a face survives a solid fill (the copy then fails). The recogniser part
+of the photo check is not run on videos: the detector's, on the frames as written, is.
 """
 from __future__ import annotations
 
@@ -99,6 +102,22 @@ class Patch:
     level: int = 0
 
 
+def link(carried: tuple, box: tuple) -> tuple | None:
+    """How well a detected ``box`` continues a track whose box was carried to ``carried``:
+    (1, overlap) where they overlap by ``MIN_IOU``; else (0, -distance) where the centres are
+    less than a box width apart and the sizes agree within 1.5 times (a fast face, or a track
+    seen once, whose speed is not known yet); None where it does not."""
+    overlap = iou(carried, box)
+    if overlap >= MIN_IOU:
+        return 1, overlap
+    w = max(carried[2], box[2], 1.0)
+    if not 1 / 1.5 <= box[2] / max(carried[2], 1.0) <= 1.5:
+        return None
+    dist = ((carried[0] + carried[2] / 2 - box[0] - box[2] / 2) ** 2
+            + (carried[1] + carried[3] / 2 - box[1] - box[3] / 2) ** 2) ** 0.5 / w
+    return (0, -dist) if dist < 1.0 else None
+
+
 def find_faces(pipeline, path: str, stride: int) -> tuple[list[BoxTrack], int, float, object]:
     """Pass one: (tracks, frames read, frames a second, the first frame's size)."""
     tracks: list[BoxTrack] = []
@@ -123,11 +142,11 @@ def find_faces(pipeline, path: str, stride: int) -> tuple[list[BoxTrack], int, f
             pixels = frame.rgb()
             size = size or (pixels.shape[1], pixels.shape[0])
             boxes = [tuple(float(v) for v in d.box) for d in pipeline.detect(pixels)[0]]
-            pairs = sorted(((iou(t.predicted(frame.number), b), ti, bi)
-                            for ti, t in enumerate(open_) for bi, b in enumerate(boxes)), reverse=True)
+            pairs = [(link(t.predicted(frame.number), b), ti, bi)
+                     for ti, t in enumerate(open_) for bi, b in enumerate(boxes)]
             used_t, used_b = set(), set()
-            for score, ti, bi in pairs:
-                if score < MIN_IOU or ti in used_t or bi in used_b:
+            for score, ti, bi in sorted((p for p in pairs if p[0] is not None), reverse=True):
+                if ti in used_t or bi in used_b:
                     continue
                 used_t.add(ti)
                 used_b.add(bi)
@@ -195,10 +214,12 @@ def render(path: str, dest: Path, fmt: str, tracks, patches, stride: int, method
 
 
 def check_copy(dest: Path, checker: Checker, tracks, patches, stride: int, margin: float,
-               frames: int) -> list[tuple[int, tuple, list]]:
-    """Faces the check finds in the copy: (frame number, box, owners whose box holds it)."""
+               frames: int, also: set[int] = frozenset()) -> list[tuple[int, tuple, list]]:
+    """Faces the check finds in the copy: (frame number, box, owners whose box holds it).
+    ``also``: more frames to look at (around faces found in an earlier round)."""
     from ..redact import overlaps, region
-    sample = {0, frames - 1} | set(range(0, frames, CHECK_EVERY))
+    sample = {0, frames - 1} | set(range(0, frames, CHECK_EVERY)) | set(also)
+    sample |= set(range(stride // 2, frames, stride)) if stride > 2 else set()   # halfway between looks
     for t in tracks:
         for end in (max(t.first_frame, min(t.seen) - CARRY * stride), min(t.seen), max(t.seen),
                     min(t.last_frame, max(t.seen) + CARRY * stride)):
@@ -226,6 +247,7 @@ def redact_video(pipeline, source: Path, out_dir: Path, taken: set[str], method:
                  audio: bool = True, checker: Checker | None = None,
                  stride: int = 0) -> Redaction:
     """Redact one video into ``out_dir``; errors are returned in the Redaction, not raised."""
+    import av
     path = str(source)
     rec = Redaction(path)
     suffix, fmt = target(video_kind(path))
@@ -238,21 +260,22 @@ def redact_video(pipeline, source: Path, out_dir: Path, taken: set[str], method:
         patches: list[Patch] = []
         out_dir.mkdir(parents=True, exist_ok=True)
         checker = checker or Checker(pipeline)
+        dense: set[int] = set()
         while True:
             written = render(path, tmp, fmt, tracks, patches, step, method, strength, margin, audio)
             rec.rounds += 1
             if not check:
                 break
-            found = check_copy(tmp, checker, tracks, patches, step, margin, written)
-            bump, stuck = set(), 0
+            found = check_copy(tmp, checker, tracks, patches, step, margin, written, dense)
+            for number, _, _ in found:   # a face between two samples: look at every frame there
+                dense |= set(range(number - CHECK_EVERY, number + CHECK_EVERY + 1))
+            bump = set()
             for number, box, owners in found:
                 if owners:
                     for o in owners:
                         if o.level < len(LADDER) - 1:
                             bump.add(id(o))
                             o._bump = True
-                        else:
-                            stuck += 1
                 else:
                     patches.append(Patch(box, max(0, number - step), number + step))
                     bump.add(id(patches[-1]))
@@ -271,7 +294,7 @@ def redact_video(pipeline, source: Path, out_dir: Path, taken: set[str], method:
         tmp.unlink(missing_ok=True)
         rec.error = f"{path}: {exc}"
         return rec
-    except Exception as exc:  # noqa: BLE001 - FFmpeg's encoder or muxer refusing the copy
+    except av.FFmpegError as exc:     # FFmpeg's encoder or muxer refusing the copy
         tmp.unlink(missing_ok=True)
         rec.error = f"{path}: the copy could not be written ({type(exc).__name__}: {exc})"
         return rec
