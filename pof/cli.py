@@ -560,7 +560,7 @@ def redact(images, out, method, strength, margin, keep, no_check, no_audio) -> N
         if r.still_found:
             missed += 1
             click.echo(f"WARNING: {r.output}: the check still finds {r.still_found} face(s) "
-                       "after a solid fill; do not publish this copy", err=True)
+                       "after escalating as far as it goes; do not publish this copy", err=True)
     # a copy in which a face is still found failed, as an unreadable input did
     _finish(len(files) - failed - missed, failed + missed)
 

@@ -12,7 +12,7 @@ from pof.redact import Checker
 from pof.video.reader import Video
 
 from .conftest import YALE, run_pof
-from .videokit import frame, photo
+from .videokit import frame, pan, photo, write_clip
 
 SIZE = (480, 270)
 
@@ -108,6 +108,7 @@ def test_mixed_inputs_and_a_corrupt_clip(clip, tmp_path):
     data = clip.read_bytes()
     broken.write_bytes(data[:48] + b"\0" * 4000)          # the header promises a clip, the rest is gone
     shutil.copy(YALE / "subject03.normal", folder / "face.png")
+    write_clip(folder / "clip.jpg", pan(photo("subject02.happy"), 8), fmt="matroska")  # a video by its bytes
     r = run_pof("redact", folder, clip, "--out", tmp_path / "out")
     assert r.returncode == 3, r.stderr
     errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
@@ -115,6 +116,7 @@ def test_mixed_inputs_and_a_corrupt_clip(clip, tmp_path):
     assert (tmp_path / "out" / "face.redacted.png").exists()
     assert (tmp_path / "out" / "march.redacted.mp4").exists()
     assert not (tmp_path / "out" / "broken.redacted.mp4").exists()
+    assert (tmp_path / "out" / "clip.redacted.mkv").exists() and "(Matroska, H.264, 8 frames" in r.stdout
 
 
 def crossing(n: int):
