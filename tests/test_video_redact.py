@@ -142,3 +142,28 @@ def test_sparse_detector_frames_are_filled_by_tracks_and_the_check(tmp_path, pip
     assert left == []
     with Video(src) as v:
         assert sum(bool(checker.faces(f.rgb(), equalise=False)) for f in v.frames()) == 30
+
+
+def test_variable_frame_rate_times_kept(tmp_path, pipeline):
+    """A phone's variable-rate clip: each frame of the copy shows at the time it did."""
+    import av
+    from pof.video.redact import redact_video
+    src = tmp_path / "vfr.mp4"
+    ticks = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 18, 30]          # in 1/30 s, with gaps
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=30)
+        v.width, v.height = SIZE
+        v.pix_fmt = "yuv420p"
+        v.codec_context.time_base = Fraction(1, 30)
+        for t, px in zip(ticks, pan(photo("subject01.normal"), len(ticks))):
+            f = av.VideoFrame.from_ndarray(px, format="rgb24")
+            f.pts, f.time_base = t, Fraction(1, 30)
+            for p in v.encode(f):
+                out.mux(p)
+        for p in v.encode():
+            out.mux(p)
+    r = redact_video(pipeline, src, tmp_path / "out", set())
+    assert r.error is None and r.still_found == 0
+    with Video(r.output) as v:
+        times = [round(f.time * 30) for f in v.frames()]
+    assert times == ticks

@@ -199,10 +199,11 @@ def render(path: str, dest: Path, fmt: str, tracks, patches, stride: int, method
                 pixels = frame.rgb()
                 if writer is None:
                     rate = stream.average_rate or stream.guessed_rate
-                    writer = VideoWriter(dest, fmt, (pixels.shape[1], pixels.shape[0]), rate, sound)
+                    writer = VideoWriter(dest, fmt, (pixels.shape[1], pixels.shape[0]), rate, sound,
+                                         stream.time_base)
                 for _, box, m, level in boxes_in(frame.number, tracks, patches, stride, margin):
                     obscure_box(pixels, box, level, method, strength, m)
-                writer.write(pixels)
+                writer.write(pixels, frame._frame.pts)   # each frame at its own time
             if sound is not None:
                 writer.copy_audio(source.demux(sound))
         finally:
