@@ -164,7 +164,7 @@ def overlaps(a, b) -> bool:
     return ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
 
 
-def _inside(a, rect) -> bool:
+def centre_inside(a, rect) -> bool:
     """Whether box ``a``'s centre lies in pixel rectangle ``rect``."""
     cx, cy = a[0] + a[2] / 2, a[1] + a[3] / 2
     return rect[0] <= cx <= rect[2] and rect[1] <= cy <= rect[3]
@@ -206,7 +206,7 @@ def redact_pixels(pipeline: Pipeline, pixels: np.ndarray, method: str = "pixelat
             new = []
             for b in found:
                 hits = [i for i, box in enumerate(rec.faces) if i not in rec.kept and (
-                    _inside(b, region(box, max(margin, LADDER[levels[i]].margin), out.shape))
+                    centre_inside(b, region(box, max(margin, LADDER[levels[i]].margin), out.shape))
                     or overlaps(b, box))]
                 if hits:
                     bump.update(hits)

@@ -5,18 +5,20 @@ Pass one finds faces: the detector on every ``stride``-th frame (and the frame a
 last velocity (``pof.video.track.iou``, as the search's tracks). Each frame then gets each
 track's box: interpolated between the detector frames that saw it, and carried on (forward and
 back, not across a cut) for ``CARRY`` detector frames where the detector missed the face. A box
-is widened by the margin asked for plus one that grows with the box's speed and the frames
-since it was seen, so a face moving between two looks stays covered.
+is widened by the margin asked for plus one that grows with the box's speed (for a face seen
+once, an assumed ``UNKNOWN_SPEED``) and the frames since it was seen, so a face moving between
+two looks stays covered.
 
 Pass two decodes the clip again and writes the copy (``pof.video.writer``). The check then
 decodes the copy and runs the check's detector (``pof.redact.Checker``: lower cut-offs than a
 search) on every ``CHECK_EVERY``-th frame, the frames halfway between two detector frames
 (where a carried box is least sure), the frames at each track's start and end, and, from
 the second round, every frame within ``CHECK_EVERY`` of a face found in an earlier one. A face
-found inside a track's box escalates that track a step (``pof.redact.LADDER``); one found
-elsewhere gets a box of its own over the frames around it. The copy is written again until the
-check finds nothing, or a face survives a solid fill (the copy then fails). The recogniser part
-of the photo check is not run on videos: the detector's, on the frames as written, is.
+found inside a track's box escalates that track a step (``pof.redact.LADDER``), and gets a box
+of its own over the frames around it unless it has one already (which is escalated instead). The copy is written again until the
+check finds nothing, or a face survives a solid fill (the copy then fails). As for photos, the
+check also describes each face of the source's frame again at its landmarks on the copy's
+frame: one the recogniser still matches counts as found.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from .writer import target
 CARRY = 2          # detector frames a box is carried where its face was not found
 CHECK_EVERY = 10   # the check looks at every 10th frame of the copy (and each track's ends)
 SPEED_MARGIN = 1.0 # extra margin per box width the box moves in the frames since it was seen
+UNKNOWN_SPEED = 0.1  # box widths a frame assumed for a face seen on one detector frame only
 
 
 @dataclass
@@ -80,6 +83,8 @@ class BoxTrack:
             sign = 1 if before else -1
             bx = self.seen[ref]
             box = (bx[0] + sign * vx * gap, bx[1] + sign * vy * gap, bx[2], bx[3])
+        if len(frames) < 2:     # seen once: its speed is not known, assume a brisk one
+            speed = (UNKNOWN_SPEED * box[2], speed[1])
         pixels_moved = (speed[0] * max(gap, stride / 2)) if gap or stride > 1 else 0.0
         return box, margin + min(1.0, SPEED_MARGIN * pixels_moved / max(box[2], 1.0))
 
@@ -214,27 +219,39 @@ def render(path: str, dest: Path, fmt: str, tracks, patches, stride: int, method
     return writer.frames if writer else 0
 
 
-def check_copy(dest: Path, checker: Checker, tracks, patches, stride: int, margin: float,
-               frames: int, also: set[int] = frozenset()) -> list[tuple[int, tuple, list]]:
-    """Faces the check finds in the copy: (frame number, box, owners whose box holds it).
-    ``also``: more frames to look at (around faces found in an earlier round)."""
-    from ..redact import overlaps, region
+def check_copy(source: str, dest: Path, checker: Checker, tracks, patches, stride: int,
+               margin: float, frames: int, also: set[int] = frozenset(),
+               described: dict | None = None) -> list[tuple[int, tuple, list]]:
+    """Faces the check finds in the copy: (frame number, box, owners whose box holds it): the
+    check's detector on the copy's frame, and the recogniser at each face of the source's frame
+    (``Checker.recognised``). ``also``: more frames to look at (around faces found in an
+    earlier round); ``described``: the source frames' analysed faces, kept between rounds."""
+    from ..redact import centre_inside, overlaps, region
     sample = {0, frames - 1} | set(range(0, frames, CHECK_EVERY)) | set(also)
     sample |= set(range(stride // 2, frames, stride)) if stride > 2 else set()   # halfway between looks
     for t in tracks:
         for end in (max(t.first_frame, min(t.seen) - CARRY * stride), min(t.seen), max(t.seen),
                     min(t.last_frame, max(t.seen) + CARRY * stride)):
             sample |= {end - 1, end, end + 1}
+    described = {} if described is None else described
     found = []
-    with Video(dest) as video:
-        for frame in video.frames():
+    with Video(source) as original, Video(dest) as video:
+        for before, frame in zip(original.frames(), video.frames()):
             if frame.number not in sample:
                 continue
             pixels = frame.rgb()
+            if frame.number not in described:
+                described[frame.number] = checker.pipeline.analyze(before.rgb(), with_crops=False)
+            faces = described[frame.number]
             covered = boxes_in(frame.number, tracks, patches, stride, margin)
-            for b in checker.faces(pixels, equalise=False):
-                owners = [o for o, box, m, _ in covered if overlaps(b, box) or overlaps(
-                    b, _rect_box(region(box, m, pixels.shape)))]
+            rects = [(o, region(box, m, pixels.shape), level) for o, box, m, level in covered]
+            seen = checker.faces(pixels, equalise=False)
+            # a solid fill holds nothing of the face: the recogniser's view of it is noise
+            seen += [f.box for f, same in zip(faces, checker.recognised(faces, pixels)) if same
+                     and not any(LADDER[level].fill and centre_inside(f.box, r) for _, r, level in rects)]
+            for b in seen:
+                b = tuple(float(v) for v in b)
+                owners = [o for o, r, _ in rects if overlaps(b, _rect_box(r))]
                 found.append((frame.number, b, owners))
     return found
 
@@ -262,22 +279,24 @@ def redact_video(pipeline, source: Path, out_dir: Path, taken: set[str], method:
         out_dir.mkdir(parents=True, exist_ok=True)
         checker = checker or Checker(pipeline)
         dense: set[int] = set()
+        described: dict = {}
         while True:
             written = render(path, tmp, fmt, tracks, patches, step, method, strength, margin, audio)
             rec.rounds += 1
             if not check:
                 break
-            found = check_copy(tmp, checker, tracks, patches, step, margin, written, dense)
+            found = check_copy(path, tmp, checker, tracks, patches, step, margin, written, dense,
+                               described)
             for number, _, _ in found:   # a face between two samples: look at every frame there
                 dense |= set(range(number - CHECK_EVERY, number + CHECK_EVERY + 1))
             bump = set()
             for number, box, owners in found:
-                if owners:
-                    for o in owners:
-                        if o.level < len(LADDER) - 1:
-                            bump.add(id(o))
-                            o._bump = True
-                else:
+                for o in owners:            # the box it was in: coarser, wider, then filled
+                    if o.level < len(LADDER) - 1:
+                        bump.add(id(o))
+                        o._bump = True
+                if not any(isinstance(o, Patch) for o in owners):
+                    # and a box of its own where it was found (it may stick out of the track's)
                     patches.append(Patch(box, max(0, number - step), number + step))
                     bump.add(id(patches[-1]))
             if not found or rec.rounds >= MAX_ROUNDS or not bump:
