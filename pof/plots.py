@@ -22,7 +22,7 @@ def _finish(plt, fig, ax, path: Path, title: str) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_lines():
         ax.legend(loc="best", fontsize=8)
-    else:   # e.g. a DET curve of probes that are all mated: say so rather than draw an empty box
+    elif not ax.texts:   # e.g. a DET curve of probes that are all mated: say so rather than draw an empty box
         ax.text(0.5, 0.5, "no curve to draw: it needs both genuine and impostor\ncomparisons "
                 "(mated and non-mated probes, or same and different pairs)",
                 ha="center", va="center", transform=ax.transAxes, fontsize=9)
@@ -49,11 +49,25 @@ def roc_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title
 def det_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str = "DET") -> Path:
     """curves: label -> (false match rates, false non-match rates). Log-log axes."""
     plt, fig, ax = _figure()
+    perfect = []
     for label, (fmr, fnmr) in curves.items():
         keep = (fmr > 0) & (fnmr > 0)
+        if not keep.any():              # no miss at any rate shown: nothing to draw on log axes
+            perfect.append(label)
+            continue
         ax.plot(fmr[keep], fnmr[keep], label=label, lw=1.6)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    if perfect:
+        alone = len(perfect) == len(curves)
+        ax.text(0.5 if alone else 0.02, 0.5 if alone else 0.03,
+                "no false non-match at any rate shown:\n" + ", ".join(perfect),
+                transform=ax.transAxes, ha="center" if alone else "left",
+                va="center" if alone else "bottom", fontsize=9,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+        if alone:
+            ax.set_xlim(1e-4, 1)
+            ax.set_ylim(1e-3, 1)
     ax.set_xlabel("false match rate (FMR / FPIR)")
     ax.set_ylabel("false non-match rate (FNMR / FNIR)")
     return _finish(plt, fig, ax, path, title)

@@ -107,3 +107,26 @@ def test_eval_ident_face_rule(tmp_path):
     assert largest["subject"] == "largest" and center["subject"] == "center"
     assert largest["groups"]["all"]["rank1"] == 0.0       # the larger face is s3's
     assert center["groups"]["all"]["rank1"] == 1.0
+
+
+def test_eval_ident_where_every_mated_probe_is_found(tmp_path):
+    """No false non-match at any rate: the DET picture says so instead of the command
+    failing on log axes with nothing to draw."""
+    man = tmp_path / "ident.csv"
+    man.write_text("path,person,role\nsubject01.normal,s1,gallery\nsubject02.normal,s2,gallery\n"
+                   "subject01.happy,s1,probe\nsubject02.glasses,s2,probe\nsubject04.normal,s4,probe\n")
+    r = run_pof("eval", "ident", man, "--root", YALE, "--out", tmp_path / "ei", "--json")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    res = json.loads(r.stdout)
+    assert res["groups"]["all"]["rank1"] == 1.0
+    for pic in res["pictures"]:
+        assert Image.open(pic).size[0] > 300
+
+
+def test_det_plot_of_curves_without_a_miss(tmp_path):
+    import numpy as np
+    from pof.plots import det_plot
+    perfect = (np.array([0.0, 0.1, 0.5]), np.array([0.0, 0.0, 0.0]))
+    assert det_plot({"plain": perfect}, tmp_path / "a.png").is_file()
+    assert det_plot({"plain": perfect, "masked": (np.array([0.01, 0.1]), np.array([0.2, 0.1]))},
+                    tmp_path / "b.png").is_file()
