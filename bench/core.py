@@ -3,7 +3,7 @@
 
 Needs the set that ``bench/make_core_set.py`` writes under ``bench/work/core/``.
 
-pof is driven through its command line (SPEC section 4) exactly as a user would:
+pof is driven through its command line (README, "Commands") exactly as a user would:
     pof build GALLERY --out DATASET
     pof search DATASET PROBE... --json          (batches of --batch probes per invocation)
     pof verify --pairs PAIRS.csv --root DIR --json   (falls back to: pof eval pairs ... --json)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""How often OpenCV's head-pose fit lands on the mirrored solution, and what refitting does (session 8).
+"""How often OpenCV's head-pose fit lands on the mirrored solution, and what refitting does.
 
 pof's head pose (``pof.quality.head_pose``) fits a generic 3-D head, flipped top to bottom and
 so mirrored, to six of the 68 landmarks with cv2.solvePnP. Only fits at negative depth mean
@@ -31,7 +31,7 @@ def _landmarks(pipeline, path: str):
 
 
 def first_fit(lm: np.ndarray, size: tuple[int, int]) -> tuple[float, float, float]:
-    """(yaw, pitch, depth) of OpenCV's fit alone, as pof made it before session 8."""
+    """(yaw, pitch, depth) of OpenCV's fit alone, as pof made it before the refit."""
     import cv2
 
     from pof import quality

@@ -5,7 +5,7 @@
 The descriptors are synthetic (no million-face set is at hand): unit vectors grouped into
 persons of 10 images each. --dim 128 (dlib's alone): the spread of real dlib descriptors (mean
 cosine between persons about 0.8, within a person about 0.94). --dim 320 (pof's default, dlib +
-MobileFaceNet) and 384 (dlib + MobileFace, sessions 4-6): a dlib-like part and an ArcFace-like
+MobileFaceNet) and 384 (dlib + MobileFace, an earlier default): a dlib-like part and an ArcFace-like
 part (cosine about 0 between persons, 0.74 or 0.61 within) joined with that descriptor's
 weights (``synthetic_fused``, ``FUSED``); other widths: the dlib-like generator. Each size runs in its own process so its peak
 memory (max RSS) is its own. Latency is per single-query call, as a search of one face makes.
@@ -45,10 +45,10 @@ def synthetic(n: int, d: int = 128, per_person: int = 10, seed: int = 0) -> np.n
 
 # the fused shapes: total width -> (dlib's share w, second part's width, its noise). The noise
 # sets the cosine within a person, about 1 / (1 + noise**2): 0.61 for MobileFace's part as
-# sessions 4-6 modelled it, 0.74 for MobileFaceNet's, as measured on 150 LFW faces of 25
+# the earlier default modelled it, 0.74 for MobileFaceNet's, as measured on 150 LFW faces of 25
 # people (between persons: 0.007, sd 0.14)
-FUSED = {384: (0.93, 256, 0.8),     # dlib + MobileFace (sessions 4-6)
-         320: (0.8, 192, 0.6)}      # dlib + MobileFaceNet (the default since session 7)
+FUSED = {384: (0.93, 256, 0.8),     # dlib + MobileFace (an earlier default)
+         320: (0.8, 192, 0.6)}      # dlib + MobileFaceNet (the default)
 
 
 def synthetic_fused(n: int, per_person: int = 10, seed: int = 0, w: float = 0.93,

@@ -1,11 +1,11 @@
 #!/usr/bin/env python
-"""Which face `pof build` enrols from a photo named for one person, over all of LFW (session 8).
+"""Which face `pof build` enrols from a photo named for one person, over all of LFW.
 
 LFW names the person at each photo's centre, so a named photo whose enrolled face is not the
 one nearest the centre would be enrolled under someone else's name. For every LFW photo this
 runs pof's detector and ``pof.build._pick_named_face`` and counts: one face; several faces,
 the largest enrolled (and whether it is the central one); refused because another face is
-nearly as large (the rule before session 8, AMBIGUOUS_AREA); refused only by session 8's rule
+nearly as large (the earlier rule, AMBIGUOUS_AREA); refused only by the current rule
 (a sizeable face nearer the centre than the largest, OFF_CENTRE_AREA).
 
     python bench/named_photos.py [--lfw DIR] [--workers 2]
@@ -56,9 +56,9 @@ def main() -> None:
             areas = sorted(x.box[2] * x.box[3] for x in faces)
             _kept, status, _ = _pick_named_face(faces, w, h)
             if areas[-2] >= AMBIGUOUS_AREA * areas[-1]:
-                key = "refused: another face nearly as large (before and since session 8)"
+                key = "refused: another face nearly as large (by both rules)"
             elif status == "error":
-                key = "refused only since session 8: a sizeable face nearer the centre"
+                key = "refused only by the current rule: a sizeable face nearer the centre"
             else:
                 key = "several faces, largest enrolled"
             if status != "error":

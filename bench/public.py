@@ -139,7 +139,7 @@ class PofFaces:
         self.root, self.workers, self.rule = root, workers, rule
         self.pipe = Pipeline(**({"embedder": embedder} if embedder else {}))
         # the pose and quality the cache holds come from pof.quality, which the descriptor key
-        # does not name: QUALITY_VERSION changes with it (2: session 8's head-pose refit)
+        # does not name: QUALITY_VERSION changes with it (2: the head-pose refit)
         self.key = self.pipe.descriptor_key() + f"|face={rule}|quality={QUALITY_VERSION}"
         self.cache_path = root / (f"pof_faces_cache_{embedder.replace('+', '_')}.npz" if embedder
                                   else "pof_faces_cache.npz")

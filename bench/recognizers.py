@@ -2,7 +2,7 @@
 """How much of each recognizer: dlib's ResNet, the second network, and their weighted sum (issue 3).
 
 pof's default descriptor (embedder ``dlib+mobilefacenet-onnx``; ``dlib+mobileface-onnx`` before
-session 7) is [sqrt(w) * dlib, sqrt(1 - w) * second] with w = its WEIGHT (0.8), so one inner
+the default) is [sqrt(w) * dlib, sqrt(1 - w) * second] with w = its WEIGHT (0.8), so one inner
 product scores w * dlib cosine + (1 - w) * second cosine. This study takes that descriptor
 apart (both parts are unit vectors) and puts it back together at other weights, w = 0 (the
 second network alone) to 1 (dlib alone), on the same faces:

@@ -3,7 +3,7 @@
 Each source image is read, hashed (SHA-256), skipped if the catalog has it already, analysed
 (in worker processes when workers > 1, which also JPEG-encode the crops), and committed with
 its faces in one transaction; the crops are written first, atomically. A killed build resumes
-where it stopped when run again. At the end the whole SPEC §3 layout is (re)written by
+where it stopped when run again. At the end the whole README, "The dataset a build writes" layout is (re)written by
 ``pof.export``.
 """
 from __future__ import annotations

@@ -25,7 +25,7 @@ the best impostor score that a probe of someone not enrolled would meet
 (``impostor_sample``'s second array); the threshold is the 1 - FPIR quantile of those, the FPIR
 first scaled for the one person fewer: the order statistic whose exceedance probability is at
 most the target wherever the M scores can show it (M + 1 >= 1 / FPIR), else a normal fit.
-Until session 8 the normal fit served up to 5 scores past the threshold (below about 100
+Earlier, the normal fit served up to 5 scores past the threshold (below about 100
 persons of 5 photos), and there it under-stated FPIR by 1.2 to 1.9 times on LFW (BENCHMARKS.md).
 """
 from __future__ import annotations

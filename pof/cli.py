@@ -1,4 +1,4 @@
-"""The ``pof`` command line (SPEC §4). Errors are reported per item, never as a traceback."""
+"""The ``pof`` command line (README, "Commands"). Errors are reported per item, never as a traceback."""
 from __future__ import annotations
 
 import csv

@@ -341,5 +341,5 @@ def reading_order(boxes) -> list[int]:
 
 
 def result_line(image: str, faces: list[dict] | None, error: str | None = None) -> str:
-    """One JSON line for one probe image (SPEC §4)."""
+    """One JSON line for one probe image (README, "Commands")."""
     return json.dumps({"image": image, "error": error, "faces": faces or []})

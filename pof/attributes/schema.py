@@ -3,7 +3,7 @@
 The 73 are the columns of LFW's ``lfw_attributes.txt`` (Kumar, Berg, Belhumeur, Nayar,
 "Attribute and Simile Classifiers for Face Verification", ICCV 2009), which the POF dataset
 description follows. pof leaves out Asian, White, Black, Indian, Attractive Man and Attractive
-Woman (SPEC §1.4: no race, ethnicity or attractiveness inference), which leaves 67, in three
+Woman (README, "What pof is for": no race, ethnicity or attractiveness inference), which leaves 67, in three
 tasks: age group (5), gender (1, "perceived gender": Male) and visual (61).
 
 ``estimator`` names the backend that scores the attribute (see ``pof.attributes``), or is None
@@ -32,7 +32,7 @@ class Attribute:
 _NO_MODEL = "no open model pof can ship scores it soundly, and no sound pixel measure exists"
 _HAIR = ("hair style (curl, wave, hairline shape) is a texture and outline the 200 x 280 crop "
          "shows only in part; no sound pixel measure, and no open model pof can ship scores it")
-_PROXY = "not inferred: too close a proxy for skin colour or ethnicity (SPEC §1.4)"
+_PROXY = "not inferred: too close a proxy for skin colour or ethnicity (README, 'What pof is for')"
 _SHAPE = ("face-shape labels are subjective and dlib's jaw contour is pulled toward the mean "
           "shape; no hand labels to validate a jaw-landmark measure against")
 _HAT = ("hats differ too much in colour and shape: the best region measure tried (forehead "

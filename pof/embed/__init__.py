@@ -8,7 +8,7 @@ import numpy as np
 EMBEDDERS = {
     # dlib's ResNet and MobileFaceNet, scores added (the default; see pof.embed.mobilefacenet)
     "dlib+mobilefacenet-onnx": "pof.embed.mobilefacenet:DlibMobileFaceNet",
-    # dlib's ResNet and MobileFace, scores added (the default before session 7)
+    # dlib's ResNet and MobileFace, scores added (an earlier default)
     "dlib+mobileface-onnx": "pof.embed.mobileface:DlibMobileFace",
     "dlib-resnet-onnx": "pof.embed.onnx_resnet:OnnxResNet",   # dlib's network in ONNX Runtime
     "dlib-resnet": "pof.embed.dlib_resnet:DlibResNet",        # the same network in dlib itself

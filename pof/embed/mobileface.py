@@ -1,6 +1,6 @@
 """MobileFace (becauseofAI, MIT) run by ONNX Runtime: 256-d descriptors from a 112 x 112 face
 aligned to the ArcFace five-point layout, and the fused descriptor dlib + MobileFace (pof's
-default from session 4 to 6; ``pof.embed.mobilefacenet`` fuses a stronger second network the
+an earlier default; ``pof.embed.mobilefacenet`` fuses a stronger second network the
 same way, the default since).
 
 The ONNX file is converted once from the TF.js graph model in the npm package

@@ -77,7 +77,7 @@ class GpuEngine:
         if not half:
             # float32 means float32: PyTorch lets cuDNN run convolutions in TF32 (a 10-bit
             # mantissa) on Ampere and later GPUs by default, which moves descriptors away from
-            # the CPU's (session 5 measured a worst cosine of 0.978 on an H200 with it on)
+            # the CPU's (a worst cosine of 0.978 was measured on an H200 with it on)
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
         self.det_threshold = float(det_threshold)

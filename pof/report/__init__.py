@@ -1,4 +1,4 @@
-"""``pof report``: the pictures and the HTML dataset card of a dataset (SPEC §4).
+"""``pof report``: the pictures and the HTML dataset card of a dataset (README, "Commands").
 
 Writes into ``out`` (default DATASET/report)::
 
