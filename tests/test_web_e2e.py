@@ -8,19 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from .conftest import YALE
-from .webkit import PASSWORD, build_dataset, copy_dataset, two_face_photo, web_config
+from .webkit import CHROMIUM, PASSWORD, build_dataset, chromium, copy_dataset, serving, two_face_photo
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = os.environ.get("POF_SHOTS")
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
@@ -29,34 +23,16 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debia
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """uvicorn serving the app on a free localhost port, in a thread."""
-    import uvicorn
-
-    from pof.web.app import create_app
     root = tmp_path_factory.mktemp("e2e")
     ds = copy_dataset(build_dataset(tmp_path_factory.mktemp("webbuild")), root / "ds")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(ds, web_config()), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield {"url": f"http://127.0.0.1:{port}", "ds": ds, "photo": two_face_photo(root / "two.jpg")}
-    srv.should_exit = True
-    thread.join(10)
+    with serving(ds) as url:
+        yield {"url": url, "ds": ds, "photo": two_face_photo(root / "two.jpg")}
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def sign_in(browser, server, name):

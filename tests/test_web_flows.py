@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +28,8 @@ import pytest
 from PIL import Image
 
 from .conftest import DEMO, YALE
-from .webkit import PASSWORD, build_dataset, copy_dataset, token_for, two_face_photo, web_config
+from .webkit import CHROMIUM, PASSWORD, build_dataset, chromium, copy_dataset, serving, token_for, two_face_photo
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 HEIGHT = {1280: 900, 390: 844}
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
@@ -52,39 +46,20 @@ def side_by_side(path: Path, *names: str) -> Path:
 def server(request, tmp_path_factory):
     """The app on a free localhost port (uvicorn in a thread), one fresh copy of the shared
     dataset per viewport width so that the flows at each width start from the same state."""
-    import uvicorn
-
-    from pof.web.app import create_app
     width = request.param
     root = tmp_path_factory.mktemp(f"flows{width}")
     ds = copy_dataset(build_dataset(tmp_path_factory.mktemp("webbuild")), root / "ds")
     tokens = {n: token_for(ds, n) for n in ("vera", "ada")}
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(ds, web_config()), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(400):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    assert srv.started, "the web app did not start"
-    yield {"url": f"http://127.0.0.1:{port}", "ds": ds, "width": width, "tokens": tokens,
-           "two": two_face_photo(root / "two.jpg"),
-           "event_b": side_by_side(root / "event_b.jpg", "subject04.sad", "subject13.happy")}
-    srv.should_exit = True
-    thread.join(10)
+    with serving(ds) as url:
+        yield {"url": url, "ds": ds, "width": width, "tokens": tokens,
+               "two": two_face_photo(root / "two.jpg"),
+               "event_b": side_by_side(root / "event_b.jpg", "subject04.sad", "subject13.happy")}
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

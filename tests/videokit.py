@@ -1,6 +1,7 @@
 """Small test clips made from the real photos (Yale faces, demo gallery), written with PyAV."""
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -33,19 +34,38 @@ def frame(size: tuple[int, int], background: int, face: np.ndarray | None = None
 
 
 def write_clip(path: Path, frames, fps: int = 10, codec: str = "libx264", size=(480, 270),
-               fmt: str | None = None) -> Path:
+               fmt: str | None = None, metadata: dict | None = None,
+               sine_hz: float | None = None) -> Path:
     """Encode frames (an iterable of RGB arrays of ``size``) into ``path`` (container
-    ``fmt``, or from the file's suffix)."""
+    ``fmt``, or from the file's suffix), with container ``metadata`` and, if ``sine_hz``, a
+    sine of that pitch (AAC, mono) as long as the frames."""
     import av
+    frames = list(frames)
     with av.open(str(path), "w", format=fmt) as out:
+        out.metadata.update(metadata or {})
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
+        audio = None
+        if sine_hz:
+            audio = out.add_stream("aac", rate=44100)
+            audio.layout = "mono"
         for pixels in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+        if audio is not None:
+            total = int(44100 * len(frames) / fps)
+            pcm = (0.3 * np.sin(2 * np.pi * sine_hz * np.arange(total) / 44100)).astype(np.float32)
+            for start in range(0, total, 1024):
+                chunk = av.AudioFrame.from_ndarray(pcm[None, start:start + 1024], format="flt",
+                                                   layout="mono")
+                chunk.sample_rate, chunk.pts, chunk.time_base = 44100, start, Fraction(1, 44100)
+                for packet in audio.encode(chunk):
+                    out.mux(packet)
+            for packet in audio.encode():
+                out.mux(packet)
     return path
 
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
+import threading
+import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +25,9 @@ with warnings.catch_warnings():      # starlette's notice about httpx2; httpx is
     from fastapi.testclient import TestClient
 
 PASSWORD = "a long test password"
+CHROMIUM = "/usr/bin/chromium"          # Debian's; playwright drives it (no browser download)
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ROLES = ("viewer", "reviewer", "admin")
 USERS = {"vera": "viewer", "rita": "reviewer", "rob": "reviewer", "ada": "admin"}
 _BUILT: dict[str, Path] = {}
@@ -93,3 +101,41 @@ class Session:
 def token_for(ds: Path, name: str) -> str:
     with Catalog(ds) as cat:
         return Accounts(cat.db, fast_hasher()).new_token(name)
+
+
+@contextmanager
+def serving(ds: Path) -> Iterator[str]:
+    """The web app over ``ds`` served by uvicorn in a thread on a free localhost port; yields
+    its base URL."""
+    import uvicorn
+
+    from pof.web.app import create_app
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(ds, web_config()), host="127.0.0.1", port=port,
+                                        log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(400):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    assert srv.started, "the web app did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+
+
+@contextmanager
+def chromium() -> Iterator:
+    """A headless Chromium (Debian's) under playwright."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
