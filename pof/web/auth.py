@@ -143,8 +143,8 @@ def page(role: str = "viewer") -> Callable:
     async def dependency(request: Request) -> User:
         state = request.app.state.web
         sid = request.cookies.get(SESSION_COOKIE, "")
-        found = None
-        if sid:
+        found = getattr(request.state, "session", None)      # looked up by the guard (POSTs)
+        if found is None and sid:
             with state.db() as db:
                 found = state.accounts(db).session(sid)
         if found is None:
@@ -165,8 +165,8 @@ def api(role: str = "viewer") -> Callable:
     async def dependency(request: Request) -> User:
         state = request.app.state.web
         kind, _, token = request.headers.get("authorization", "").partition(" ")
-        user = None
-        if kind.lower() == "bearer" and token:
+        user = getattr(request.state, "token_user", None)   # looked up by the guard
+        if user is None and kind.lower() == "bearer" and token:
             with state.db() as db:
                 user = state.accounts(db).user_for_token(token.strip())
         if user is None:

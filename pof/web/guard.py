@@ -310,27 +310,33 @@ def _cross_site(request: Request) -> str | None:
 
 
 async def _has_token(state, request: Request) -> bool:
+    """Whether the request carries a live API token; its owner is kept on the request's state
+    (``token_user``) for ``auth.api()``, so the token is looked up once."""
     kind, _, token = request.headers.get("authorization", "").partition(" ")
     if kind.lower() != "bearer" or not token.strip():
         return False
     from starlette.concurrency import run_in_threadpool
 
-    def lookup() -> bool:
+    def lookup():
         with state.db() as db:
-            return state.accounts(db).user_for_token(token.strip()) is not None
-    return await run_in_threadpool(lookup)
+            return state.accounts(db).user_for_token(token.strip())
+    request.state.token_user = await run_in_threadpool(lookup)
+    return request.state.token_user is not None
 
 
 async def _has_session(state, request: Request) -> bool:
+    """Whether the request carries a live session; (user, CSRF token) is kept on the request's
+    state (``session``) for ``auth.page()``, so the session is looked up once."""
     sid = request.cookies.get(SESSION_COOKIE, "")
     if not sid:
         return False
     from starlette.concurrency import run_in_threadpool
 
-    def lookup() -> bool:
+    def lookup():
         with state.db() as db:
-            return state.accounts(db).session(sid) is not None
-    return await run_in_threadpool(lookup)
+            return state.accounts(db).session(sid)
+    request.state.session = await run_in_threadpool(lookup)
+    return request.state.session is not None
 
 
 def header_timeout_protocol(seconds: float):
