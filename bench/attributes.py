@@ -1,7 +1,7 @@
 """Validate pof's attribute scores against hand labels (bench/attributes/labels.csv).
 
     python bench/attributes.py                 # per-attribute accuracy table (Markdown)
-    python bench/attributes.py --write         # ... and pof/attributes/validation.json
+    python bench/attributes.py --write         # ... and pof/stages/attributes/validation.json
     python bench/attributes.py --sheets DIR    # contact sheets of the labelled crops
     python bench/attributes.py --set lfw [--write] [--sheets DIR]   # the LFW colour set
 
@@ -46,8 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pof import Pipeline  # noqa: E402
-from pof.attributes import ESTIMATORS, FaceView, AttributeStage  # noqa: E402
-from pof.attributes.card import VALIDATION, judge  # noqa: E402
+from pof.stages.attributes import ESTIMATORS, FaceView, AttributeStage  # noqa: E402
+from pof.stages.attributes.card import VALIDATION, judge  # noqa: E402
 
 LABELS = ROOT / "bench" / "attributes" / "labels.csv"
 LABELS_LFW = ROOT / "bench" / "attributes" / "labels_lfw.csv"
@@ -264,7 +264,7 @@ def _score(keep: list[tuple[dict, dict]], truth: dict, tuning) -> dict:
 def write_validation(res: dict, which: str) -> None:
     """Update validation.json with this set's own attributes (lfw: those the regions
     estimator scores; core: the rest), keeping the other set's."""
-    from pof.attributes.regions import NAMES
+    from pof.stages.attributes.regions import NAMES
     old = json.loads(VALIDATION.read_text()) if VALIDATION.is_file() else {}
     figs = dict(old.get("attributes", {}))
     owned = (lambda n: n in NAMES) if which == "lfw" else (lambda n: n not in NAMES)
@@ -307,7 +307,7 @@ def main() -> None:
     ap.add_argument("--lfw", type=Path, default=Path("/work/data/public/lfw_deepfunneled"),
                     help="LFW deep-funneled folder (PERSON/PERSON_NNNN.jpg)")
     ap.add_argument("--sheets", type=Path, help="write contact sheets of every face here, then stop")
-    ap.add_argument("--write", action="store_true", help="also write pof/attributes/validation.json")
+    ap.add_argument("--write", action="store_true", help="also write pof/stages/attributes/validation.json")
     args = ap.parse_args()
     if args.sheets:
         sheets(args)

@@ -17,9 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pof.load import load_image
+from pof.stages.load import load_image
 from pof.pipeline import Pipeline
-from pof.search import Gallery, Searcher
+from pof.matching.search import Gallery, Searcher
 
 ROOT = Path(__file__).resolve().parent / "work" / "core"
 SIGMAS = (0.0, 0.03, 0.06, 0.09, 0.12, 0.16, 0.20, 0.25)   # x the eye distance, px

@@ -1,5 +1,5 @@
 """Grouping unknown faces at archive scale: wall time, peak memory and pairwise precision and
-recall of ``pof.cluster.cluster`` (average linkage over a k-nearest-neighbour graph) at 10^3,
+recall of ``pof.matching.cluster.cluster`` (average linkage over a k-nearest-neighbour graph) at 10^3,
 10^4 and 10^5 faces, and of the full-matrix method (``cluster_dense``) at 10^3 and 3x10^3.
 
     python bench/cluster_scale.py [--sizes 1000 10000 100000] [--dense 1000 3000] [--k 32]
@@ -37,7 +37,7 @@ def pairwise(labels: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
 
 
 def one(method: str, n: int, k: int) -> dict:
-    from pof.cluster import cluster, cluster_dense, link_threshold
+    from pof.matching.cluster import cluster, cluster_dense, link_threshold
     from tests.test_cluster import clustered
     desc, truth = clustered(n)
     t = link_threshold()

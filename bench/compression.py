@@ -11,7 +11,7 @@ an observed FPIR of 1% (oracle) and DIR / FPIR at pof's threshold.
 Probe sets: the benchmark's own JPEG+blur probes (blur 2 px, then JPEG quality 8), and its
 plain probes made worse here in three other ways (JPEG quality 10, blur 1 px then quality 15,
 quality 20), so that a restoration is not judged on the one degradation it was chosen on.
-Also each probe set's blockiness (pof.restore.blockiness), which decides when pof restores.
+Also each probe set's blockiness (pof.stages.restore.blockiness), which decides when pof restores.
 
     python bench/compression.py [--sets jpeg_blur,q10,b1q15,q20] [--methods none,gauss1.5,...]
                                 [--out bench/work/compression.json]
@@ -76,7 +76,7 @@ METHODS = {
 
 
 def describe(pipe, pixels: np.ndarray, mirror: bool) -> dict:
-    from pof.verify import subject
+    from pof.stages.select import subject
     faces = pipe.analyze(pixels, with_crops=False, mirror=mirror)
     if not faces:
         return {"detected": False}
@@ -90,9 +90,9 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--out", type=Path, default=HERE / "work" / "compression.json")
     args = ap.parse_args()
-    from pof.calibrate import calibrate
+    from pof.matching.calibrate import calibrate
     from pof.pipeline import Pipeline
-    from pof.restore import blockiness
+    from pof.stages.restore import blockiness
 
     pipe = Pipeline(deblock="off")
     gal = read_csv(ROOT / "gallery.csv")

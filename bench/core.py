@@ -42,7 +42,7 @@ CONDITIONS = ["plain", "masked", "eyeband", "small", "jpeg_blur"]
 PEER_TOLERANCE = 0.6
 # Which face of a photo both systems are scored on: "largest" here (Yale: one person a photo),
 # "center" in bench/public.py (LFW photos are centred on the person they are labelled with; a
-# larger face beside them is someone else's). pof's `pof.verify.subject` rules.
+# larger face beside them is someone else's). pof's `pof.stages.select.subject` rules.
 FACE_RULE = "largest"
 
 
@@ -176,7 +176,7 @@ def pick_box(boxes: list, size: tuple[int, int] | None = None) -> int:
         return max(range(len(boxes)), key=lambda i: boxes[i][2] * boxes[i][3])
     if FACE_RULE != "center" or size is None:
         raise ValueError(f"face rule {FACE_RULE!r} needs the photo size")
-    from pof.verify import off_centre
+    from pof.stages.select import off_centre
     return min(range(len(boxes)), key=lambda i: off_centre(boxes[i], *size))
 
 
@@ -297,10 +297,10 @@ def ident_by_condition(recs: list[dict]) -> dict:
 
 
 def cv_accuracy(pairs: list[dict], scores: dict) -> float | None:
-    """LFW-protocol 10-fold accuracy from raw scores (pof.evaluate.accuracy_10fold)."""
+    """LFW-protocol 10-fold accuracy from raw scores (pof.evaluation.metrics.accuracy_10fold)."""
     if not scores:
         return None
-    from pof.evaluate import accuracy_10fold
+    from pof.evaluation.metrics import accuracy_10fold
     key = lambda p: (p["file_x"], p["file_y"])  # noqa: E731
     s = np.array([scores.get(key(p), -np.inf) for p in pairs], float)
     y = np.array([p["Decision"] == "Yes" for p in pairs])

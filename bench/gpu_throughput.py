@@ -106,7 +106,8 @@ def stage_times(engine, photos: list[np.ndarray]) -> dict[str, float]:
     """Milliseconds per photo of each stage, the device synchronised between stages."""
     import torch
 
-    from pof.gpu import quality, workers
+    from pof.gpu import quality
+    from pof.runtime import workers
 
     sync = (lambda: torch.cuda.synchronize()) if engine.device.type == "cuda" else (lambda: None)
     times: dict[str, float] = {}

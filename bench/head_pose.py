@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """How often OpenCV's head-pose fit lands on the mirrored solution, and what refitting does.
 
-pof's head pose (``pof.quality.head_pose``) fits a generic 3-D head, flipped top to bottom and
+pof's head pose (``pof.stages.quality.head_pose``) fits a generic 3-D head, flipped top to bottom and
 so mirrored, to six of the 68 landmarks with cv2.solvePnP. Only fits at negative depth mean
 something (the mirrored head behind the camera projects as the real one in front of it). For
 every face in every 5th LFW photo this counts the first fits at positive depth, compares the
@@ -34,7 +34,7 @@ def first_fit(lm: np.ndarray, size: tuple[int, int]) -> tuple[float, float, floa
     """(yaw, pitch, depth) of OpenCV's fit alone, as pof made it before the refit."""
     import cv2
 
-    from pof import quality
+    from pof.stages import quality
     w, h = size
     f = float(max(w, h))
     cam = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]])
@@ -55,9 +55,9 @@ def main() -> None:
     ap.add_argument("--step", type=int, default=5, help="every STEP-th photo (sorted by path)")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    from pof.parallel import pipeline_map
+    from pof.runtime.parallel import pipeline_map
     from pof.pipeline import Pipeline
-    from pof.quality import head_pose
+    from pof.stages.quality import head_pose
 
     files = sorted(args.lfw.glob("*/*.jpg"))[::args.step]
     pipe = Pipeline(attributes="off", runtime="openvino")

@@ -1,4 +1,4 @@
-"""Search latency, recall@10 and memory of pof.index at 10^4, 10^5 and 10^6 descriptors.
+"""Search latency, recall@10 and memory of pof.dataset.index at 10^4, 10^5 and 10^6 descriptors.
 
     python bench/index_scale.py [--sizes 10000 100000 1000000] [--queries 1000] [--dim 320]
 
@@ -96,7 +96,7 @@ def timed(idx, q: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
 
 
 def one_size(n: int, queries: int, d: int = 384) -> dict:
-    import pof.index as ix
+    import pof.dataset.index as ix
     data = synthetic_fused(n, w=FUSED[d][0], dim2=FUSED[d][1], noise=FUSED[d][2]) if d in FUSED else synthetic(n, d)
     rng = np.random.default_rng(1)
     # queries: new images of enrolled persons (a fresh noisy copy of random rows)

@@ -28,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pof import evaluate as ev  # noqa: E402
+from pof.evaluation import metrics as ev  # noqa: E402
 
 WORK = REPO / "bench" / "work" / "lfw_pairs"
 VARIANTS = [("largest", False), ("largest", True), ("center", False), ("center", True)]

@@ -82,7 +82,7 @@ def find_landmarks(fr, img: np.ndarray, rule: str = "largest"):
     if len(dets) == 0:
         return None
     if rule == "center":
-        from pof.verify import off_centre
+        from pof.stages.select import off_centre
         box = lambda r: (r.left(), r.top(), r.right() - r.left(), r.bottom() - r.top())  # noqa: E731
         rect = min(dets, key=lambda r: off_centre(box(r), img.shape[1], img.shape[0]))
     else:

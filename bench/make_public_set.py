@@ -112,7 +112,7 @@ def _analyse(pipeline, path: str) -> dict:
     photo's centre, the one LFW labels (a larger face beside it is someone else's), and
     whether it is also the largest (what `pof build` enrols from a labelled photo)."""
     from pof.pipeline import faces_or_error
-    from pof.verify import central, largest
+    from pof.stages.select import central, largest
     faces, _err = faces_or_error(pipeline, path)
     if not faces:
         return {"detected": False}
@@ -126,7 +126,7 @@ def _analyse(pipeline, path: str) -> dict:
 
 def select(lfw: Path, pairs_txt: Path, workers: int, pair_folds: int) -> list[dict]:
     """Choose the files (deterministic given LFW and pof's pose estimates)."""
-    from pof.parallel import pipeline_map
+    from pof.runtime.parallel import pipeline_map
     from pof.pipeline import Pipeline
 
     people = lfw_people(lfw)

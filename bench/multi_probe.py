@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pof.calibrate import calibrate, person_scores
-from pof.load import load_image
+from pof.matching.calibrate import calibrate, person_scores
+from pof.stages.load import load_image
 from pof.pipeline import Pipeline
-from pof.search import Gallery, Searcher
+from pof.matching.search import Gallery, Searcher
 
 ROOT = Path(__file__).resolve().parent / "work" / "core"
 GROUPS = 20

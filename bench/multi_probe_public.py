@@ -33,7 +33,7 @@ ENROLLED = 50
 
 
 def main() -> None:
-    from pof.search import Gallery, Searcher
+    from pof.matching.search import Gallery, Searcher
     rows = read_csv(ROOT / "calib_gallery.csv")
     faces = PofFaces(ROOT, 2).get([r["path"] for r in rows])
     by_person: dict[str, list[np.ndarray]] = {}

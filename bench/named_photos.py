@@ -3,7 +3,7 @@
 
 LFW names the person at each photo's centre, so a named photo whose enrolled face is not the
 one nearest the centre would be enrolled under someone else's name. For every LFW photo this
-runs pof's detector and ``pof.build._pick_named_face`` and counts: one face; several faces,
+runs pof's detector and ``pof.dataset.build._pick_named_face`` and counts: one face; several faces,
 the largest enrolled (and whether it is the central one); refused because another face is
 nearly as large (the earlier rule, AMBIGUOUS_AREA); refused only by the current rule
 (a sizeable face nearer the centre than the largest, OFF_CENTRE_AREA).
@@ -36,11 +36,11 @@ def main() -> None:
     ap.add_argument("--lfw", type=Path, default=Path("/work/data/public/lfw_deepfunneled"))
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    from pof.build import AMBIGUOUS_AREA, _pick_named_face
-    from pof.parallel import pipeline_map
+    from pof.dataset.build import AMBIGUOUS_AREA, _pick_named_face
+    from pof.runtime.parallel import pipeline_map
     from pof.pipeline import Pipeline
     from pof.record import Face
-    from pof.verify import central, largest
+    from pof.stages.select import central, largest
 
     files = sorted(args.lfw.glob("*/*.jpg"))
     pipe = Pipeline(attributes="off", runtime="openvino")

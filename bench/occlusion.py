@@ -12,8 +12,8 @@ against:
 * augmented: each person's real faces plus their masked and sunglassed versions (a person's
   score is the max over all of them).
 
-Each gallery is calibrated on its own impostor scores (pof.calibrate: every row, synthetic
-ones included, searched against the other persons; pof.calibrate.calibrate_gallery) for
+Each gallery is calibrated on its own impostor scores (pof.matching.calibrate: every row, synthetic
+ones included, searched against the other persons; pof.matching.calibrate.calibrate_gallery) for
 FPIR 1%. Printed per condition:
 rank-1 and DIR at FPIR 1% of the mated probes, FPIR of the non-mated ones.
 """
@@ -28,11 +28,11 @@ import numpy as np
 from tqdm import tqdm
 
 from augment import KINDS, occlude      # bench/augment.py
-from pof.calibrate import calibrate_gallery, fuse_by_person, group_starts
+from pof.matching.calibrate import calibrate_gallery, fuse_by_person, group_starts
 from pof.errors import PofError
-from pof.load import load_image
+from pof.stages.load import load_image
 from pof.pipeline import Pipeline
-from pof.search import MAX_BLUR, MIN_INTEROCULAR
+from pof.matching.search import MAX_BLUR, MIN_INTEROCULAR
 
 HERE = Path(__file__).resolve().parent
 

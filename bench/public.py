@@ -115,7 +115,7 @@ def _face_info(pipeline, path: str, rule: str = "center") -> dict:
     from PIL import Image
 
     from pof.pipeline import faces_or_error
-    from pof.verify import subject
+    from pof.stages.select import subject
     faces, _err = faces_or_error(pipeline, path)
     if not faces:
         return {"detected": False}
@@ -138,7 +138,7 @@ class PofFaces:
         from pof.pipeline import Pipeline
         self.root, self.workers, self.rule = root, workers, rule
         self.pipe = Pipeline(**({"embedder": embedder} if embedder else {}))
-        # the pose and quality the cache holds come from pof.quality, which the descriptor key
+        # the pose and quality the cache holds come from pof.stages.quality, which the descriptor key
         # does not name: QUALITY_VERSION changes with it (2: the head-pose refit)
         self.key = self.pipe.descriptor_key() + f"|face={rule}|quality={QUALITY_VERSION}"
         self.cache_path = root / (f"pof_faces_cache_{embedder.replace('+', '_')}.npz" if embedder
@@ -155,7 +155,7 @@ class PofFaces:
         self.analysed = 0
 
     def get(self, paths: list[str]) -> dict[str, dict]:
-        from pof.parallel import pipeline_map
+        from pof.runtime.parallel import pipeline_map
         hashes = {p: sha_file(self.root / p) for p in dict.fromkeys(paths)}
         todo = [p for p, h in hashes.items() if h not in self.cache]
         if todo:
@@ -221,7 +221,7 @@ class Templates:
 
     def impostors(self) -> tuple[np.ndarray, np.ndarray]:
         """Gallery photos scored against every person they are not, and each photo's best such
-        score (both sorted; what pof.calibrate.calibrate takes)."""
+        score (both sorted; what pof.matching.calibrate.calibrate takes)."""
         S = self.scores(self.G)
         S[np.arange(len(self.G)), self.owner] = np.nan
         return np.sort(S[~np.isnan(S)]), np.sort(np.nanmax(S, axis=1))
@@ -251,7 +251,7 @@ def evaluate_scores(S: np.ndarray, found: np.ndarray, persons: list[str], roles:
 
 def calibration_study(gal_rows, gal_faces, non_faces, fusion: str, draws: int, sizes) -> list:
     """pof's Searcher on random galleries of each size; held-out non-enrolled probes."""
-    from pof.search import Gallery, Searcher
+    from pof.matching.search import Gallery, Searcher
     persons = sorted({r["person"] for r in gal_rows})
     rows_of = {p: [i for i, r in enumerate(gal_rows) if r["person"] == p] for p in persons}
     Dg, fg = stack([gal_faces[r["path"]] for r in gal_rows])
@@ -295,7 +295,7 @@ def calibration_study(gal_rows, gal_faces, non_faces, fusion: str, draws: int, s
 
 
 def templates_study(gal_rows, gal_faces, probe_rows, probe_faces) -> dict:
-    from pof.calibrate import calibrate
+    from pof.matching.calibrate import calibrate
     Dg, fg = stack([gal_faces[r["path"]] for r in gal_rows])
     keep = [i for i in range(len(gal_rows)) if fg[i]]
     G = Dg[keep]
@@ -324,7 +324,7 @@ def augmentation_study(root: Path, gal_rows, pof_faces: PofFaces, probe_rows, pr
     from make_core_set import apply_mask, find_landmarks, load_rgb, save_png
     from PIL import Image
 
-    from pof.search import Gallery, Searcher
+    from pof.matching.search import Gallery, Searcher
     aug = {"flip": [], "masked": []}
     for r in gal_rows:
         src = root / r["path"]
@@ -372,7 +372,7 @@ def augmentation_study(root: Path, gal_rows, pof_faces: PofFaces, probe_rows, pr
 
 def quality_study(probe_rows, probe_faces, gal_rows, gal_faces) -> dict:
     """DIR / FPIR by estimated |yaw| and blur (what a pose or blur gate would cut)."""
-    from pof.search import Gallery, Searcher
+    from pof.matching.search import Gallery, Searcher
     D, f = stack([gal_faces[r["path"]] for r in gal_rows])
     idx = [i for i in range(len(gal_rows)) if f[i]]
     g = Gallery.from_arrays(D[idx], [gal_rows[i]["path"] for i in idx],

@@ -26,7 +26,7 @@ set's folder), at the shares of THIRD_WEIGHTS; output bench/work/recognizers_thi
 
 ``--candidate`` measures a recognizer pof does not ship, in place of the second network, without adding
 it to pof: any ONNX model that takes (1 or N, 3, 112, 112) float32 RGB, (pixel - mean) / std,
-cut to the ArcFace 5-point template from pof's own landmarks (``pof.embed.mobileface.chip``),
+cut to the ArcFace 5-point template from pof's own landmarks (``pof.stages.embed.mobileface.chip``),
 and returns one descriptor per face. Its descriptors are cached in each set's folder under
 the model's SHA-256 (``candidate_<sha12>.npz``); the output goes to
 bench/work/recognizers_<sha12>.json. A way to judge a model before anyone decides to ship it.
@@ -59,9 +59,9 @@ _SESSIONS: dict = {}   # candidate model sessions, one per worker process
 
 
 def fused_backend():
-    """pof's default embedder: dlib + a second network (``pof.embed.mobileface.DlibMobileFace``
+    """pof's default embedder: dlib + a second network (``pof.stages.embed.mobileface.DlibMobileFace``
     or a subclass), with its WEIGHT and SECOND."""
-    from pof.embed import backend
+    from pof.stages.embed import backend
     from pof.settings import SETTINGS
     return backend(next(s.default for s in SETTINGS if s.name == "embedder"))
 
@@ -83,7 +83,7 @@ class ThreeParts:
         self.faces, self.third = faces, third
 
     def fused(self, paths: list[str], w: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
-        from pof.embed import backend
+        from pof.stages.embed import backend
         D, found = stack([self.faces[p] for p in paths])
         T, found3 = stack([self.third[p] for p in paths])
         d, m = split(D)
@@ -113,7 +113,7 @@ class Parts:
 
 
 def ident(gal_rows, probe_rows, parts: Parts, conditions, w) -> dict:
-    from pof.calibrate import calibrate
+    from pof.matching.calibrate import calibrate
     Dg, fg = parts.fused([r["path"] for r in gal_rows], w)
     keep = [i for i in range(len(gal_rows)) if fg[i]]
     G = Dg[keep]
@@ -136,7 +136,7 @@ def ident(gal_rows, probe_rows, parts: Parts, conditions, w) -> dict:
 
 
 def pairs_accuracy(pairs, parts: Parts, w) -> float:
-    from pof.evaluate import accuracy_10fold
+    from pof.evaluation.metrics import accuracy_10fold
     X, fx = parts.fused([p["file_x"] for p in pairs], w)
     Y, fy = parts.fused([p["file_y"] for p in pairs], w)
     scores = np.where(fx & fy, (X * Y).sum(axis=1), -np.inf)
@@ -150,9 +150,9 @@ def _candidate_vec(pipeline, path: str, model: str, mean: float, std: float,
     scored face of a photo (``rule``: "center" or "largest", as public.PofFaces), from pof's
     own detection and landmarks; None if no face."""
     import onnxruntime as ort
-    from pof.embed.mobileface import chip
+    from pof.stages.embed.mobileface import chip
     from pof.pipeline import faces_or_error
-    from pof.verify import subject
+    from pof.stages.select import subject
     faces, _err = faces_or_error(pipeline, path)
     if not faces:
         return None
@@ -171,7 +171,7 @@ def _candidate_vec(pipeline, path: str, model: str, mean: float, std: float,
 def candidate_vectors(root: Path, paths: list[str], model: Path, sha: str, mean: float, std: float,
                       workers: int, rule: str) -> dict[str, np.ndarray | None]:
     """The candidate's descriptor of every photo, cached in ROOT/candidate_<sha12>.npz."""
-    from pof.parallel import pipeline_map
+    from pof.runtime.parallel import pipeline_map
     from pof.pipeline import Pipeline
     pipe = Pipeline(attributes="off")
     cache_path = root / f"candidate_{sha[:12]}.npz"

@@ -36,7 +36,7 @@ RUNTIMES = ("openvino", "onnxruntime")
 
 def build(work: Path) -> Path:
     """A dataset of the demo gallery and Yale subjects 01-04, with one viewer account."""
-    from pof.build import Builder
+    from pof.dataset.build import Builder
 
     src = work / "people"
     for f in sorted((ROOT / "tests" / "data" / "yale").glob("subject0*")):
@@ -52,8 +52,8 @@ def build(work: Path) -> Path:
 
 
 def token(ds: Path) -> str:
-    from pof.accounts import Accounts, fast_hasher
-    from pof.catalog import Catalog
+    from pof.casework.accounts import Accounts, fast_hasher
+    from pof.dataset.catalog import Catalog
 
     with Catalog(ds) as cat:
         acc = Accounts(cat.db, fast_hasher())
@@ -73,7 +73,7 @@ def main() -> None:
 
     from pof.web.app import create_app
     from pof.web.state import WebConfig
-    from pof.accounts import fast_hasher
+    from pof.casework.accounts import fast_hasher
 
     work = Path(tempfile.mkdtemp())
     try:

@@ -7,8 +7,8 @@ the core gallery (bench/work/core/dataset) with the quality gate switched off.
 """
 import csv, numpy as np, cv2
 from pof.pipeline import Pipeline
-from pof.load import load_image
-from pof.search import Gallery, Searcher
+from pof.stages.load import load_image
+from pof.matching.search import Gallery, Searcher
 root='bench/work/core/'
 rows=[r for r in csv.DictReader(open(root+'probes.csv')) if r['condition']=='plain']
 p=Pipeline(); s=Searcher(Gallery.load(root+'dataset'), min_interocular=0)

@@ -34,7 +34,7 @@ if not os.environ.get("PYTHONPATH"):          # PYTHONPATH set: measure that cop
 
 def build(work: Path) -> Path:
     """Yale subjects 01-03 (normal, happy) and the demo gallery, with a viewer account."""
-    from pof.build import Builder
+    from pof.dataset.build import Builder
 
     src = work / "people"
     for s in ("01", "02", "03"):
@@ -76,8 +76,8 @@ def main() -> None:
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
 
-    from pof.accounts import Accounts, fast_hasher
-    from pof.catalog import Catalog
+    from pof.casework.accounts import Accounts, fast_hasher
+    from pof.dataset.catalog import Catalog
     from pof.web.app import create_app
     from pof.web.state import WebConfig
 

@@ -1,3 +1,3 @@
-from .cli import main
+from pof.cli import main
 
 main()

@@ -14,9 +14,9 @@ DEMO = Path(__file__).parent / "data" / "demo"
 
 
 def run_demo(out: Path) -> None:
-    from .build import Builder
-    from .pipeline import Pipeline
-    from .search import Gallery, Searcher
+    from pof.dataset.build import Builder
+    from pof.pipeline import Pipeline
+    from pof.matching.search import Gallery, Searcher
 
     click.echo(f"1. Building a dataset from {DEMO / 'manifest.csv'} into {out}/ ...")
     report = Builder(out).run([str(DEMO / "manifest.csv")], progress=True)

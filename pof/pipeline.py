@@ -13,14 +13,14 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from . import align, detect, embed, quality, restore
-from .device import cpu_runtime, onnx_providers
-from .errors import NoFaceError, PofError
-from .embed.dlib_resnet import CHIP_PADDING, CHIP_SIZE
-from .landmarks import DlibLandmarks
-from .load import LoadedImage, load_image
-from .record import Face
-from .settings import resolve
+from pof.stages import align, detect, embed, quality, restore
+from pof.runtime.device import cpu_runtime, onnx_providers
+from pof.errors import NoFaceError, PofError
+from pof.stages.embed.dlib_resnet import CHIP_PADDING, CHIP_SIZE
+from pof.stages.landmarks import DlibLandmarks
+from pof.stages.load import LoadedImage, load_image
+from pof.record import Face
+from pof.settings import resolve
 
 # from this many images up, a CPU job (build, search, verify, eval) runs the detector and
 # MobileFaceNet with OpenVINO where runtime=auto: it saves about 17 ms a 1024 x 768 photo and
@@ -96,9 +96,9 @@ class Pipeline:
 
     @property
     def attributes(self):
-        """The attributes stage (``pof.attributes.AttributeStage``), created on first use."""
+        """The attributes stage (``pof.stages.attributes.AttributeStage``), created on first use."""
         if self._attributes is None:
-            from .attributes import AttributeStage
+            from pof.stages.attributes import AttributeStage
             self._attributes = AttributeStage(self.settings["demographics"] == "on", self.settings["device"],
                                               self.threads)
         return self._attributes
@@ -146,11 +146,11 @@ class Pipeline:
                 select: Callable[[list[Face]], list[Face]] | None = None) -> list[Face]:
         """Every face in an RGB image (uint8, (H, W, 3)), best detection first, fully filled.
         ``mirror``: descriptors averaged with the mirror image's (verification only; see
-        ``pof.embed.with_mirror``). ``select``: given the detected faces (box, score and five
+        ``pof.stages.embed.with_mirror``). ``select``: given the detected faces (box, score and five
         points only), the ones to fill; the rest are dropped unfilled (a build of a named
         photo needs only the person's face).
 
-        A heavily JPEG-compressed photo (``pof.restore``, setting ``deblock``) is smoothed
+        A heavily JPEG-compressed photo (``pof.stages.restore``, setting ``deblock``) is smoothed
         first: faces are found, fitted and described on the smoothed pixels, with mirrored
         descriptors, while crops, blur and attributes come from the photo's own pixels."""
         work = pixels
@@ -187,7 +187,7 @@ class Pipeline:
 
 def faces_or_error(pipeline: Pipeline, path: str | Path) -> tuple[list[Face], str | None]:
     """(faces without crops, None) for one probe image, or ([], reason) if it has none or
-    cannot be read. Module-level so worker processes can run it (see pof.parallel)."""
+    cannot be read. Module-level so worker processes can run it (see pof.runtime.parallel)."""
     try:
         return pipeline.analyze_file(path, with_crops=False), None
     except PofError as exc:

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .pipeline import Pipeline
+from pof.pipeline import Pipeline
 
 METHODS = ("pixelate", "blur")
 CHECK_THRESHOLDS = (0.5, 0.5, 0.5)   # MTCNN stage cut-offs of the check (a search: 0.5, 0.6, 0.7)
@@ -119,8 +119,8 @@ class Checker:
     @property
     def detector(self):
         if self._detector is None:
-            from . import detect
-            from .device import onnx_providers
+            from pof.stages import detect
+            from pof.runtime.device import onnx_providers
             s = self.pipeline.settings
             opts = {"min_face_size": s["min_face"]}
             if s["detector"] == "mtcnn":
@@ -146,8 +146,8 @@ class Checker:
         if not usable:
             return [False] * len(original)
         if self._threshold is None:
-            from .calibrate import embedder_of
-            from .verify import Verifier
+            from pof.matching.calibrate import embedder_of
+            from pof.matching.verify import Verifier
             self._threshold = Verifier(CHECK_FMR, embedder_of(usable[0].descriptor)).threshold
         again = [copy.copy(f) for f in usable]
         for f in again:
@@ -245,7 +245,7 @@ def redact_file(pipeline: Pipeline, source: Path, dest: Path, method: str, stren
                 margin: float, keep: tuple[int, ...], check: bool,
                 checker: Checker | None = None) -> Redaction:
     """Redact one photo into ``dest`` (written atomically). Errors are returned, not raised."""
-    from .errors import PofError
+    from pof.errors import PofError
     try:
         pixels = pipeline.load(source).pixels
         fmt = "JPEG" if dest.suffix == ".jpg" else "PNG"

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import SettingError
+from pof.errors import SettingError
 
 
 @dataclass(frozen=True)

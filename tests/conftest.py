@@ -30,7 +30,7 @@ def pipeline():
 @pytest.fixture(scope="session")
 def yale_faces(pipeline) -> list[tuple[str, np.ndarray, object]]:
     """(person, pixels, largest face) of every Yale test image."""
-    from pof.load import load_image
+    from pof.stages.load import load_image
     out = []
     for f in sorted(YALE.iterdir()):
         pixels = load_image(f).pixels

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 import pytest
 from argon2 import PasswordHasher
 
-from pof.accounts import AccountError, Accounts, User, dummy_hash, fast_hasher
-from pof.catalog import Catalog
+from pof.casework.accounts import AccountError, Accounts, User, dummy_hash, fast_hasher
+from pof.dataset.catalog import Catalog
 
 from .conftest import run_pof
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from pof import Pipeline
-from pof.attributes import ESTIMATORS, create
-from pof.attributes.card import judge
-from pof.attributes.faceapi import SIZE, age_groups, face_input
-from pof.attributes.schema import BY_NAME, COLUMNS, DEMOGRAPHIC, EXCLUDED, SCHEMA, TASKS
+from pof.stages.attributes import ESTIMATORS, create
+from pof.stages.attributes.card import judge
+from pof.stages.attributes.faceapi import SIZE, age_groups, face_input
+from pof.stages.attributes.schema import BY_NAME, COLUMNS, DEMOGRAPHIC, EXCLUDED, SCHEMA, TASKS
 from pof.errors import DatasetError, SettingError
-from pof.search import Gallery
+from pof.matching.search import Gallery
 
 from .conftest import DEMO, YALE
 
@@ -149,7 +149,7 @@ def test_gallery_filter_by_attribute(built):
 def test_build_with_demographics_off(tmp_path, gallery_dir):
     import shutil
 
-    from pof.build import Builder
+    from pof.dataset.build import Builder
     src, out = tmp_path / "src", tmp_path / "ds"
     shutil.copytree(gallery_dir / "subject01", src / "subject01")
     Builder(out, workers=1, demographics="off").run([str(src)], progress=False)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pof.attributes import FaceView
-from pof.attributes.pixels import CHROMA_COLOUR
-from pof.attributes.regions import NAMES, features, scores
+from pof.stages.attributes import FaceView
+from pof.stages.attributes.pixels import CHROMA_COLOUR
+from pof.stages.attributes.regions import NAMES, features, scores
 
 from .conftest import DEMO, YALE
 

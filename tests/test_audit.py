@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from pof import audit
-from pof.catalog import Catalog
+from pof.casework import audit
+from pof.dataset.catalog import Catalog
 
 from .conftest import run_pof
 
@@ -135,7 +135,7 @@ def test_last_row_rewritten_against_the_head_is_caught(tmp_path):
 
 @pytest.mark.parametrize("also", ["", "genesis"])
 def test_both_tables_dropped_is_caught(tmp_path, also):
-    from pof.accounts import Accounts, fast_hasher
+    from pof.casework.accounts import Accounts, fast_hasher
     _log(tmp_path)
     with Catalog(tmp_path) as cat:
         Accounts(cat.db, fast_hasher()).add("ada", "admin", "a long enough password")
@@ -271,7 +271,7 @@ def test_a_malformed_expect_and_a_broken_head_are_one_line_errors(tmp_path):
 
 
 def test_the_admin_page_shows_the_head_to_keep(tmp_path):
-    from pof.accounts import Accounts, fast_hasher
+    from pof.casework.accounts import Accounts, fast_hasher
     from pof.web.app import create_app
 
     from .webkit import Session, web_config

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pof.build import Builder, face_id
-from pof.catalog import Catalog
+from pof.dataset.build import Builder, face_id
+from pof.dataset.catalog import Catalog
 
 from .conftest import DEMO, YALE, noise_image, run_pof
 
@@ -155,8 +155,8 @@ def test_outcome_carries_jpeg_crops(gallery_dir, pipeline):
     """What a worker sends back holds each kept face's crop as JPEG bytes, not as an array."""
     import pickle
 
-    from pof.build import _analyze
-    from pof.sources import Item
+    from pof.dataset.build import _analyze
+    from pof.dataset.sources import Item
     path = gallery_dir / "subject01" / "subject01.normal"
     data = path.read_bytes()
     o = _analyze(pipeline, Item(str(path), "subject01"), data, hashlib.sha256(data).hexdigest())
@@ -198,7 +198,7 @@ def _face(x, y, w, h):
 
 def test_named_photo_face_choice():
     """A named photo enrols its largest face unless another could as well be the person."""
-    from pof.build import _pick_named_face
+    from pof.dataset.build import _pick_named_face
     alone = _face(100, 100, 80, 100)
     assert _pick_named_face([alone], 400, 300) == ([alone], "added", "")
     # a small face in the background, off to the side: the large central one is enrolled
@@ -244,8 +244,8 @@ def test_a_named_photo_fills_only_the_face_it_enrols(tmp_path, pipeline, monkeyp
     import numpy as np
     from PIL import Image
 
-    from pof.build import _analyze
-    from pof.sources import Item
+    from pof.dataset.build import _analyze
+    from pof.dataset.sources import Item
 
     from .conftest import YALE
     big = Image.open(YALE / "subject01.normal").convert("RGB")
@@ -317,7 +317,7 @@ def test_one_writer_at_a_time(tmp_path):
     names it; a search is not blocked; a lock file left by a dead process is taken over."""
     import os
 
-    from pof.lock import LOCK_NAME, writing
+    from pof.dataset.lock import LOCK_NAME, writing
     ds = tmp_path / "ds"
     with writing(ds):
         assert (ds / LOCK_NAME).read_text().strip() == str(os.getpid())
@@ -396,12 +396,12 @@ def test_bad_person_labels_refused_per_row(tmp_path):
 @pytest.mark.parametrize("label", ["", "  ", "..", "a/b", "a\\b", "a..b", "tab\there", "x" * 201, None, 5])
 def test_check_label_refuses(label):
     from pof.errors import PofError
-    from pof.sources import check_label
+    from pof.dataset.sources import check_label
     with pytest.raises(PofError, match="person label"):
         check_label(label)
 
 
 def test_check_label_accepts_names():
-    from pof.sources import check_label
+    from pof.dataset.sources import check_label
     for label in ("Barack_Obama", "José María Aznar", "O'Brien, P. (badge 4411)", "x" * 200):
         assert check_label(label) == label

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pof.calibrate import MIN_OWN, calibrate, fuse_by_person, impostor_scores
+from pof.matching.calibrate import MIN_OWN, calibrate, fuse_by_person, impostor_scores
 
 
 def test_empirical_threshold_meets_target_fpir():
@@ -44,7 +44,7 @@ def test_fusion_and_impostors():
 
 
 def test_impostor_scores_chunked_equals_direct(monkeypatch):
-    import pof.calibrate as cal
+    import pof.matching.calibrate as cal
     rng = np.random.default_rng(3)
     d = rng.normal(size=(60, 8)).astype(np.float32)
     d /= np.linalg.norm(d, axis=1, keepdims=True)
@@ -56,7 +56,7 @@ def test_impostor_scores_chunked_equals_direct(monkeypatch):
 
 
 def test_template_impostor_scores_leave_the_owner_out():
-    from pof.calibrate import template, template_impostor_scores
+    from pof.matching.calibrate import template, template_impostor_scores
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(4, 16))
     desc = np.repeat(centres, 3, axis=0) + 0.05 * rng.normal(size=(12, 16))
@@ -81,7 +81,7 @@ def _people(rng, n_persons: int, per: int, spread: float = 0.6) -> tuple[np.ndar
 
 
 def test_best_impostor_calibration_holds_on_fresh_people():
-    from pof.calibrate import calibrate_gallery
+    from pof.matching.calibrate import calibrate_gallery
     rng = np.random.default_rng(3)
     desc, persons = _people(rng, 200, 3)       # (tried on 8 seeds: observed 3.7% to 9.0%)
     cal = calibrate_gallery(desc, persons, 0.05, "max")
@@ -94,7 +94,7 @@ def test_best_impostor_calibration_holds_on_fresh_people():
 
 
 def test_small_gallery_keeps_the_per_pair_rule():
-    from pof.calibrate import MIN_PERSONS_BEST, calibrate_gallery
+    from pof.matching.calibrate import MIN_PERSONS_BEST, calibrate_gallery
     rng = np.random.default_rng(4)
     desc, persons = _people(rng, MIN_PERSONS_BEST - 1, 4)
     cal = calibrate_gallery(desc, persons, 0.01)
@@ -102,7 +102,7 @@ def test_small_gallery_keeps_the_per_pair_rule():
 
 
 def test_template_fusion_scores_the_mean_descriptor():
-    from pof.calibrate import person_scores, person_templates
+    from pof.matching.calibrate import person_scores, person_templates
     rng = np.random.default_rng(5)
     desc, persons = _people(rng, 5, 3)
     starts = np.arange(0, 15, 3)
@@ -120,7 +120,7 @@ def test_template_fusion_scores_the_mean_descriptor():
 def test_searcher_refuses_an_unknown_fusion():
     import pytest
     from pof.errors import SettingError
-    from pof.search import Gallery, Searcher
+    from pof.matching.search import Gallery, Searcher
     rng = np.random.default_rng(6)
     desc, persons = _people(rng, 3, 2)
     g = Gallery.from_arrays(desc, [f"f{i}" for i in range(6)], persons)
@@ -136,7 +136,7 @@ def test_best_impostor_threshold_is_the_order_statistic():
     """With M best impostor scores the threshold sits just above the k-th highest, k =
     floor(target x (M + 1)): a fresh score passes it with probability k / (M + 1) <= target.
     Too few scores to show the target (k = 0): a normal fit."""
-    from pof.calibrate import calibrate
+    from pof.matching.calibrate import calibrate
     rng = np.random.default_rng(7)
     imp = rng.normal(0.5, 0.1, 5000)
     best = rng.normal(0.8, 0.03, 200).astype(np.float32)   # e.g. 40 persons of 5 photos
@@ -150,7 +150,7 @@ def test_best_impostor_threshold_is_the_order_statistic():
 
 
 def test_extrapolated_best_impostor_threshold_never_below_the_highest_seen():
-    from pof.calibrate import calibrate
+    from pof.matching.calibrate import calibrate
     rng = np.random.default_rng(8)
     best = np.concatenate([rng.normal(0.8, 0.01, 59), [0.95]]).astype(np.float32)   # one outlier
     cal = calibrate(rng.normal(0.5, 0.1, 3000), 20, 0.01, best)

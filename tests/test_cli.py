@@ -167,7 +167,7 @@ def test_search_same_person_fuses_one_query(built, tmp_path):
 
 
 def test_template_calibration_is_its_own(built):
-    from pof.search import Gallery, Searcher
+    from pof.matching.search import Gallery, Searcher
     s = Searcher(Gallery.load(built))
     single, pair = s.template_calibration(1), s.template_calibration(2)
     assert single is s.calibration

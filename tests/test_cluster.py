@@ -6,9 +6,9 @@ import shutil
 
 import numpy as np
 
-from pof.cluster import NEIGHBOURS, assign, cluster, cluster_dense, join_groups, link_threshold
-from pof.index import neighbours
-from pof.verify import Verifier
+from pof.matching.cluster import NEIGHBOURS, assign, cluster, cluster_dense, join_groups, link_threshold
+from pof.dataset.index import neighbours
+from pof.matching.verify import Verifier
 
 from .conftest import YALE, run_pof
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pof.detect import _mtcnn_ops as ops
-from pof.detect.mtcnn import MTCNNDetector
+from pof.stages.detect import _mtcnn_ops as ops
+from pof.stages.detect.mtcnn import MTCNNDetector
 from pof.errors import ImageError, SettingError
 
 YALE = Path(__file__).parent / "data" / "yale"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pof.align import _ARCFACE_112, similarity_matrix, transform_points
-from pof.embed.mobileface import MobileFace, chip, five_points
+from pof.stages.align import _ARCFACE_112, similarity_matrix, transform_points
+from pof.stages.embed.mobileface import MobileFace, chip, five_points
 from pof.errors import PofError
 
 
@@ -46,8 +46,8 @@ def test_wrong_chips_are_refused():
 
 
 def test_verifier_reference_matches_the_embedder():
-    from pof.calibrate import reference_impostors, reference_path
-    from pof.verify import Verifier
+    from pof.matching.calibrate import reference_impostors, reference_path
+    from pof.matching.verify import Verifier
     assert reference_path("dlib-resnet") == reference_path("dlib-resnet-onnx")
     assert reference_path("dlib+mobileface-onnx") != reference_path("dlib-resnet-onnx")
     for name in ("dlib+mobileface-onnx", "dlib-resnet-onnx"):

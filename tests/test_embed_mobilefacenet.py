@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from pof.embed import backend, create
-from pof.embed.dlib_resnet import chip as dlib_chip
-from pof.embed.mobileface import chip
-from pof.embed.mobilefacenet import DLIB_WEIGHT, MobileFaceNet
-from pof.embed.onnx_resnet import OnnxResNet
+from pof.stages.embed import backend, create
+from pof.stages.embed.dlib_resnet import chip as dlib_chip
+from pof.stages.embed.mobileface import chip
+from pof.stages.embed.mobilefacenet import DLIB_WEIGHT, MobileFaceNet
+from pof.stages.embed.onnx_resnet import OnnxResNet
 from pof.errors import PofError
 from pof.settings import defaults
 
@@ -83,8 +83,8 @@ def test_a_changed_model_file_is_refused(tmp_path, monkeypatch):
 
 
 def test_verifier_has_a_reference_for_it():
-    from pof.calibrate import reference_impostors
-    from pof.verify import Verifier
+    from pof.matching.calibrate import reference_impostors
+    from pof.matching.verify import Verifier
     for mirror in (False, True):
         assert len(reference_impostors("dlib+mobilefacenet-onnx", mirror)) > 400_000
     t = Verifier(1e-3, "dlib+mobilefacenet-onnx").threshold
@@ -93,7 +93,7 @@ def test_verifier_has_a_reference_for_it():
 
 def test_openvino_and_onnx_runtime_give_the_same_descriptors(faces):
     pytest.importorskip("openvino")
-    from pof.device import OpenVinoSession
+    from pof.runtime.device import OpenVinoSession
     chips = np.stack([chip(p, f) for _, p, f in faces])
     ov_net, ort_net = MobileFaceNet(runtime="openvino"), MobileFaceNet(runtime="onnxruntime")
     a, b = ov_net.embed_chips(chips), ort_net.embed_chips(chips)
@@ -105,12 +105,12 @@ def test_openvino_and_onnx_runtime_give_the_same_descriptors(faces):
 
 
 def test_without_openvino_it_warns_and_runs_on_onnx_runtime(faces, monkeypatch):
-    import pof.device
+    import pof.runtime.device
 
     def broken(*args, **kwargs):
         raise RuntimeError("no OpenVINO here")
-    monkeypatch.setattr(pof.device, "OpenVinoSession", broken)
-    monkeypatch.setattr(pof.device, "cpu_runtime", lambda name, long_job=False: "openvino")
+    monkeypatch.setattr(pof.runtime.device, "OpenVinoSession", broken)
+    monkeypatch.setattr(pof.runtime.device, "cpu_runtime", lambda name, long_job=False: "openvino")
     net = MobileFaceNet(runtime="openvino")
     with pytest.warns(RuntimeWarning, match="ONNX Runtime instead"):
         vecs = net.embed_chips(np.stack([chip(p, f) for _, p, f in faces[:2]]))

@@ -7,11 +7,11 @@ import dlib
 import numpy as np
 import pytest
 
-from pof.embed.dlib_resnet import chip
-from pof.embed.onnx_resnet import MODEL, OnnxResNet
+from pof.stages.embed.dlib_resnet import chip
+from pof.stages.embed.onnx_resnet import MODEL, OnnxResNet
 from pof.errors import PofError
-from pof.load import load_image
-from pof.models import dlib_model
+from pof.stages.load import load_image
+from pof.runtime.weights import dlib_model
 
 YALE = Path(__file__).parent / "data" / "yale"
 

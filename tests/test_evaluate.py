@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pof import evaluate as ev
+from pof.evaluation import metrics as ev
 
 from .conftest import YALE, run_pof
 
@@ -86,7 +86,7 @@ def test_eval_pairs_and_ident_cli(tmp_path):
 def test_eval_ident_face_rule(tmp_path):
     """--face center scores the face nearest the centre (LFW's labelled person), not the
     largest one beside it."""
-    from pof.evalrun import run_ident
+    from pof.evaluation.run import run_ident
 
     def face(name, scale):
         im = Image.open(YALE / name).convert("RGB")
@@ -125,7 +125,7 @@ def test_eval_ident_where_every_mated_probe_is_found(tmp_path):
 
 def test_det_plot_of_curves_without_a_miss(tmp_path):
     import numpy as np
-    from pof.plots import det_plot
+    from pof.evaluation.plots import det_plot
     perfect = (np.array([0.0, 0.1, 0.5]), np.array([0.0, 0.0, 0.0]))
     assert det_plot({"plain": perfect}, tmp_path / "a.png").is_file()
     assert det_plot({"plain": perfect, "masked": (np.array([0.01, 0.1]), np.array([0.2, 0.1]))},

@@ -181,10 +181,10 @@ def _sleep_share(share, seconds):
 
 
 def test_gpu_workers_end_with_their_killed_parent():
-    """The GPU engine's worker processes (pof.gpu.workers), busy with a share, end when the
+    """The GPU engine's worker processes (pof.runtime.workers), busy with a share, end when the
     process that started them is killed with SIGKILL."""
     code = ("import sys, time\n"
-            "from pof.gpu.workers import Workers\n"
+            "from pof.runtime.workers import Workers\n"
             "w = Workers(2)\n"
             f"p = w.run({_SLOW!r}, list(range(4)), 60)\n"
             "print(' '.join(str(x.pid) for x in w._procs), flush=True)\n"
@@ -211,7 +211,7 @@ def test_each_guard_alone_ends_an_orphaned_worker(prctl, watch):
     if prctl and not sys.platform.startswith("linux"):
         pytest.skip("PR_SET_PDEATHSIG is Linux's")
     child = ("import os, time\n"
-             "from pof.gpu.workers import die_with_parent\n"
+             "from pof.runtime.workers import die_with_parent\n"
              f"die_with_parent(os.getppid(), prctl={prctl}, watch={watch})\n"
              "print('ready', flush=True)\n"
              "time.sleep(120)\n")
@@ -234,7 +234,7 @@ def test_each_guard_alone_ends_an_orphaned_worker(prctl, watch):
 
 def test_a_worker_whose_parent_died_before_it_started_ends_at_once():
     """The race: the parent is gone before the worker set up its guards."""
-    code = ("from pof.gpu.workers import die_with_parent\n"
+    code = ("from pof.runtime.workers import die_with_parent\n"
             "import os, time\n"
             "die_with_parent(os.getppid() + 1, watch=False)\n"     # not its parent any more
             "time.sleep(60)\n")

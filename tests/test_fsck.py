@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pof.fsck import fsck
+from pof.dataset.fsck import fsck
 
 from .conftest import run_pof
 
@@ -128,7 +128,7 @@ def test_a_saved_index_is_checked_and_rebuilt(built, tmp_path, monkeypatch):
     pytest.importorskip("faiss")
     import faiss
 
-    from pof import index
+    from pof.dataset import index
     ds = _copy(built, tmp_path)
     monkeypatch.setattr(index, "EXACT_MAX", 2)      # this small gallery counts as large
     (ds / "index").mkdir()
@@ -198,7 +198,7 @@ def test_a_listed_file_that_no_build_makes_is_dropped(built, tmp_path):
 def test_repair_waits_for_no_build(built, tmp_path):
     """--repair writes the dataset, so it takes the writer lock: while another process holds
     it (a build), fsck --repair stops at once with the busy status and changes nothing."""
-    from pof.lock import writing
+    from pof.dataset.lock import writing
     ds = _copy(built, tmp_path)
     victim = ds / "images" / _crops(ds)[0]
     victim.unlink()

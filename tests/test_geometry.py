@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pof import align
-from pof.landmarks import five_from_68, hog_like_box
+from pof.stages import align
+from pof.stages.landmarks import five_from_68, hog_like_box
 
 
 def test_similarity_recovers_known_transform():

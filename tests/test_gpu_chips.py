@@ -14,8 +14,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pof import Pipeline, align  # noqa: E402
-from pof.embed import dlib_resnet, mobileface  # noqa: E402
+from pof import Pipeline  # noqa: E402
+from pof.stages import align
+from pof.stages.embed import dlib_resnet, mobileface  # noqa: E402
 from pof.gpu import chips  # noqa: E402
 from pof.record import Face  # noqa: E402
 
@@ -170,7 +171,7 @@ def test_area_shrink_by_exactly_two(cases):
 
 def test_dlib_chips_give_the_same_descriptors(compared):
     """dlib's ResNet (ONNX) on the torch chips and on dlib's own: cosine above 0.999."""
-    from pof.embed.onnx_resnet import OnnxResNet
+    from pof.stages.embed.onnx_resnet import OnnxResNet
     net = OnnxResNet()
     for case in ("plain", "pre-shrink", "turned", "border"):
         got, want = compared[case, "dlib"]

@@ -61,7 +61,7 @@ def test_same_faces_as_the_cpu_pipeline(both):
 
 def test_heavily_compressed_photos_are_restored_alike(both):
     """The JPEG-blocky photo is smoothed and mirror-described by both, the others by neither."""
-    from pof.restore import NAME
+    from pof.stages.restore import NAME
     got, want = both
     for g_faces, w_faces in zip(got, want):
         for g, w in zip(g_faces, w_faces):
@@ -72,7 +72,7 @@ def test_heavily_compressed_photos_are_restored_alike(both):
 
 def test_blockiness_measured_on_the_device_picks_the_same_photos(engine, photos, monkeypatch):
     """The GPU's way (blockiness of the whole group on the device) restores the same photo."""
-    from pof import restore
+    from pof.stages import restore
     from pof.gpu import engine as eng
     monkeypatch.setattr(eng, "DEVICE_BLOCKINESS_ON_CPU", True)
     calls = []
@@ -128,8 +128,8 @@ def test_cuda_without_a_gpu_fails_clearly():
 def test_build_with_the_engine(tmp_path, gallery_dir, built):
     """``pof build --device cuda``'s path (the engine, here on the CPU) enrols the same faces
     as the CPU build, with descriptors that score the same and attributes estimated."""
-    from pof.build import Builder
-    from pof.catalog import Catalog
+    from pof.dataset.build import Builder
+    from pof.dataset.catalog import Catalog
 
     out = tmp_path / "ds"
     report = Builder(out, engine="cpu").run([str(gallery_dir)], progress=False)
@@ -155,9 +155,9 @@ def test_build_with_the_engine_in_several_batches(tmp_path, gallery_dir, built, 
     import importlib
     import shutil
 
-    from pof.catalog import Catalog
+    from pof.dataset.catalog import Catalog
 
-    build = importlib.import_module("pof.build")     # the module (pof.build is also a function)
+    build = importlib.import_module("pof.dataset.build")     # the module (pof.dataset.build is also a function)
 
     src = tmp_path / "src"
     shutil.copytree(gallery_dir, src)

@@ -8,8 +8,8 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
-from pof.detect import _mtcnn_ops as ops  # noqa: E402
-from pof.detect.mtcnn import MTCNNDetector  # noqa: E402
+from pof.stages.detect import _mtcnn_ops as ops  # noqa: E402
+from pof.stages.detect.mtcnn import MTCNNDetector  # noqa: E402
 from pof.gpu import mtcnn as gm  # noqa: E402
 
 from .conftest import DEMO, YALE  # noqa: E402

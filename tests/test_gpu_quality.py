@@ -10,7 +10,8 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
-from pof import Pipeline, quality  # noqa: E402
+from pof import Pipeline  # noqa: E402
+from pof.stages import quality
 from pof.gpu import poses as device_poses  # noqa: E402
 from pof.gpu import quality as device_quality  # noqa: E402
 
@@ -62,7 +63,7 @@ def test_blur_is_the_cpu_pipelines(faces):
 def test_poses_in_worker_processes_are_opencvs(faces, monkeypatch):
     """The same angles inline and from the worker processes, and the CPU pipeline's; a
     worker that dies costs nothing but time (its share is done in this process)."""
-    from pof.gpu.workers import Workers
+    from pof.runtime.workers import Workers
 
     size = faces[0][1]
     same = [f for f, s in faces if s == size]
@@ -94,7 +95,7 @@ def test_poses_in_worker_processes_are_opencvs(faces, monkeypatch):
 def test_workers_answer_in_order_and_survive_failures():
     """Shares come back in order; a function that fails in a worker is run here instead,
     where its error reaches the caller as it would without workers."""
-    from pof.gpu.workers import Workers
+    from pof.runtime.workers import Workers
 
     workers = Workers(3)
     try:
@@ -109,7 +110,7 @@ def test_workers_answer_in_order_and_survive_failures():
 
 
 def test_workers_that_cannot_start_leave_the_work_here(monkeypatch):
-    from pof.gpu import workers as w
+    from pof.runtime import workers as w
 
     def refuse(*args, **kwargs):
         raise OSError("no processes here")
@@ -130,12 +131,12 @@ def test_complete_is_assess(faces):
 
 
 def test_blockiness_on_the_device_is_the_cpus():
-    """JPEG blockiness of a batch, on the device, as ``pof.restore.blockiness`` gives it, on
+    """JPEG blockiness of a batch, on the device, as ``pof.stages.restore.blockiness`` gives it, on
     photos saved at qualities from 5 (blocks plain to see) to 95, and on a photo too narrow
     for its columns to be read."""
     import io
 
-    from pof import restore
+    from pof.stages import restore
     from pof.gpu.restore import blockiness
 
     src = Image.open(DEMO / "probes" / "obama_joint_session_2009.jpg").convert("RGB")
@@ -159,8 +160,8 @@ def test_attributes_from_worker_processes_are_the_same(faces):
     the same scores as in this process."""
     import copy
 
-    from pof.attributes import WORKER_MIN_FACES, AttributeStage
-    from pof.gpu.workers import Workers
+    from pof.stages.attributes import WORKER_MIN_FACES, AttributeStage
+    from pof.runtime.workers import Workers
 
     batch = [copy.copy(f) for f, _ in faces] * 3
     assert len(batch) >= WORKER_MIN_FACES

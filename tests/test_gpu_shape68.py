@@ -17,7 +17,7 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 
 from pof.gpu import shape68  # noqa: E402
-from pof.models import dlib_model  # noqa: E402
+from pof.runtime.weights import dlib_model  # noqa: E402
 
 from .conftest import DEMO, YALE  # noqa: E402
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pof import index as ix
-from pof.calibrate import fuse_by_person
-from pof.search import Gallery, Searcher
+from pof.dataset import index as ix
+from pof.matching.calibrate import fuse_by_person
+from pof.matching.search import Gallery, Searcher
 
 
 def _data(n=3000, d=128, seed=0):

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from pof.errors import ImageError
-from pof.load import decode_image, load_image
+from pof.stages.load import decode_image, load_image
 
 from .conftest import YALE, yale_rgb
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pof.parallel import pipeline_map
+from pof.runtime.parallel import pipeline_map
 from pof.pipeline import Pipeline
 
 
@@ -30,7 +30,7 @@ def test_workers_inherit_the_loaded_landmark_model():
     (one copy in memory: 100 MB less a worker), not read again by each."""
     import multiprocessing
 
-    from pof import parallel
+    from pof.runtime import parallel
 
     pipe = Pipeline()
     out = list(pipeline_map(pipe, _predictor_id, ((i,) for i in range(4)), workers=2))

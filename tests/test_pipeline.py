@@ -66,7 +66,7 @@ def test_head_pose_recovers_known_poses():
     """The generic head projected at a known pose gives that pose back."""
     import cv2
 
-    from pof import quality
+    from pof.stages import quality
     w, h, f = 640, 480, 640.0
     cam = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]])
     full = np.zeros((68, 2))

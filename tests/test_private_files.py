@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from pof.catalog import Catalog
+from pof.dataset.catalog import Catalog
 
 from .conftest import DEMO, run_pof
 from .webkit import web_config
@@ -110,7 +110,7 @@ def test_an_existing_folder_is_left_as_it_was(tmp_path, open_umask):
 def test_the_writer_lock_makes_a_new_dataset_folder_private(tmp_path, open_umask):
     """A build through the Python API takes the writer lock before the catalog exists: the
     folder it creates is private all the same, and so is the lock file."""
-    from pof.lock import LOCK_NAME, writing
+    from pof.dataset.lock import LOCK_NAME, writing
     ds = tmp_path / "new"
     with writing(ds):
         pass

@@ -64,7 +64,7 @@ def two_suits(path):
 
 
 def test_two_person_photo_passes_its_own_check_by_default(tmp_path, pipeline):
-    from pof import detect
+    from pof.stages import detect
     src = two_suits(tmp_path / "suits.jpg")
     r = run_pof("redact", src, "--out", tmp_path / "out")
     assert r.returncode == 0, r.stderr

@@ -1,4 +1,4 @@
-"""Heavily compressed photos are smoothed before description (pof.restore), and only they."""
+"""Heavily compressed photos are smoothed before description (pof.stages.restore), and only they."""
 from __future__ import annotations
 
 import io
@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pof import Pipeline, align, restore
+from pof import Pipeline
+from pof.stages import align, restore
 from pof.pipeline import pipeline_for
-from pof.search import Gallery, Searcher
+from pof.matching.search import Gallery, Searcher
 
 from .conftest import DEMO, YALE
 
@@ -101,8 +102,8 @@ def test_photos_join_a_dataset_built_before_deblocking(tmp_path, gallery_dir):
     made by other models."""
     import shutil
 
-    from pof.build import Builder
-    from pof.catalog import Catalog
+    from pof.dataset.build import Builder
+    from pof.dataset.catalog import Catalog
 
     out = tmp_path / "ds"
     first = Builder(out, workers=1, deblock="off").run([str(gallery_dir)], progress=False)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pof.build import Builder
+from pof.dataset.build import Builder
 from pof.pipeline import OPENVINO_MIN_PHOTOS
-from pof.detect.mtcnn import MODEL_DIR, MTCNNDetector
-from pof.device import OpenVinoSession, cpu_runtime
+from pof.stages.detect.mtcnn import MODEL_DIR, MTCNNDetector
+from pof.runtime.device import OpenVinoSession, cpu_runtime
 from pof.errors import PofError, SettingError
 from pof.settings import check
 
@@ -160,7 +160,7 @@ def test_serve_runs_the_detector_with_openvino_on_every_core(tmp_path, monkeypat
 def test_detector_falls_back_to_onnxruntime_where_openvino_fails(monkeypatch):
     """An OpenVINO that cannot compile here (an unsupported CPU, a broken install) costs a
     warning, never the run: ONNX Runtime finds the same faces."""
-    from pof.detect import mtcnn
+    from pof.stages.detect import mtcnn
 
     def broken(*args, **kwargs):
         raise RuntimeError("no CPU plugin")
@@ -191,8 +191,8 @@ def test_openvino_sends_no_telemetry(tmp_path):
     pytest.importorskip("openvino")
     code = (
         "import sys, threading\n"
-        "from pof.device import OpenVinoSession\n"
-        "from pof.detect.mtcnn import MODEL_DIR\n"
+        "from pof.runtime.device import OpenVinoSession\n"
+        "from pof.stages.detect.mtcnn import MODEL_DIR\n"
         "OpenVinoSession(MODEL_DIR / 'pnet.onnx')\n"
         "assert sys.modules.get('openvino_telemetry') is None, 'telemetry imported'\n"
         "names = [t.name for t in threading.enumerate()]\n"

@@ -50,7 +50,7 @@ def test_pipeline_and_searcher_take_the_resolved_settings(monkeypatch):
     import numpy as np
 
     from pof.pipeline import Pipeline
-    from pof.search import Gallery, Searcher
+    from pof.matching.search import Gallery, Searcher
     monkeypatch.setenv("POF_FPIR", "0.05")
     monkeypatch.setenv("POF_MAX_BLUR", "0.5")
     monkeypatch.setenv("POF_DETECTOR", "hog")

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pof.embed import with_mirror
+from pof.stages.embed import with_mirror
 from pof.errors import PofError
-from pof.load import load_image
+from pof.stages.load import load_image
 from pof.record import Face
-from pof.verify import Verifier, subject, subject_or_error
+from pof.matching.verify import Verifier, subject, subject_or_error
 
 from .conftest import YALE, run_pof
 

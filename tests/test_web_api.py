@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from pof.catalog import Catalog
+from pof.dataset.catalog import Catalog
 
 from .conftest import YALE
 from .webkit import USERS, Session, TestClient, build_dataset, copy_dataset, token_for, two_face_photo, web_config
@@ -419,7 +419,7 @@ def test_http_cookies_are_not_secure_and_pages_are_locked_down(env):
 def test_unreliable_and_demographic_attributes_are_not_filters(env):
     """The gallery offers only attributes pof.json does not flag unreliable, and never
     perceived age or gender: Mustache is scored on the demo's colour photos but flagged."""
-    from pof.attributes.card import unreliable_names
+    from pof.stages.attributes.card import unreliable_names
     from pof.web.gallery_routes import visual_attributes
     with Catalog(env["ds"]) as cat:
         scored = {k for (s,) in cat.db.execute("SELECT scores FROM attributes")

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pof.accounts import Accounts, fast_hasher
-from pof.catalog import Catalog
+from pof.casework.accounts import Accounts, fast_hasher
+from pof.dataset.catalog import Catalog
 
 from .webkit import USERS, build_dataset, copy_dataset, token_for
 

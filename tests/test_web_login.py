@@ -12,8 +12,8 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
-from pof.accounts import UNKNOWN_USER, Accounts, fast_hasher
-from pof.catalog import Catalog
+from pof.casework.accounts import UNKNOWN_USER, Accounts, fast_hasher
+from pof.dataset.catalog import Catalog
 
 from .webkit import PASSWORD, USERS, Session, TestClient
 

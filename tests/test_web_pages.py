@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pof.catalog import Catalog
+from pof.dataset.catalog import Catalog
 
 from .conftest import YALE
 from .webkit import Session, TestClient, build_dataset, copy_dataset, token_for, web_config
@@ -237,8 +237,8 @@ def test_search_page_offers_a_saved_photo_and_the_camera(env):
 
 
 def test_admin_page_states_reviewers_needed_and_the_team_check(env, tmp_path):
-    from pof import review
-    from pof.accounts import Accounts, fast_hasher
+    from pof.casework import review
+    from pof.casework.accounts import Accounts, fast_hasher
     from pof.web.app import create_app
     ada = Session(env["app"], env["ds"], "ada")
     page = ada.get("/admin").text

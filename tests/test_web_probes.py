@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pof.catalog import Catalog
-from pof.load import decode_image
+from pof.dataset.catalog import Catalog
+from pof.stages.load import decode_image
 from pof.web import imaging
 from pof.web.state import Probe, WebConfig
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from pof import review
-from pof.accounts import User
-from pof.catalog import Catalog
+from pof.casework import review
+from pof.casework.accounts import User
+from pof.dataset.catalog import Catalog
 
 VIEWER, ANA, BEN, CAL, ADMIN = (User("vic", "viewer"), User("ana", "reviewer"), User("ben", "reviewer"),
                                User("cal", "reviewer"), User("adm", "admin"))

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from pof.accounts import Accounts, fast_hasher
-from pof.catalog import Catalog
+from pof.casework.accounts import Accounts, fast_hasher
+from pof.dataset.catalog import Catalog
 
 from .conftest import YALE
 from .webkit import USERS, Session, TestClient, build_dataset, copy_dataset, token_for, two_face_photo, web_config

@@ -199,8 +199,8 @@ def test_a_group_is_named_from_the_evidence_shown_and_enrolled(fresh):
 
 
 def review_ids(x: dict, gid: int, person: str) -> list[str]:
-    from pof import review
-    from pof.catalog import Catalog
+    from pof.casework import review
+    from pof.dataset.catalog import Catalog
     with Catalog(x["ds"]) as cat:
         return review.evidence_ids(cat.db, {"subject": "group", "group_id": gid, "person": person, "evidence": []})
 

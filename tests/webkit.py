@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pof.accounts import Accounts, fast_hasher
-from pof.catalog import Catalog
+from pof.casework.accounts import Accounts, fast_hasher
+from pof.dataset.catalog import Catalog
 
 from .conftest import DEMO, YALE
 
@@ -46,7 +46,7 @@ def build_dataset(root: Path) -> Path:
     manifest = (DEMO / "manifest.csv").read_text()
     manifest = re.sub(r"(?m)^gallery/", str(DEMO / "gallery") + "/", manifest)
     (src / "demo.csv").write_text(manifest)
-    from pof.build import Builder
+    from pof.dataset.build import Builder
     out = root / "dataset"
     report = Builder(out, workers=1).run([str(src / "people"), str(src / "demo.csv")], progress=False)
     assert report.added_faces == 8, report.problems

@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
-from pof.detect.mtcnn import MTCNNDetector  # noqa: E402
+from pof.stages.detect.mtcnn import MTCNNDetector  # noqa: E402
 
 DEFAULT_YALE = Path("/work/shared/testdata/yalefaces")
 SMALL_FACE_PX = 28

@@ -3,7 +3,7 @@
 The ``.dat`` file (from the ``face_recognition_models`` package) is read directly, in dlib's own
 serialization format, by the small pure-numpy parser below; dlib itself is needed only for the
 check at the end. The ONNX graph is built by hand with ``onnx.helper`` and written to
-``pof/models/dlib_resnet/dlib_face_recognition_resnet_model_v1.onnx``; its SHA-256 is printed.
+``pof/runtime/weights/dlib_resnet/dlib_face_recognition_resnet_model_v1.onnx``; its SHA-256 is printed.
 Run it in the project venv::
 
     python tools/convert_dlib_resnet.py            # convert, then check against dlib
@@ -382,9 +382,9 @@ def build(layers: list[Layer], mean: np.ndarray) -> onnx.ModelProto:
 def real_chips(paths: list[Path]) -> np.ndarray:
     """Every face chip (N, 150, 150, 3) uint8 RGB that the pof pipeline finds in ``paths``
     (image files, or folders: every file directly inside)."""
-    from pof.embed.dlib_resnet import chip
+    from pof.stages.embed.dlib_resnet import chip
     from pof.errors import ImageError
-    from pof.load import load_image
+    from pof.stages.load import load_image
     from pof.pipeline import Pipeline
     p = Pipeline()
     files = [f for path in paths for f in (sorted(path.iterdir()) if path.is_dir() else [path])]
@@ -414,7 +414,7 @@ def check(model_path: Path, dat_path: Path, chips: np.ndarray) -> tuple[float, f
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pof.models import dlib_model
+    from pof.runtime.weights import dlib_model
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dat", type=Path, default=None,
                     help="the .dat file (default: the one in face_recognition_models)")

@@ -5,7 +5,7 @@ Vincent Mühler's face-api.js models). Its ``model/`` folder holds each network 
 manifest (JSON: names, shapes, uint8 quantisation) and one binary shard. This script reads
 them from the npm tarball (``npm pack @vladmandic/face-api@1.7.15``, or ``--tarball FILE``),
 dequantises the weights (value = q * scale + min), rebuilds both networks with
-``onnx.helper`` and writes ``pof/models/faceapi/faceapi_attributes.onnx``::
+``onnx.helper`` and writes ``pof/runtime/weights/faceapi/faceapi_attributes.onnx``::
 
     python tools/convert_faceapi_attributes.py [--tarball vladmandic-face-api-1.7.15.tgz]
 
@@ -232,8 +232,8 @@ def dump_inputs(path: Path) -> None:
     """Cut the network input of every face pof finds in CHECK_IMAGES and write them as JSON."""
     sys.path.insert(0, str(ROOT))
     from pof import Pipeline
-    from pof.attributes import FaceView
-    from pof.attributes.faceapi import face_input
+    from pof.stages.attributes import FaceView
+    from pof.stages.attributes.faceapi import face_input
     pipe = Pipeline(attributes="off")
     inputs = []
     for img in CHECK_IMAGES:

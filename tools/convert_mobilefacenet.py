@@ -261,7 +261,7 @@ def _chips(paths: list[str]) -> np.ndarray:
     """uint8 RGB (N, 112, 112, 3) chips of every face pof finds in the photos, cut as pof cuts
     them (ArcFace template from the 68 landmarks)."""
     sys.path.insert(0, str(ROOT))
-    from pof.embed.mobileface import chip
+    from pof.stages.embed.mobileface import chip
     from pof.pipeline import Pipeline, faces_or_error
     pipe = Pipeline(attributes="off")
     out = []

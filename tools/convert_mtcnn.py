@@ -4,7 +4,7 @@ The weights are the ``facenet_pytorch/data/{pnet,rnet,onet}.pt`` state dicts shi
 the ``facenet-pytorch`` 2.6.0 wheel. This script builds each ONNX graph by hand with
 ``onnx.helper`` from the state dict (no tracing, so the graph is small and exact), then checks
 that ONNX Runtime's outputs equal those of a torch re-implementation of facenet-pytorch's
-modules, to within 1e-5, on random input. It writes ``pof/models/mtcnn/{pnet,rnet,onet}.onnx``.
+modules, to within 1e-5, on random input. It writes ``pof/runtime/weights/mtcnn/{pnet,rnet,onet}.onnx``.
 
 Torch is needed here only; run it in a throw-away venv so the project venv stays torch-free::
 

@@ -3,7 +3,7 @@ compact ``.npz`` that pof's GPU engine loads (``pof.gpu.shape68``), once.
 
 The ``.dat`` comes from the ``face_recognition_models`` package (``--dat`` to use another);
 the ``.npz`` goes to ``pof.gpu.shape68.default_path()`` (``$POF_SHAPE68_NPZ``, else
-``pof/models/dlib_shape68/shape68.npz``, which git ignores) unless ``--out`` says otherwise.
+``pof/runtime/weights/dlib_shape68/shape68.npz``, which git ignores) unless ``--out`` says otherwise.
 dlib is not needed. Prints the output's size and SHA-256 and the source's SHA-256::
 
     python tools/convert_shape_predictor.py
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from pof.gpu import shape68
-from pof.models import dlib_model
+from pof.runtime.weights import dlib_model
 
 
 def main(argv: list[str] | None = None) -> int:

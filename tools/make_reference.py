@@ -1,7 +1,7 @@
 """Make pof/data/reference_impostors_<embedder>.npy: similarity scores of face pairs of different people.
 
 pof uses them (a) as the verification threshold's reference and (b) pooled with a gallery's
-own impostor scores when the gallery is too small to calibrate alone (see pof/calibrate.py).
+own impostor scores when the gallery is too small to calibrate alone (see pof/matching/calibrate.py).
 Run again whenever the detector, alignment or descriptor model changes:
 
     python tools/make_reference.py FACES_DIR [--exclude FILES.csv ...] [--people N] [--seed S]
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pof.pipeline import Pipeline  # noqa: E402
-from pof.verify import subject_or_error  # noqa: E402
+from pof.matching.verify import subject_or_error  # noqa: E402
 
 
 def files_and_people(folder: Path) -> list[tuple[Path, str]]:
@@ -82,7 +82,7 @@ def main() -> None:
     d = np.stack(desc)
     iu = np.triu_indices(len(d), 1)
     imp = np.sort((d @ d.T)[iu]).astype(np.float32)       # one photo a person: all impostors
-    from pof.calibrate import reference_path
+    from pof.matching.calibrate import reference_path
     out = reference_path(pipe.settings["embedder"], args.mirror)
     np.save(out, imp)
     print(f"{len(d)} faces of {len(kept)} people ({len(skip)} excluded): {len(imp)} impostor pairs "

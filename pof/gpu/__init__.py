@@ -19,7 +19,7 @@ Modules:
 """
 from __future__ import annotations
 
-from ..errors import SettingError
+from pof.errors import SettingError
 
 
 def torch_device(name: str):

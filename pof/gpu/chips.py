@@ -1,10 +1,10 @@
 """The four images the pipeline cuts per face, cut in torch for many faces at once.
 
 Per face the CPU pipeline cuts: the upright 256 x 256 landmark frame and the 200 x 280 dataset
-crop (``pof.align.warp``: OpenCV's bilinear ``warpAffine`` with a replicated border, after an
+crop (``pof.stages.align.warp``: OpenCV's bilinear ``warpAffine`` with a replicated border, after an
 INTER_AREA shrink of the whole photo when the face is more than twice the output's size),
-MobileFace's 112 x 112 chip (``pof.embed.mobileface.chip``: ``warpAffine``, black border) and
-dlib's 150 x 150 chip (``pof.embed.dlib_resnet.chip``: ``dlib.get_face_chip``). Here the
+MobileFace's 112 x 112 chip (``pof.stages.embed.mobileface.chip``: ``warpAffine``, black border) and
+dlib's 150 x 150 chip (``pof.stages.embed.dlib_resnet.chip``: ``dlib.get_face_chip``). Here the
 matrices of all faces are computed at once in numpy (float64, as the CPU code does), and
 ``warp`` samples every face's output from a batch of same-sized photos on any torch device,
 with its own bilinear gather on the flattened batch (no per-face copy of a photo).
@@ -47,8 +47,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..align import _ARCFACE_112, CROP_TEMPLATE, FRAME_TEMPLATE
-from ..embed.dlib_resnet import CHIP_PADDING, CHIP_SIZE
+from pof.stages.align import _ARCFACE_112, CROP_TEMPLATE, FRAME_TEMPLATE
+from pof.stages.embed.dlib_resnet import CHIP_PADDING, CHIP_SIZE
 
 # dlib's mean face (dlib/image_transforms/interpolation.h, get_face_chip_details): the
 # positions of iBUG points 17-67 in the unit square that get_face_chip maps a face into.
@@ -73,7 +73,7 @@ _DLIB_MEAN_FACE_FIRST = 17
 # jaw line, the eyebrows and the lower lip).
 _DLIB_CHIP_POINTS = np.r_[27:55, 60:65]
 
-# pof.align.warp shrinks the photo first when the transform scales by less than this.
+# pof.stages.align.warp shrinks the photo first when the transform scales by less than this.
 AREA_SHRINK_BELOW = 0.5
 # cv2.resize's INTER_AREA rounds halves up in its exact 2 x 2 case and to even otherwise.
 _AREA_HALF_UP_FACTOR = 2.0
@@ -91,7 +91,7 @@ _CHUNK_PIXELS = 1 << 21
 
 def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares similarities taking ``src`` (N, K, 2) onto ``dst`` (K, 2) or (N, K, 2):
-    (N, 2, 3) float64, Umeyama's method as ``pof.align.similarity_matrix``, batched."""
+    (N, 2, 3) float64, Umeyama's method as ``pof.stages.align.similarity_matrix``, batched."""
     src = np.asarray(src, np.float64)
     dst = np.broadcast_to(np.asarray(dst, np.float64), src.shape)
     k = src.shape[1]
@@ -133,7 +133,7 @@ def crop_matrices(landmarks5: np.ndarray) -> np.ndarray:
 
 def mobileface_matrices(landmarks68: np.ndarray) -> np.ndarray:
     """(N, 68, 2) -> (N, 2, 3): source -> MobileFace's 112 x 112 chip, from the five points
-    ``pof.embed.mobileface.five_points`` takes (float32, as there)."""
+    ``pof.stages.embed.mobileface.five_points`` takes (float32, as there)."""
     p = np.asarray(landmarks68, np.float32)
     five = np.stack([p[:, 36:42].mean(1), p[:, 42:48].mean(1), p[:, 30], p[:, 48], p[:, 54]], 1)
     return _similarity(five, _ARCFACE_112)
@@ -148,7 +148,7 @@ def _dlib_template(size: int, padding: float) -> np.ndarray:
 def dlib_chip_matrices(landmarks68: np.ndarray, size: int = CHIP_SIZE,
                        padding: float = CHIP_PADDING) -> np.ndarray:
     """(N, 68, 2) -> (N, 2, 3): source -> dlib's chip, as ``dlib.get_face_chip`` places it from
-    the points rounded to whole pixels (``pof.embed.dlib_resnet``). dlib fits a similarity to
+    the points rounded to whole pixels (``pof.stages.embed.dlib_resnet``). dlib fits a similarity to
     its mean face, keeps its angle and scale s, and samples a square of side size * s - 1
     with size - 1 steps: the chip's scale is (size * s - 1) / (size - 1), not s."""
     points = np.round(np.asarray(landmarks68, np.float64))[:, _DLIB_CHIP_POINTS]
@@ -175,8 +175,8 @@ def warp(images: torch.Tensor, index: torch.Tensor, matrices, size: tuple[int, i
 
     images: (B, 3, H, W) uint8 or float photos (a channels-last layout saves a copy); index:
     (N,) which photo each face is in; matrices: (N, 2, 3) source -> output (numpy or tensor);
-    size: (w, h). border: "replicate" (``pof.align.warp``) or "zero" (MobileFace's chip).
-    shrink: "area": as ``pof.align.warp``, a face scaled by less than 1/2 is sampled from the
+    size: (w, h). border: "replicate" (``pof.stages.align.warp``) or "zero" (MobileFace's chip).
+    shrink: "area": as ``pof.stages.align.warp``, a face scaled by less than 1/2 is sampled from the
     photo INTER_AREA-shrunk to twice its size; "none": plain ``cv2.warpAffine``; "dlib":
     ``dlib.get_face_chip`` for matrices from ``dlib_chip_matrices``, with dlib's own border
     (black wherever a neighbour is outside its pyramid level; pass border="zero").
@@ -244,7 +244,7 @@ def _limit(t: torch.Tensor, low, high) -> torch.Tensor:
 
 
 class _OpenCvSampler:
-    """``cv2.warpAffine`` (INTER_LINEAR), after ``pof.align.warp``'s INTER_AREA shrink."""
+    """``cv2.warpAffine`` (INTER_LINEAR), after ``pof.stages.align.warp``'s INTER_AREA shrink."""
 
     def __init__(self, images: torch.Tensor, m: np.ndarray, size: tuple[int, int], replicate: bool,
                  area: bool) -> None:
@@ -252,7 +252,7 @@ class _OpenCvSampler:
         self.height, self.width = images.shape[2:]
         scale = np.sqrt(np.abs(m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]))
         self.shrunk = area & (scale < AREA_SHRINK_BELOW)
-        # pof.align.warp: shrink by f = 1 / (2 scale) to whole pixels, then stretch the
+        # pof.stages.align.warp: shrink by f = 1 / (2 scale) to whole pixels, then stretch the
         # matrix by the factors those whole-pixel sizes give.
         f = 1.0 / (2.0 * np.where(self.shrunk, scale, 1.0))
         self.small = np.stack([np.maximum(1, (self.width / f).astype(np.int64)),

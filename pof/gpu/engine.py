@@ -11,7 +11,7 @@ Stages, each run once per batch of same-sized photos (``GpuEngine.analyze``):
 3. align: the 200 x 280 dataset crop, dlib's 150 x 150 chip and the second network's 112 x 112
    ArcFace-layout chip (``pof.gpu.chips``), rounded to 8-bit pixels as the CPU pipeline's are;
 4. embed: dlib's ResNet and the default embedder's second network (MobileFaceNet;
-   ``pof.gpu.onnx_torch``), fused as ``pof.embed.mobileface.DlibMobileFace`` fuses them;
+   ``pof.gpu.onnx_torch``), fused as ``pof.stages.embed.mobileface.DlibMobileFace`` fuses them;
 5. quality (``pof.gpu.quality``): blur on the device for all crops at once; the head pose by
    OpenCV, as the CPU pipeline fits it, in worker processes while the device runs steps 3-4.
 
@@ -30,21 +30,22 @@ import cv2
 import numpy as np
 import torch
 
-from .. import embed, quality, restore
-from ..align import CROP_H, CROP_W, FRAME_SIZE, invert, transform_points
-from ..embed import mobileface
-from ..embed.onnx_resnet import MODEL as DLIB_MODEL
-from ..errors import ImageError, PofError
-from ..landmarks import hog_like_box, rect_ltrb
-from ..record import Face, Pose
-from ..settings import defaults
-from . import chips, onnx_torch, torch_device
-from . import quality as device_quality
-from . import restore as device_restore
-from .mtcnn import BatchMTCNN
-from .poses import Poses
-from .shape68 import ShapePredictor68
-from .workers import Workers
+from pof.stages import embed, quality, restore
+from pof.stages.align import CROP_H, CROP_W, FRAME_SIZE, invert, transform_points
+from pof.stages.embed import mobileface
+from pof.stages.embed.onnx_resnet import MODEL as DLIB_MODEL
+from pof.errors import ImageError, PofError
+from pof.stages.landmarks import hog_like_box, rect_ltrb
+from pof.record import Face, Pose
+from pof.settings import defaults
+from pof.gpu import torch_device
+from pof.gpu import chips, onnx_torch
+from pof.gpu import quality as device_quality
+from pof.gpu import restore as device_restore
+from pof.gpu.mtcnn import BatchMTCNN
+from pof.gpu.poses import Poses
+from pof.gpu.shape68 import ShapePredictor68
+from pof.runtime.workers import Workers
 
 DLIB_CHIP = 150
 MOBILE_CHIP = mobileface.CHIP
@@ -73,7 +74,7 @@ class GpuEngine:
     def __init__(self, device: str = "cuda", min_face: float = 20, det_threshold: float = 0.7,
                  half: bool = False, embedder: str | None = None, deblock: bool = True) -> None:
         self.device = torch_device(device)
-        self.deblock = bool(deblock)      # as the pipeline's setting of that name (pof.restore)
+        self.deblock = bool(deblock)      # as the pipeline's setting of that name (pof.stages.restore)
         if not half:
             # float32 means float32: PyTorch lets cuDNN run convolutions in TF32 (a 10-bit
             # mantissa) on Ampere and later GPUs by default, which moves descriptors away from
@@ -85,7 +86,7 @@ class GpuEngine:
         self.shape = ShapePredictor68.load(self.device)
         self.dtype = torch.float16 if half else torch.float32
         self.dlib = onnx_torch.load(DLIB_MODEL, self.device, self.dtype).eval()
-        # dlib + a second network (pof.embed.mobileface.DlibMobileFace or a subclass)
+        # dlib + a second network (pof.stages.embed.mobileface.DlibMobileFace or a subclass)
         self.fused = embed.backend(embedder or defaults()["embedder"])
         if not hasattr(self.fused, "SECOND"):
             raise PofError(f"the GPU engine runs the fused embedders (dlib + a second network) "
@@ -139,7 +140,7 @@ class GpuEngine:
         return out
 
     def _blocky(self, photos: list[np.ndarray], on_device: torch.Tensor) -> np.ndarray:
-        """Which photos are heavily compressed (``pof.restore``): measured on the device for
+        """Which photos are heavily compressed (``pof.stages.restore``): measured on the device for
         the whole group, or with numpy on the CPU (faster there than torch)."""
         if not self.deblock:
             return np.zeros(len(photos), bool)
@@ -172,7 +173,7 @@ class GpuEngine:
     def _analyze_group(self, photos: list[np.ndarray], originals: torch.Tensor,
                        smoothed: list[np.ndarray] | None = None) -> list[list[Face]]:
         """``photos`` and ``originals``, the same photos on the device; ``smoothed``: the
-        photos deblocked (pof.restore), for detection, landmarks and mirrored descriptors;
+        photos deblocked (pof.stages.restore), for detection, landmarks and mirrored descriptors;
         crops still come from the originals."""
         restored = smoothed is not None
         images = torch.from_numpy(np.stack(smoothed)).to(self.device) if restored else originals
@@ -246,7 +247,7 @@ class GpuEngine:
                mirror: bool = False) -> torch.Tensor:
         """Fused unit descriptors (N, 128 + second's dim): dlib's and the second network's,
         weighted as the CPU's; ``mirror``: each part averaged with its mirrored chip's (as
-        ``pof.embed.with_mirror``)."""
+        ``pof.stages.embed.with_mirror``)."""
         dchips = _to_uint8(chips.warp(nchw, index, chips.dlib_chip_matrices(points68),
                                       (DLIB_CHIP, DLIB_CHIP), border="zero", shrink="dlib"))
         mchips = _to_uint8(chips.warp(nchw, index, chips.mobileface_matrices(points68),

@@ -1,8 +1,8 @@
 """The MTCNN cascade batched across photos, in torch: the same networks, thresholds, resampling
-and second look as ``pof.detect.mtcnn.MTCNNDetector``, with every stage run once for a whole
+and second look as ``pof.stages.detect.mtcnn.MTCNNDetector``, with every stage run once for a whole
 batch of same-sized photos instead of once per photo.
 
-How it follows the CPU detector (``pof.detect._mtcnn_ops``): one summed-area table per photo
+How it follows the CPU detector (``pof.stages.detect._mtcnn_ops``): one summed-area table per photo
 (int32, exact) feeds every resampling, so pyramid levels and RNet/ONet crops are the same
 block means; candidate boxes carry the index of their photo, and each non-maximum suppression
 runs within a photo (and within a pyramid level where the CPU code does). What differs is only
@@ -21,11 +21,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..detect import _mtcnn_ops as ops
-from ..detect.mtcnn import (MODEL_DIR, NMS_ONET, NMS_PNET_ALL, NMS_PNET_SCALE, NMS_RNET,
+from pof.stages.detect import _mtcnn_ops as ops
+from pof.stages.detect.mtcnn import (MODEL_DIR, NMS_ONET, NMS_PNET_ALL, NMS_PNET_SCALE, NMS_RNET,
                             ONET_SIZE, RESCUE_MAX_IOU, RESCUE_MIN_PROB, RNET_SIZE)
-from ..errors import ImageError
-from . import onnx_torch
+from pof.errors import ImageError
+from pof.gpu import onnx_torch
 
 try:  # batched NMS on the device; optional (see the module docstring)
     from torchvision.ops import batched_nms as _tv_batched_nms
@@ -169,7 +169,7 @@ class BatchMTCNN:
         return boxes[keep], points[keep], img[keep]
 
 
-# -- building blocks (torch versions of pof.detect._mtcnn_ops) ---------------------------
+# -- building blocks (torch versions of pof.stages.detect._mtcnn_ops) ---------------------------
 def integral(images: torch.Tensor) -> torch.Tensor:
     """Summed-area tables (B, H + 1, W + 1, 3) of uint8 photos (B, H, W, 3): int32 when the
     sums fit (photos up to 8.4 megapixels), else float64; exact either way."""
@@ -182,14 +182,14 @@ def integral(images: torch.Tensor) -> torch.Tensor:
 
 def _bins(n_in: torch.Tensor | int, n_out: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """First and last-plus-one input index of each output cell of torch's "area" resampling
-    (see ``pof.detect._mtcnn_ops._bins``), for input length(s) ``n_in``: (..., n_out)."""
+    (see ``pof.stages.detect._mtcnn_ops._bins``), for input length(s) ``n_in``: (..., n_out)."""
     i = torch.arange(n_out, device=device)
     n = torch.as_tensor(n_in, device=device)[..., None]
     return torch.div(i * n, n_out, rounding_mode="floor"), -torch.div(-(i + 1) * n, n_out, rounding_mode="floor")
 
 
 def pyramid_level(table: torch.Tensor, scale: float) -> torch.Tensor:
-    """Every photo resized for ``scale`` (``pof.detect._mtcnn_ops.pyramid_level``):
+    """Every photo resized for ``scale`` (``pof.stages.detect._mtcnn_ops.pyramid_level``):
     (B, 3, h, w) normalised float32."""
     height, width = table.shape[1] - 1, table.shape[2] - 1
     ys, ye = _bins(height, int(height * scale + 1), table.device)
@@ -202,7 +202,7 @@ def pyramid_level(table: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 def crop_patches(table: torch.Tensor, boxes: torch.Tensor, img: torch.Tensor, size: int) -> torch.Tensor:
-    """``pof.detect._mtcnn_ops.crop_patches`` for boxes of several photos: box i is cut from
+    """``pof.stages.detect._mtcnn_ops.crop_patches`` for boxes of several photos: box i is cut from
     photo ``img[i]``. Returns (N, 3, size, size) normalised float32."""
     _, height, width, c = table.shape
     height, width = height - 1, width - 1

@@ -18,7 +18,7 @@ Only ``onnx`` and ``torch`` are needed (the ``pof[gpu]`` extra); nothing runs at
 
 Example::
 
-    net = load("pof/models/mtcnn/rnet.onnx", "cuda")
+    net = load("pof/runtime/weights/mtcnn/rnet.onnx", "cuda")
     reg, prob = net(batch)          # outputs in the graph's order
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
 
-from ..errors import PofError
+from pof.errors import PofError
 
 ONNX_DOMAINS = ("", "ai.onnx")
 SAME_PADS = {b"SAME_UPPER": "upper", b"SAME_LOWER": "lower"}

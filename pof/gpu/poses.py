@@ -1,6 +1,6 @@
-"""Head poses for the GPU engine, fitted by OpenCV in worker processes (``pof.gpu.workers``).
+"""Head poses for the GPU engine, fitted by OpenCV in worker processes (``pof.runtime.workers``).
 
-``pof.quality.head_pose`` is OpenCV's PnP fit, about 0.3 ms a face. In the engine's one
+``pof.stages.quality.head_pose`` is OpenCV's PnP fit, about 0.3 ms a face. In the engine's one
 Python process even a thread pool left it serial, so worker processes fit shares of a batch's
 faces while the device cuts chips and runs the recognizers. The angles are the CPU pipeline's
 exactly.
@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .workers import Workers
+from pof.runtime.workers import Workers
 
 INLINE_FACES = 64          # fewer faces than this: poses fitted here (sending costs more)
-FUNCTION = "pof.quality:head_poses"
+FUNCTION = "pof.stages.quality:head_poses"
 
 
 class Poses:
     """``start(landmarks68, image_size)`` returns at once; ``.result()`` of what it returns
-    gives the (N, 3) yaw, pitch, roll array of ``pof.quality.head_poses``."""
+    gives the (N, 3) yaw, pitch, roll array of ``pof.stages.quality.head_poses``."""
 
     def __init__(self, workers: Workers) -> None:
         self.workers = workers

@@ -1,6 +1,6 @@
 """The quality stage for the GPU engine: every face of a batch at once.
 
-``pof.quality.assess`` measures one face at a time: the eye distance, the head pose (OpenCV's
+``pof.stages.quality.assess`` measures one face at a time: the eye distance, the head pose (OpenCV's
 PnP fit of a generic head to six of the 68 landmarks) and the blur (the Laplacian of the
 crop). Run that way from the engine's one Python process, a thread pool did not help (the
 numpy around each OpenCV call holds the interpreter lock): on an H200 it cost 2.0 ms a photo,
@@ -10,7 +10,7 @@ a fifth of the engine's time (BENCHMARKS.md, "The GPU engine"). Here:
   OpenCV's own fixed-point weights, the 3 x 3 Laplacian of its central area with OpenCV's
   default border (reflect-101), the variance on the same log scale. The grey levels and the
   Laplacian are OpenCV's exactly; the variance agrees to float rounding.
-- **Pose** stays OpenCV's fit (``pof.quality.head_poses``), so the angles are those of the CPU
+- **Pose** stays OpenCV's fit (``pof.stages.quality.head_poses``), so the angles are those of the CPU
   pipeline exactly, but runs in worker processes (``pof.gpu.poses``), each fitting a share
   of the faces while the device cuts chips and runs the recognizers.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import quality as cpu_quality
+from pof.stages import quality as cpu_quality
 
 # OpenCV's RGB -> grey for 8-bit pixels: 15-bit fixed point, rounded (its SIMD code uses
 # these; the 14-bit weights of its documentation give other levels on about 1% of pixels)
@@ -35,7 +35,7 @@ def grey(crops: torch.Tensor) -> torch.Tensor:
 
 
 def blur(crops: torch.Tensor) -> torch.Tensor:
-    """Blur 0..1 (N,) float64 of (N, 3, H, W) uint8 RGB crops, as ``pof.quality.blur_of``
+    """Blur 0..1 (N,) float64 of (N, 3, H, W) uint8 RGB crops, as ``pof.stages.quality.blur_of``
     before its rounding to 3 decimals."""
     levels = grey(crops)
     rows, columns = cpu_quality.centre_area(*levels.shape[1:])

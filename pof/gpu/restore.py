@@ -1,4 +1,4 @@
-"""JPEG blockiness (``pof.restore.blockiness``) of many photos at once, on the device.
+"""JPEG blockiness (``pof.stages.restore.blockiness``) of many photos at once, on the device.
 
 On the CPU it costs about 1 ms a 1024 x 768 photo, in the engine's one Python process: as
 much as the GPU's whole budget a photo. Here it is a few tensor operations over a batch of
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from ..restore import BLOCK, ROW_STEP
-from .quality import grey
+from pof.stages.restore import BLOCK, ROW_STEP
+from pof.gpu.quality import grey
 
 
 def _ratio(rows: torch.Tensor) -> torch.Tensor | None:

@@ -70,9 +70,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pof.runtime.weights import MODELS
 
 NPZ_ENV = "POF_SHAPE68_NPZ"
-DEFAULT_NPZ = Path(__file__).resolve().parent.parent / "models" / "dlib_shape68" / "shape68.npz"
+DEFAULT_NPZ = MODELS / "dlib_shape68" / "shape68.npz"
 FORMAT_VERSION = 1              # of the .npz that ``convert`` writes
 LEAF_STEP = 2.0 ** -22.5        # rounding step of the leaf coefficients (unit-box units)
 
@@ -381,7 +382,7 @@ class ShapePredictor68:
         one in ``face_recognition_models``) if it is missing."""
         path = default_path()
         if not path.is_file():
-            from ..models import dlib_model  # only here: the GPU machines have the .npz
+            from pof.runtime.weights import dlib_model  # only here: the GPU machines have the .npz
             convert(dlib_model("shape68"), path)
         return cls(path, device)
 

@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import charts, data, page, sheets
-from .write import atomic_text
+from pof.report import charts, data, page, sheets
+from pof.report.write import atomic_text
 
 DEFAULT_SAMPLE = 20
 
@@ -141,7 +141,7 @@ def make_report(dataset: str | Path, out: str | Path | None = None, images: tupl
         report(p)
     _statistics(ds, out, result)
     if pipeline is None:
-        from ..pipeline import Pipeline
+        from pof.pipeline import Pipeline
         pipeline = Pipeline()
     chart = _Charts(ds, out, rows, result)
     mosaic = sheets.Mosaic(len(ds.ids))

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DatasetError
+from pof.errors import DatasetError
 
 MEASURED = "measured"
 METADATA_NUMBERS = ("yaw", "pitch", "roll", "interocular", "blur", "quality")

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
-from .charts import prevalence
-from .data import UNITS, Dataset, images_per_person, validation_text
+from pof import __version__
+from pof.report.charts import prevalence
+from pof.report.data import UNITS, Dataset, images_per_person, validation_text
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;

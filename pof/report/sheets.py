@@ -1,7 +1,7 @@
 """Redacted pictures of the crops: the redaction itself, contact sheets (animated GIF plus a
 grid JPEG, ``per_sheet`` crops each) and the downsized mosaic of the whole dataset.
 
-Every crop is 200 x 280 with its face where the align stage put it (``pof.align``: eyes on
+Every crop is 200 x 280 with its face where the align stage put it (``pof.stages.align``: eyes on
 y = CROP_EYE_Y, CROP_INTEROCULAR apart, centred), so the face region is known without a
 detector: the template's face box, joined with the image's own crop-space landmarks widened
 by a margin, is pixelated into a few coarse blocks. Each finished sheet (and the mosaic) is
@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..align import CROP_EYE_Y, CROP_H, CROP_INTEROCULAR, CROP_W
-from ..redact import obscure
-from .write import atomic
+from pof.stages.align import CROP_EYE_Y, CROP_H, CROP_INTEROCULAR, CROP_W
+from pof.redact import obscure
+from pof.report.write import atomic
 
 # The template face box in crop pixels (x0, y0, x1, y1): brows to chin, cheek to cheek, with
 # room for a face that the similarity transform left turned or tilted.

@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import ImageError
+from pof.errors import ImageError
 
 
 class VideoError(ImageError):

@@ -25,12 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import PofError
-from ..redact import LADDER, MAX_ROUNDS, Checker, Redaction, describe_step, obscure_box, output_path
-from .reader import Video, VideoError, video_kind
-from .search import default_stride
-from .track import MIN_IOU, histogram, iou, is_cut
-from .writer import target
+from pof.errors import PofError
+from pof.redact import LADDER, MAX_ROUNDS, Checker, Redaction, describe_step, obscure_box, output_path
+from pof.video.reader import Video, VideoError, video_kind
+from pof.video.search import default_stride
+from pof.video.track import MIN_IOU, histogram, iou, is_cut
+from pof.video.writer import target
 
 CARRY = 2          # detector frames a box is carried where its face was not found
 CHECK_EVERY = 10   # the check looks at every 10th frame of the copy (and each track's ends)
@@ -193,7 +193,7 @@ def render(path: str, dest: Path, fmt: str, tracks, patches, stride: int, method
     """Pass two: write the covered copy into ``dest``. Returns the frames written."""
     import av
 
-    from .writer import VideoWriter
+    from pof.video.writer import VideoWriter
     writer = None
     with Video(path) as video:
         stream = video._stream
@@ -226,7 +226,7 @@ def check_copy(source: str, dest: Path, checker: Checker, tracks, patches, strid
     check's detector on the copy's frame, and the recogniser at each face of the source's frame
     (``Checker.recognised``). ``also``: more frames to look at (around faces found in an
     earlier round); ``described``: the source frames' analysed faces, kept between rounds."""
-    from ..redact import centre_inside, overlaps, region
+    from pof.redact import centre_inside, overlaps, region
     sample = {0, frames - 1} | set(range(0, frames, CHECK_EVERY)) | set(also)
     sample |= set(range(stride // 2, frames, stride)) if stride > 2 else set()   # halfway between looks
     for t in tracks:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..errors import PofError
-from .reader import Video, VideoError
-from .track import Tracker, histogram, is_cut, select
+from pof.errors import PofError
+from pof.video.reader import Video, VideoError
+from pof.video.track import Tracker, histogram, is_cut, select
 
 KEEP = 8                 # frames a track's query uses at most
 ANALYSED_PER_SECOND = 8  # the default stride aims at this many detector frames a second
@@ -26,9 +26,9 @@ def default_stride(fps: float) -> int:
 
 def thresholds(descriptors) -> tuple[float, float]:
     """(link, same) similarity thresholds for the gallery's descriptor model, from pof's
-    reference impostor pairs (pof.verify)."""
-    from ..calibrate import embedder_of
-    from ..verify import Verifier
+    reference impostor pairs (pof.matching.verify)."""
+    from pof.matching.calibrate import embedder_of
+    from pof.matching.verify import Verifier
     emb = embedder_of(descriptors)
     return Verifier(LINK_FMR, emb).threshold, Verifier(SAME_FMR, emb).threshold
 
@@ -103,5 +103,5 @@ def track_result(track, searcher, top: int | None) -> dict:
 
 def is_video(path: str) -> bool:
     """Whether ``path`` holds a video container (by its bytes, not its name)."""
-    from .reader import video_kind
+    from pof.video.reader import video_kind
     return video_kind(path) is not None

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..record import Face
+from pof.record import Face
 
 MAX_MISSES = 2          # detector frames a track survives without its face
 MIN_IOU = 0.3           # overlap with the carried box that makes a face a candidate to continue
@@ -77,7 +77,7 @@ class Track:
 
 class Tracker:
     """Builds tracks from detector frames. ``keep``: faces a track's query uses at most;
-    ``gate(face)``: why a face is too poor to search, or None (pof.search.Searcher.gate);
+    ``gate(face)``: why a face is too poor to search, or None (pof.matching.search.Searcher.gate);
     ``link``: descriptor similarity at which a face continues a track it overlaps;
     ``same``: similarity at which a face continues a track wherever it is, and at which two
     tracks are merged (a strict false-match rate)."""

@@ -7,10 +7,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 
-from .. import audit, review
-from ..accounts import AccountError, User
-from .auth import api, page
-from .errors import BadRequest, NotFound
+from pof.casework import audit, review
+from pof.casework.accounts import AccountError, User
+from pof.web.auth import api, page
+from pof.web.errors import BadRequest, NotFound
 
 router = APIRouter()
 

@@ -13,12 +13,12 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from .. import __version__
-from ..accounts import User
-from . import admin_routes, auth, case_routes, gallery_routes, review_routes, search_routes, unknown_routes
-from .errors import install
-from .guard import Guard, Transport, keep_uploads_in_memory, largest_body
-from .state import HERE, WebConfig, WebState
+from pof import __version__
+from pof.casework.accounts import User
+from pof.web import admin_routes, auth, case_routes, gallery_routes, review_routes, search_routes, unknown_routes
+from pof.web.errors import install
+from pof.web.guard import Guard, Transport, keep_uploads_in_memory, largest_body
+from pof.web.state import HERE, WebConfig, WebState
 
 
 def create_app(dataset: str | Path, config: WebConfig | None = None,

@@ -40,10 +40,10 @@ from concurrent.futures import ThreadPoolExecutor
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from .. import audit
-from ..accounts import RANK, UNKNOWN_USER, User, same
-from ..errors import SettingError
-from .errors import BadRequest, Forbidden, LoginRequired, TooMany
+from pof.casework import audit
+from pof.casework.accounts import RANK, UNKNOWN_USER, User, same
+from pof.errors import SettingError
+from pof.web.errors import BadRequest, Forbidden, LoginRequired, TooMany
 
 SESSION_COOKIE = "pof_session"
 LOGIN_COOKIE = "pof_login_csrf"

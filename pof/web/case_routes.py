@@ -12,13 +12,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 
-from .. import audit, review
-from ..accounts import User
-from . import cases, imaging
-from .auth import api, page
-from .errors import BadRequest, NotFound
-from .review_routes import without_excluded
-from .search_routes import NO_STORE
+from pof.casework import audit, review
+from pof.casework.accounts import User
+from pof.web import cases, imaging
+from pof.web.auth import api, page
+from pof.web.errors import BadRequest, NotFound
+from pof.web.review_routes import without_excluded
+from pof.web.search_routes import NO_STORE
 
 router = APIRouter()
 

@@ -22,14 +22,14 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from ..accounts import RANK, User
-from ..catalog import now
-from ..errors import ImageError
-from ..load import decode_image
-from ..review import excluded_persons
-from .errors import BadRequest, Forbidden, NotFound
-from .imaging import decode_jpeg, encode_jpeg
-from .state import Probe
+from pof.casework.accounts import RANK, User
+from pof.dataset.catalog import now
+from pof.errors import ImageError
+from pof.stages.load import decode_image
+from pof.casework.review import excluded_persons
+from pof.web.errors import BadRequest, Forbidden, NotFound
+from pof.web.imaging import decode_jpeg, encode_jpeg
+from pof.web.state import Probe
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cases (

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import PofError
+from pof.errors import PofError
 
 log = logging.getLogger("pof.web")
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 
-from .. import review
-from ..accounts import User
-from .auth import api, page
-from .errors import BadRequest, NotFound
+from pof.casework import review
+from pof.casework.accounts import User
+from pof.web.auth import api, page
+from pof.web.errors import BadRequest, NotFound
 
 router = APIRouter()
 FILTERS = ("agency", "unit", "badge", "rank")
@@ -41,8 +41,8 @@ def visual_attributes(db) -> list[str]:
     """Attribute names that have scores in this dataset and may narrow a search: no perceived
     age group or gender, and none that pof.json flags unreliable."""
     try:
-        from ..attributes.card import unreliable_names
-        from ..attributes.schema import DEMOGRAPHIC
+        from pof.stages.attributes.card import unreliable_names
+        from pof.stages.attributes.schema import DEMOGRAPHIC
         left_out = set(DEMOGRAPHIC) | unreliable_names()
     except ImportError:                       # the attributes module is optional here
         left_out = set()

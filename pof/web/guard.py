@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.routing import Match
 
-from .auth import SESSION_COOKIE
+from pof.web.auth import SESSION_COOKIE
 
 CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -106,7 +106,7 @@ def _origin(url: str) -> str | None:
 def _own_origin(request: Request) -> str | None:
     """This server's origin as the client sees it: https where the request came over https,
     directly or through a trusted proxy (``WebConfig.trusted_proxies``, X-Forwarded-Proto)."""
-    from .auth import _secure
+    from pof.web.auth import _secure
     scheme = "https" if _secure(request) else request.url.scheme
     return _origin(f"{scheme}://{request.headers.get('host', '')}")
 
@@ -146,7 +146,7 @@ class Guard:
             if answered or started:
                 answered = True
                 return
-            from .errors import render_error
+            from pof.web.errors import render_error
             response = render_error(Request(scope), status, message)
             if close:
                 response.headers["connection"] = "close"

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..redact import region
+from pof.redact import region
 
 MAX_SIDE = 1600
 MAX_CROP = 640

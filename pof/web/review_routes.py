@@ -2,7 +2,7 @@
 dispute, reopen, retract (the cases that hold the saved photos: ``pof.web.case_routes``).
 
 Every proposal, confirmation, dispute, retraction, export and takedown is written to the
-audit log. The role each action needs is ``pof.review.TRANSITIONS``'s. A proposal records what
+audit log. The role each action needs is ``pof.casework.review.TRANSITIONS``'s. A proposal records what
 the search said of the person (taken from the server's own record of the photo's results,
 never from the request). Identifications naming an excluded person are shown to admins only
 (marked ``excluded``); to everyone else they do not exist, nor do the excluded persons among a
@@ -14,12 +14,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from .. import audit, review
-from ..accounts import User
-from . import cases, imaging
-from .auth import api, page
-from .errors import BadRequest, NotFound
-from .search_routes import NO_STORE, save_to_case
+from pof.casework import audit, review
+from pof.casework.accounts import User
+from pof.web import cases, imaging
+from pof.web.auth import api, page
+from pof.web.errors import BadRequest, NotFound
+from pof.web.search_routes import NO_STORE, save_to_case
 
 router = APIRouter()
 
@@ -136,7 +136,7 @@ def subject_view(db, item: dict) -> dict:
         face = rec["faces"][i]
         return {"kind": "face", "photo": rec, "face": face, "n": i + 1,
                 "visible": imaging.visible(face, i, rec["officer"]) and not rec["taken_down"]}
-    from .unknown import current_group
+    from pof.web.unknown import current_group
     return {"kind": "group", "group_id": item["group_id"], "group": current_group(db, item["group_id"])}
 
 

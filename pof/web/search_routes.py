@@ -19,14 +19,14 @@ from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from PIL import Image
 
-from .. import audit
-from ..accounts import User
-from ..errors import ImageError, PofError
-from ..load import LoadedImage, decode_image
-from . import cases, imaging
-from .auth import api, page
-from .errors import BadRequest, NotFound, TooLarge, Unsupported, WebError, title_of
-from .state import Probe, WebState
+from pof.casework import audit
+from pof.casework.accounts import User
+from pof.errors import ImageError, PofError
+from pof.stages.load import LoadedImage, decode_image
+from pof.web import cases, imaging
+from pof.web.auth import api, page
+from pof.web.errors import BadRequest, NotFound, TooLarge, Unsupported, WebError, title_of
+from pof.web.state import Probe, WebState
 
 router = APIRouter()
 NO_STORE = {"Cache-Control": "no-store"}
@@ -148,7 +148,7 @@ def show_form(request: Request, user: User, error: str | None = None, status: in
     (the user stays on the form) and the narrowing they had chosen kept."""
     state = request.app.state.web
     with state.db() as db:
-        from .gallery_routes import browse
+        from pof.web.gallery_routes import browse
         choices = {k: v for k, v in browse(db, user, {})[1].items() if k in WHERE and v}
     return state.templates.TemplateResponse(request, "search.html", {
         "user": user, "csrf": request.state.csrf, "fpir": state.pipeline_setting("fpir"),

@@ -28,10 +28,10 @@ import numpy as np
 from argon2 import PasswordHasher
 from fastapi.templating import Jinja2Templates
 
-from .. import accounts, audit, review
-from ..catalog import Catalog
-from ..errors import DatasetError
-from .errors import NotFound, TooLarge, TooMany
+from pof.casework import accounts, audit, review
+from pof.dataset.catalog import Catalog
+from pof.errors import DatasetError
+from pof.web.errors import NotFound, TooLarge, TooMany
 
 HERE = Path(__file__).parent
 
@@ -39,7 +39,7 @@ HERE = Path(__file__).parent
 @dataclass
 class WebConfig:
     """Settings of one app. ``hasher`` None means argon2-cffi's defaults (tests pass
-    ``pof.accounts.fast_hasher()``). Rate limits are (events, seconds); ``pixel_rate`` is
+    ``pof.casework.accounts.fast_hasher()``). Rate limits are (events, seconds); ``pixel_rate`` is
     (pixels, seconds). ``max_pixels`` None means the setting ``max_pixels`` (environment
     POF_MAX_PIXELS)."""
 
@@ -64,14 +64,14 @@ class WebConfig:
         """Candidates returned per face: ``top``, else the setting (environment POF_TOP)."""
         if self.top is not None:
             return int(self.top)
-        from ..settings import defaults
+        from pof.settings import defaults
         return int(defaults()["top"])
 
     def pixel_limit(self) -> int:
         """The largest photo accepted, in pixels."""
         if self.max_pixels is not None:
             return int(self.max_pixels)
-        from ..settings import defaults
+        from pof.settings import defaults
         return int(defaults()["max_pixels"])
 
 
@@ -303,7 +303,7 @@ class WebState:
         with Catalog(self.dataset) as cat:        # DatasetError if there is no dataset
             for mod in (accounts, audit, review):
                 mod.ensure_schema(cat.db)
-            from . import cases, unknown
+            from pof.web import cases, unknown
             cases.ensure_schema(cat.db)
             unknown.ensure_schema(cat.db)
 
@@ -343,8 +343,8 @@ class WebState:
         """The pipeline (models load on first use)."""
         with self._load_lock:
             if self._pipeline is None:
-                from ..device import cpu_runtime
-                from ..pipeline import pipeline_for
+                from pof.runtime.device import cpu_runtime
+                from pof.pipeline import pipeline_for
                 with Catalog(self.dataset) as cat:      # the backend the dataset was built with
                     key = cat.get_meta("descriptor_key") or ""
                 pipe = pipeline_for(key)
@@ -367,7 +367,7 @@ class WebState:
         """The searcher over the gallery minus excluded persons (narrowed to the persons whose
         attribution matches ``where``, e.g. {"agency": "NYPD"}, and calibrated for them),
         rebuilt when the gallery or the exclusion list changes. DatasetError if no one is left."""
-        from ..search import Gallery, Searcher
+        from pof.matching.search import Gallery, Searcher
         with self.db() as db:
             key = (db.execute("SELECT COUNT(*), MAX(added) FROM faces").fetchone()[:],
                    review.exclusion_version(db))
@@ -393,5 +393,5 @@ class WebState:
             return self._searchers[wanted]
 
     def pipeline_setting(self, name: str):
-        from ..settings import defaults
+        from pof.settings import defaults
         return (self._pipeline.settings if self._pipeline else defaults())[name]

@@ -2,10 +2,10 @@
 
 Uploading a set of photos of one event stores them (an explicit save, unlike a search probe),
 finds every face and adds the new faces to the existing groups without regrouping those
-(``pof.cluster.assign``): a new face, or a group of new faces, joins an existing group when
+(``pof.matching.cluster.assign``): a new face, or a group of new faces, joins an existing group when
 their faces are alike on average past the same threshold, so one unknown face seen at several
 events is one group; the rest are grouped among themselves. Reviewers merge look-alikes that split and split
-groups that merged; people propose names (``pof.review``, subject "group"); a group whose name
+groups that merged; people propose names (``pof.casework.review``, subject "group"); a group whose name
 is confirmed can be enrolled with its provenance. Faces are blurred until a reviewer marks the
 group as an officer.
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..catalog import now
-from ..cluster import assign
-from .errors import BadRequest, Conflict, NotFound
-from .imaging import decode_jpeg, encode_jpeg
+from pof.dataset.catalog import now
+from pof.matching.cluster import assign
+from pof.web.errors import BadRequest, Conflict, NotFound
+from pof.web.imaging import decode_jpeg, encode_jpeg
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -206,8 +206,8 @@ def enrol(db: sqlite3.Connection, dataset: Path, gid: int, label: str, name: str
           confirmed: dict, user: str) -> dict:
     """Enrol a group under ``label`` through pof's builder: one crop (face box widened) per
     face, with provenance (event, photo SHA-256, who confirmed the name)."""
-    from ..build import Builder
-    from ..redact import region
+    from pof.dataset.build import Builder
+    from pof.redact import region
     g = group(db, gid)
     if g["enrolled_as"]:
         raise Conflict(f"group {gid} was already enrolled as {g['enrolled_as']}")

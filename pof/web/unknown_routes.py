@@ -11,15 +11,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from .. import audit, review
-from ..accounts import User
-from ..errors import PofError
-from ..cluster import link_threshold
-from ..sources import check_label
-from . import imaging, unknown
-from .auth import api, page
-from .errors import BadRequest, Conflict, Forbidden, WebError
-from .search_routes import NO_STORE, decode, read_upload
+from pof.casework import audit, review
+from pof.casework.accounts import User
+from pof.errors import PofError
+from pof.matching.cluster import link_threshold
+from pof.dataset.sources import check_label
+from pof.web import imaging, unknown
+from pof.web.auth import api, page
+from pof.web.errors import BadRequest, Conflict, Forbidden, WebError
+from pof.web.search_routes import NO_STORE, decode, read_upload
 
 router = APIRouter()
 
