@@ -29,6 +29,7 @@ from pof.runtime.parallel import pipeline_map
 from pof.pipeline import Pipeline, job_runtime, pipeline_for
 from pof.record import Face
 from pof.dataset.sources import Item, collect, fetch_url
+from pof.runtime.files import atomic_bytes
 
 AMBIGUOUS_AREA = 0.6   # a second face this large (vs the largest) makes a named photo ambiguous
 # ... and so does one at least this large that sits nearer the photo's centre than the largest:
@@ -353,7 +354,7 @@ class Builder:
             self._problem(report, item.location, "noface", o.reason)
         ids = [face_id(o.sha256, f.index) for f in o.faces]
         for fid, jpeg in zip(ids, o.jpegs, strict=True):
-            _write_crop(self.out / "images" / f"{fid}.jpg", jpeg)
+            atomic_bytes(self.out / "images" / f"{fid}.jpg", jpeg)
         with cat.transaction():
             if item.person is not None:
                 cat.ensure_person(item.person, item.name or item.person, item.attribution)
@@ -391,10 +392,3 @@ def _face_row(fid: str, sid: int, person: str | None, f: Face, model: str) -> di
             "pose": _j({"yaw": f.pose.yaw, "pitch": f.pose.pitch, "roll": f.pose.roll}),
             "interocular": float(f.interocular), "blur": float(f.blur), "quality": float(f.quality),
             "descriptor": np.asarray(f.descriptor, np.float32).tobytes(), "model": model}
-
-
-def _write_crop(path: Path, jpeg: bytes) -> None:
-    """Write a JPEG atomically (temporary file, then rename)."""
-    tmp = path.with_suffix(".jpg.tmp")
-    tmp.write_bytes(jpeg)
-    os.replace(tmp, path)

@@ -23,6 +23,7 @@ import json
 import sqlite3
 
 from pof.casework.accounts import RANK, User
+from pof.dataset import schema
 from pof.dataset.catalog import now
 from pof.errors import ImageError
 from pof.stages.load import decode_image
@@ -31,17 +32,6 @@ from pof.web.errors import BadRequest, Forbidden, NotFound
 from pof.web.imaging import decode_jpeg, encode_jpeg
 from pof.web.state import Probe
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS cases (
-    id INTEGER PRIMARY KEY, title TEXT NOT NULL, created_by TEXT NOT NULL, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS case_photos (
-    id INTEGER PRIMARY KEY, case_id INTEGER NOT NULL REFERENCES cases(id), name TEXT NOT NULL,
-    sha256 TEXT NOT NULL, image BLOB, faces TEXT NOT NULL, officer TEXT NOT NULL DEFAULT '[]',
-    added_by TEXT NOT NULL, added TEXT NOT NULL, taken_down TEXT);
-CREATE TABLE IF NOT EXISTS case_shares (
-    case_id INTEGER NOT NULL REFERENCES cases(id), kind TEXT NOT NULL CHECK (kind IN ('user', 'role')),
-    name TEXT NOT NULL, shared_by TEXT NOT NULL, shared TEXT NOT NULL, PRIMARY KEY (case_id, kind, name));
-"""
 
 # the roles a case is shared with, and the words for them; a role share covers higher roles too
 ROLE_SHARES = {"viewer": "everyone signed in", "reviewer": "all reviewers", "admin": "all admins"}
@@ -50,7 +40,7 @@ _ROLE_WORDS = {"everyone": "viewer", "viewers": "viewer", "reviewers": "reviewer
 
 def ensure_schema(db: sqlite3.Connection) -> None:
     """Create the case tables if missing."""
-    db.executescript(SCHEMA)
+    schema.ensure(db, "cases")
 
 
 def create(db: sqlite3.Connection, title: str, user: str) -> int:

@@ -19,30 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
+from pof.dataset import schema
 from pof.dataset.catalog import now
 from pof.matching.cluster import assign
 from pof.web.errors import BadRequest, Conflict, NotFound
 from pof.web.imaging import decode_jpeg, encode_jpeg
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL, created_by TEXT NOT NULL, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS event_photos (
-    id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL REFERENCES events(id), name TEXT NOT NULL,
-    sha256 TEXT NOT NULL, image BLOB NOT NULL, added_by TEXT NOT NULL, added TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS unknown_groups (
-    id INTEGER PRIMARY KEY, created TEXT NOT NULL, merged_into INTEGER, officer INTEGER NOT NULL DEFAULT 0,
-    enrolled_as TEXT);
-CREATE TABLE IF NOT EXISTS unknown_faces (
-    id INTEGER PRIMARY KEY, photo_id INTEGER NOT NULL REFERENCES event_photos(id),
-    face_index INTEGER NOT NULL, box TEXT NOT NULL, quality REAL NOT NULL, descriptor BLOB NOT NULL,
-    group_id INTEGER NOT NULL REFERENCES unknown_groups(id));
-"""
 
 
 def ensure_schema(db: sqlite3.Connection) -> None:
     """Create the unknown-faces tables if missing."""
-    db.executescript(SCHEMA)
+    schema.ensure(db, "unknown")
 
 
 def _new_group(db: sqlite3.Connection) -> int:
