@@ -303,7 +303,7 @@ class WebState:
         with Catalog(self.dataset) as cat:        # DatasetError if there is no dataset
             for mod in (accounts, audit, review):
                 mod.ensure_schema(cat.db)
-            from pof.web import cases, unknown
+            from pof.casework import cases, unknown
             cases.ensure_schema(cat.db)
             unknown.ensure_schema(cat.db)
 
