@@ -3,7 +3,7 @@
 Each source image is read, hashed (SHA-256), skipped if the catalog has it already, analysed
 (in worker processes when workers > 1, which also JPEG-encode the crops), and committed with
 its faces in one transaction; the crops are written first, atomically. A killed build resumes
-where it stopped when run again. At the end the whole README, "The dataset a build writes" layout is (re)written by
+where it stopped when run again. At the end the whole layout of docs/dataset.md is (re)written by
 ``pof.dataset.export``.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pof.runtime.files import atomic_bytes
 AMBIGUOUS_AREA = 0.6   # a second face this large (vs the largest) makes a named photo ambiguous
 # ... and so does one at least this large that sits nearer the photo's centre than the largest:
 # news photos are framed on the person they name, so a larger face off to the side is likely
-# someone else's (LFW: see BENCHMARKS.md, "Which face is the person")
+# someone else's (LFW: see BENCHMARKS.md, "Detection", and CHANGELOG.md, 0.1.0)
 OFF_CENTRE_AREA = 0.25
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 

@@ -1,4 +1,4 @@
-"""Write the POF dataset layout (README, "The dataset a build writes") from the catalog.
+"""Write the POF dataset layout (docs/dataset.md) from the catalog.
 
 Every file is written to a temporary name and renamed into place, so a reader never sees half
 a file; CHECKSUMS.sha256 is written last, over every other file, in ``sha256sum`` format.

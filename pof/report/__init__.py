@@ -1,4 +1,4 @@
-"""``pof report``: the pictures and the HTML dataset card of a dataset (README, "Commands").
+"""``pof report``: the pictures and the HTML dataset card of a dataset (docs/cli.md, "pof report").
 
 Writes into ``out`` (default DATASET/report)::
 
