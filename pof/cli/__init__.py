@@ -230,7 +230,7 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person, str
         if as_json:
             click.echo(result_line(path, results, error))
         else:
-            _print_search(path, results, error)
+            _print_search(path, [r.to_json() for r in results], error)
     bar.close()
     vdone, vfailed = _search_videos(searcher, pipeline, videos, top, as_json, stride)
     _finish(len(images) + len(empty) - failed + vdone, failed + vfailed)
@@ -254,7 +254,7 @@ def _search_videos(searcher, pipeline, videos: list[str], top: int, as_json: boo
                 bar = tqdm(total=estimate or None, desc=Path(path).name, unit="frame",
                            disable=as_json or estimate < 250, leave=False)
             bar.update(1)
-        result = search_video(path, pipeline, searcher, top, stride, progress, limits)
+        result = search_video(path, pipeline, searcher, top, stride, progress, limits).to_json()
         if bar is not None:
             bar.close()
         failed += result["error"] is not None
@@ -319,7 +319,7 @@ def _search_same_person(searcher, pipeline, images: list[str], top: int, as_json
         used.append(path)
         if len(found) > 1:
             problems.append({"image": path, "reason": f"{len(found)} faces; used the largest"})
-    result = searcher.search_same_person(faces, top) if faces else None
+    result = searcher.search_same_person(faces, top).to_json() if faces else None
     if result is not None:
         for probe, path in zip(result["probes"], used):
             probe["image"] = path
@@ -423,7 +423,7 @@ def verify(images, pairs, root, fmr, as_json, workers, face, mirror) -> None:
     for shown_x, shown_y, px, py in todo:
         (fa, ea), (fb, eb) = face_of[px], face_of[py]
         out = {"file_x": shown_x, "file_y": shown_y}
-        out.update({"error": ea or eb} if (ea or eb) else verifier.compare(fa, fb))
+        out.update({"error": ea or eb} if (ea or eb) else verifier.compare(fa, fb).to_json())
         failed += "error" in out
         if as_json:
             click.echo(json.dumps(out))
