@@ -5,7 +5,7 @@ Each value holds what the JSON reports, rounded as it is reported (scores and th
 boxes and interocular distances to 1 decimal), so a reader of the attributes and a reader of
 the JSON see the same numbers and reach the same decisions. ``to_json()`` gives the JSON of
 ``pof search --json``, ``pof verify --json`` and the web API: the same keys, in the same
-order, present under the same conditions (README, "Commands").
+order, present under the same conditions (docs/cli.md, "pof search").
 
 ``Decision.from_json`` reads a kept record back (the web app keeps each probe's and each case
 photo's results as that JSON); fields an older or partial record lacks read as None.
