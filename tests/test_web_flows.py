@@ -76,8 +76,12 @@ class Walk:
         self.flow, self.width, self.folder, self.n = flow, server["width"], folder, 0
 
     def look(self, page, step: str) -> None:
-        """Screenshot the whole page; it must not scroll sideways."""
+        """Screenshot the whole page, once every image on it has loaded or failed (lazy ones
+        too, and on a busy machine images can come after the load event); it must not scroll
+        sideways, and no image may be broken."""
         page.wait_for_load_state()
+        page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(i => i.loading = 'eager')")
+        page.wait_for_function("[...document.images].every(i => i.complete)", timeout=60_000)
         self.n += 1
         page.screenshot(path=str(self.folder / f"{self.flow}-{self.width}-{self.n:02d}-{step}.png"),
                         full_page=True)
