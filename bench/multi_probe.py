@@ -1,6 +1,6 @@
-"""Multi-probe search: several photos of one unknown face fused into one query (issue 3).
+"""Multi-probe search: several photos of one unknown face fused into one query.
 
-    python bench/multi_probe.py        (after bench/make_core_set.py and bench/core.py)
+    python -m bench multi_probe        (after make_core_set and core)
 
 Probes of the core set (bench/work/core) are grouped by person and condition into groups of k
 (k = 1, 2, 3; up to 20 random groups per person and condition), searched against the core
@@ -16,23 +16,20 @@ For each: DIR at FPIR 1% of the enrolled and FPIR of the others, per condition.
 """
 from __future__ import annotations
 
-import csv
+import sys
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
-from pof.matching.calibrate import calibrate, person_scores
-from pof.stages.load import load_image
-from pof.pipeline import Pipeline
-from pof.matching.search import Gallery, Searcher
+from bench.harness import WORK, parser, read_csv, require
 
-ROOT = Path(__file__).resolve().parent / "work" / "core"
+ROOT = WORK / "core"
 GROUPS = 20
 
 
-def score_mean_impostors(g: Gallery, k: int, fusion: str, seed: int = 0) -> np.ndarray:
+def score_mean_impostors(g, k: int, fusion: str, seed: int = 0) -> np.ndarray:
     """Impostor scores of k-probe score means, simulated on the gallery as for templates."""
+    from pof.matching.calibrate import person_scores
     starts, ends = g.starts, np.append(g.starts[1:], len(g.persons))
     fused = person_scores(g.descriptors, g.descriptors, starts, fusion)
     rng, out = np.random.default_rng(seed), []
@@ -45,17 +42,31 @@ def score_mean_impostors(g: Gallery, k: int, fusion: str, seed: int = 0) -> np.n
     return np.sort(np.concatenate(out))
 
 
-def main() -> None:
-    pipe, g = Pipeline(), Gallery.load(ROOT / "dataset")
-    s = Searcher(g)
-    enrolled = set(g.labels)
-    desc = defaultdict(list)          # (condition, person) -> descriptors of its probes
-    for r in csv.DictReader(open(ROOT / "probes.csv")):
+def probe_descriptors(pipe, s) -> dict:
+    """(condition, person) -> descriptors of its probes' largest faces that pass the gates."""
+    from pof.stages.load import load_image
+    desc = defaultdict(list)
+    for r in read_csv(ROOT / "probes.csv"):
         faces = pipe.analyze(load_image(ROOT / r["path"]).pixels, with_crops=False)
         if faces:
             f = max(faces, key=lambda f: f.box[2])
             if s.gate(f) is None:
                 desc[(r["condition"], r["person"])].append(f.descriptor)
+    return desc
+
+
+def main(argv=None) -> int:
+    ap = parser(__name__, __doc__)
+    ap.parse_args(argv)
+    require([ROOT / "probes.csv", ROOT / "dataset"],
+            "run python -m bench make_core_set and python -m bench core first")
+    from pof.matching.calibrate import calibrate
+    from pof.matching.search import Gallery, Searcher
+    from pof.pipeline import Pipeline
+    pipe, g = Pipeline(), Gallery.load(ROOT / "dataset")
+    s = Searcher(g)
+    enrolled = set(g.labels)
+    desc = probe_descriptors(pipe, s)
     rng = np.random.default_rng(0)
     conditions = sorted({c for c, _ in desc})
     print("| k | fusion | " + " | ".join(f"{c} DIR" for c in conditions) + " | FPIR (all) | threshold |")
@@ -91,6 +102,8 @@ def main() -> None:
             print(f"| {k} | {how} | " + " | ".join(f"{x:.1%}" for x in dirs)
                   + f" | {fp / max(n_out, 1):.1%} ({n_out}) | {cal.threshold:.3f} |")
 
+    return 0
+
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
