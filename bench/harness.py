@@ -134,7 +134,9 @@ def now() -> str:
 # ----------------------------------------------------------------------------- arguments
 
 def study_name(module: str) -> str:
-    """``bench.core`` -> ``core``."""
+    """``bench.core`` -> ``core`` (and the script's name when a study runs as a script)."""
+    if module == "__main__":
+        return Path(sys.argv[0]).stem
     return module.rpartition(".")[2]
 
 
