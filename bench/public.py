@@ -224,14 +224,18 @@ def quality_study(probe_rows, probe_faces, gal_rows, gal_faces) -> dict:
                      "ok": g.labels[arg[i]] == r["person"], "match": bool(top[i] >= t)})
 
     def summarise(sel):
+        from pof.evaluation.metrics import ident_figures
         m = [x for x in sel if x["role"] == "mated"]
         n = [x for x in sel if x["role"] != "mated"]
-        return {"mated": len(m), "nonmated": len(n),
-                "rank1": round(np.mean([x["ok"] for x in m]), 4) if m else None,
-                "dir": round(np.mean([x["ok"] and x["match"] for x in m]), 4) if m else None,
+        f = ident_figures([{"mated": x["role"] == "mated", "detected": True,
+                            "rank": 1 if x["ok"] else 0, "top_ok": bool(x["ok"]),
+                            "top_score": -np.inf, "decision_match": x["match"]} for x in sel],
+                          max_rank=1)
+        return {"mated": len(m), "nonmated": len(n), "rank1": f["rank1"],
+                "dir": f["dir_at_threshold"],
                 "wrong_match": round(np.mean([(not x["ok"]) and x["match"] for x in m]), 4)
                 if m else None,
-                "fpir": round(np.mean([x["match"] for x in n]), 4) if n else None}
+                "fpir": f["fpir_at_threshold"]}
 
     yaw_bins = [(0, 15), (15, 30), (30, 45), (45, 60), (60, 90)]
     blur_bins = [(0, 0.5), (0.5, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.01)]
