@@ -46,3 +46,33 @@ def test_evaluate_scores_on_known_scores():
     assert out["dir_at_observed_fpir_1pct"] == 0.5 and out["threshold_observed_fpir_1pct"] == 0.6
     found[0] = False                              # not found: a miss, whatever its scores
     assert evaluate_scores(S, found, persons, roles, labels, 0.5)["dir_at_threshold"] == 0.25
+
+
+def _recs(scores, match, roles, tops, persons):
+    return [{"role": r, "person": p, "condition": "plain", "detected": s is not None,
+             "top_person": t, "score": s, "match": m}
+            for s, m, r, t, p in zip(scores, match, roles, tops, persons)]
+
+
+def test_peer_is_judged_at_pofs_observed_fpir():
+    from bench import public
+    roles = ["mated"] * 4 + ["nonmated"] * 4
+    persons = ["a", "b", "c", "d", "w", "x", "y", "z"]
+    tops = ["a", "b", "c", "a", "a", "b", "c", "d"]
+    # pof: similarities; one nonmated of four matched -> observed FPIR 25%
+    pof = _recs([0.9, 0.8, 0.4, 0.7, 0.75, 0.3, 0.2, None],
+                [True, True, False, True, True, False, False, False], roles, tops, persons)
+    # the peer: distances (smaller is nearer); its own decisions at 0.6
+    peer = _recs([0.3, 0.5, 0.65, 0.2, 0.4, 0.7, 0.55, 0.9],
+                 [True, True, False, True, True, False, True, False], roles, tops, persons)
+    H = {"pof": public.by_condition(pof, True), "peer": public.by_condition(peer, False)}
+    assert H["pof"]["plain"]["fpir"] == 0.25 and H["pof"]["plain"]["dir"] == 0.5
+    assert H["pof"]["plain"]["ftd"] == 0.125
+    assert H["pof"]["masked"]["n_probes"] == 0          # a condition without probes
+    public.match_peer_to_pof(H)
+    m = H["peer"]["plain"]
+    # the distance that lets one of the peer's four nonmated through (0.4): nearer than 0.55
+    assert m["matched_fpir"] == 0.25 and m["matched_distance"] == 0.55
+    assert m["dir_at_matched_fpir"] == 0.5               # 0.3 and 0.5; 0.2 is the wrong person
+    assert m["dir_at_observed_fpir_1pct"] == 0.25        # none may pass: nearer than 0.4, 0.3 only
+    assert not any(k.startswith("_") for s in H.values() for c in s.values() for k in c)
