@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import WORK, make_photos, parser, require, save
+from bench.harness import PEER_HINT, WORK, make_photos, need, parser, require, save
 
 
 def big_photos(folder: Path, count: int) -> tuple[list[str], list[Path]]:
@@ -145,6 +145,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", help="pof build --device (e.g. cuda)")
     args = ap.parse_args(argv)
     device = ["--device", args.device] if args.device else []
+    if not args.pof_only:
+        need("face_recognition", PEER_HINT)
     work = Path(tempfile.mkdtemp())
     sources, photos = inputs(args, work)
     pof = time_pof(sources, photos, work, device)

@@ -36,12 +36,14 @@ from bench.common import (
     pof_verify,
 )
 from bench.harness import (
+    PEER_HINT,
     REPO,
     RESULTS,
     WORK,
     add_cores,
     loadavg,
     machine_info,
+    need,
     now,
     parser,
     pin_cores,
@@ -253,6 +255,8 @@ def main(argv=None) -> int:
     root = args.root.resolve()
     require([root / "gallery", root / "all", root / "probes.csv", root / "pairs.csv"],
             "run python -m bench make_core_set first")
+    if not args.pof_only:
+        need("face_recognition", PEER_HINT)
     cores = pin_cores(args.cores)
     log = Log()
     s = load_set(root)

@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bench.harness import PHOTO_H, PHOTO_W, RESULTS, make_photos, parser, save
+from bench.harness import GPU_HINT, PHOTO_H, PHOTO_W, RESULTS, make_photos, need, parser, save
 
 
 def decode(path: Path) -> np.ndarray:
@@ -181,6 +181,7 @@ def main(argv=None) -> int:
     ap.add_argument("--photo-dir", type=Path, help="make the photos here, or reuse those made before")
     ap.add_argument("--out", type=Path, default=RESULTS / "gpu_throughput.json")
     args = ap.parse_args(argv)
+    need("torch", GPU_HINT)
 
     import torch
 

@@ -61,6 +61,18 @@ def require(paths, hint: str) -> None:
         raise SystemExit(2)
 
 
+PEER_HINT = "the peer is needed: pip install --no-deps -r bench/requirements.txt"
+GPU_HINT = "PyTorch is needed: pip install -e '.[gpu]'"
+
+
+def need(module: str, hint: str) -> None:
+    """Stop with one clear line on stderr (exit status 2) unless ``module`` can be imported."""
+    import importlib.util
+    if importlib.util.find_spec(module) is None:
+        print(f"error: no module {module!r}; {hint}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 # ----------------------------------------------------------------------------- the machine
 
 def pin_cores(n: int) -> list[int]:

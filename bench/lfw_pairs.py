@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.harness import WORK as BENCH_WORK
-from bench.harness import add_workers, parser, require, save, write_csv
+from bench.harness import PEER_HINT, add_workers, need, parser, require, save, write_csv
 
 WORK = BENCH_WORK / "lfw_pairs"
 VARIANTS = [("largest", False), ("largest", True), ("center", False), ("center", True)]
@@ -136,6 +136,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     require([args.lfw, args.pairs_txt], "LFW deep-funneled and its pairs.txt are needed "
             "(--lfw DIR --pairs-txt FILE; see bench/README.md)")
+    if not args.no_peer:
+        need("face_recognition", PEER_HINT)
     rows = read_pairs_txt(args.pairs_txt)
     WORK.mkdir(parents=True, exist_ok=True)
     pairs_csv = WORK / "pairs.csv"

@@ -50,7 +50,7 @@ from bench.conditions import (
     save_condition,
     save_png,
 )
-from bench.harness import WORK, parser, require, write_csv
+from bench.harness import PEER_HINT, WORK, need, parser, require, write_csv
 
 DEFAULT_YALE = Path("/work/shared/testdata/yalefaces")
 DEFAULT_OUT = WORK / "core"
@@ -184,6 +184,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     yale, out = args.yale, args.out
     require([yale], "the Yale Face Database is needed (--yale DIR)")
+    need("face_recognition", PEER_HINT)        # its landmarks place the masks and eye bands
 
     import face_recognition as fr  # the peer; also our landmark source
 

@@ -47,7 +47,17 @@ from pathlib import Path
 import numpy as np
 
 from bench.conditions import contact_sheet, find_landmarks, load_rgb, save_condition
-from bench.harness import BENCH, WORK, add_workers, parser, read_csv, require, write_csv
+from bench.harness import (
+    BENCH,
+    PEER_HINT,
+    WORK,
+    add_workers,
+    need,
+    parser,
+    read_csv,
+    require,
+    write_csv,
+)
 
 DEFAULT_LFW = Path("/work/data/public/lfw_deepfunneled")
 DEFAULT_OUT = WORK / "public"
@@ -351,6 +361,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     lfw, out = args.lfw.resolve(), args.out
     require([lfw], "LFW deep-funneled is needed (--lfw DIR; see bench/README.md)")
+    need("face_recognition", PEER_HINT)        # its landmarks place the masks and eye bands
     if args.select:
         write_selection(args, lfw)
     files = read_csv(args.files)

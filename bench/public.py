@@ -46,6 +46,7 @@ from bench.common import (
 )
 from bench.descriptors import PofFaces, Templates, evaluate_scores, rounded, stack
 from bench.harness import (
+    PEER_HINT,
     REPO,
     WORK,
     add_cores,
@@ -53,6 +54,7 @@ from bench.harness import (
     commit,
     loadavg,
     machine_info,
+    need,
     now,
     parser,
     pin_cores,
@@ -524,10 +526,11 @@ def main(argv=None) -> int:
                     help="take the peer's per-probe outcomes and pair figures from an earlier "
                          "results.json of the same set (the peer does not change; saves ~15 min)")
     args = ap.parse_args(argv)
-    common.FACE_RULE = "center"      # LFW labels the face at each photo's centre
     root = args.root.resolve()
     out_path = args.out or root / "results.json"
     require([root / p for p in SET_FILES], "run python -m bench make_public_set first")
+    need("face_recognition", PEER_HINT)       # the peer, and the masks of the augmentation study
+    common.FACE_RULE = "center"      # LFW labels the face at each photo's centre
     t_start = time.perf_counter()
     cores = pin_cores(args.cores)
     log = Log()

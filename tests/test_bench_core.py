@@ -10,6 +10,12 @@ import pytest
 
 from bench import common
 
+@pytest.fixture(autouse=True)
+def largest_face_rule(monkeypatch):
+    """The Yale rule (the public study sets "center" for its run)."""
+    monkeypatch.setattr(common, "FACE_RULE", "largest")
+
+
 P = ["bench/work/core/probes/plain/subject01/subject01.sad.png",
      "bench/work/core/probes/plain/subject11/subject11.sad.png",
      "bench/work/core/probes/small/subject02/subject02.wink.png",

@@ -4,6 +4,7 @@ the harness writes results with the machine they ran on, and makes the same inpu
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import subprocess
 import sys
@@ -142,3 +143,32 @@ def test_rel_and_require(tmp_path, capsys):
         harness.require([tmp_path / "gone"], "make it first")
     assert e.value.code == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'gone'} is missing; make it first\n"
+
+
+def test_need_names_the_missing_module_and_what_to_install(capsys):
+    harness.need("numpy", "never shown")
+    with pytest.raises(SystemExit) as e:
+        harness.need("no_such_module_for_pof_bench", "install it")
+    assert e.value.code == 2
+    assert capsys.readouterr().err == "error: no module 'no_such_module_for_pof_bench'; install it\n"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("face_recognition") is not None,
+                    reason="the peer is installed here")
+@pytest.mark.parametrize("name, argv", [
+    ("core", ["--root", "{tmp}"]),                     # a set is there; the peer is not
+    ("build_speed", ["--big", "1"]),
+    ("make_core_set", ["--yale", "{tmp}"]),
+])
+def test_without_the_peer_a_study_that_needs_it_says_so_first(name, argv, capsys, tmp_path):
+    for d in ("gallery", "all"):
+        (tmp_path / d).mkdir()
+    for f in ("probes.csv", "pairs.csv"):
+        (tmp_path / f).write_text("")
+    module = importlib.import_module(f"bench.{name}")
+    with pytest.raises(SystemExit) as e:
+        module.main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: no module 'face_recognition'; " + harness.PEER_HINT
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["all", "gallery", "pairs.csv", "probes.csv"]
