@@ -23,15 +23,23 @@ SIGMAS = (0.0, 0.03, 0.06, 0.09, 0.12, 0.16, 0.20, 0.25)   # x the eye distance,
 BANDS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 1.01)
 
 
+def search(mated: bool, detected: bool, top_ok: bool, match: bool) -> dict:
+    """One search as ``pof.evaluation.metrics.ident_figures`` takes it (only the top candidate
+    is known: rank 1 or 0)."""
+    return {"mated": mated, "detected": detected, "rank": 1 if top_ok else 0,
+            "top_ok": top_ok, "decision_match": match, "top_score": -np.inf}
+
+
 def sweep(pipe, searcher, rows: list[dict], enrolled: set) -> list[tuple]:
     """Print one table row per blur step; returns (blur measure, enrolled, rank-1 right) of
     each blurred face found."""
+    from pof.evaluation.metrics import ident_figures
     from pof.stages.load import load_image
     every = []
     print("| sigma / eye distance | detected | rank-1 | DIR at FPIR 1% | FPIR | median blur |")
     print("|---|---|---|---|---|---|")
     for k in SIGMAS:
-        found, right, dir_hits, fp, blurs, n_in, n_out = 0, 0, 0, 0, [], 0, 0
+        found, blurs, searches = 0, [], []
         for r in rows:
             im = load_image(ROOT / r["path"]).pixels
             faces = pipe.analyze(im, with_crops=False)
@@ -39,11 +47,11 @@ def sweep(pipe, searcher, rows: list[dict], enrolled: set) -> list[tuple]:
                 continue
             face = max(faces, key=lambda f: f.box[2])
             mated = r["person"] in enrolled
-            n_in, n_out = n_in + mated, n_out + (not mated)
             sigma = k * face.interocular
             probe = cv2.GaussianBlur(im, (0, 0), sigma) if sigma > 0 else im
             got = pipe.analyze(probe, with_crops=False)
             if not got:
+                searches.append(search(mated, False, False, False))
                 continue
             g = max(got, key=lambda f: f.box[2])
             res = searcher.search([g], 1)[0]
@@ -51,13 +59,10 @@ def sweep(pipe, searcher, rows: list[dict], enrolled: set) -> list[tuple]:
             found += 1
             blurs.append(g.blur)
             every.append((g.blur, mated, top == r["person"]))
-            if mated:
-                right += top == r["person"]
-                dir_hits += top == r["person"] and res["decision"] == "match"
-            else:
-                fp += res["decision"] == "match"
-        print(f"| {k:.2f} | {found / len(rows):.2f} | {right / n_in:.2f} | {dir_hits / n_in:.2f} | "
-              f"{fp / n_out:.2f} | {np.median(blurs):.2f} |")
+            searches.append(search(mated, True, top == r["person"], res["decision"] == "match"))
+        f = ident_figures(searches, max_rank=1)
+        print(f"| {k:.2f} | {found / len(rows):.2f} | {f['rank1']:.2f} | {f['dir_at_threshold']:.2f} | "
+              f"{f['fpir_at_threshold']:.2f} | {np.median(blurs):.2f} |")
     return every
 
 

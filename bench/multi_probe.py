@@ -55,6 +55,38 @@ def probe_descriptors(pipe, s) -> dict:
     return desc
 
 
+def row(s, g, desc: dict, enrolled: set, conditions: list[str], k: int, how: str, cal, rng) -> str:
+    """One table row: GROUPS random k-photo queries of every person and condition, fused
+    ``how`` ("template" or "score mean") and judged at ``cal``'s threshold; DIR per condition
+    of the enrolled, FPIR over every condition of the others."""
+    from pof.evaluation.metrics import dir_at, fpir_at
+    # the threshold in the scores' own precision (float32): a score equal to it passes
+    thr = np.float32(cal.threshold)
+    dirs, non_scores = [], []
+    for c in conditions:
+        ok, scores = [], []
+        for (cc, person), d in desc.items():
+            if cc != c or len(d) < k:
+                continue
+            for _ in range(GROUPS):
+                pick = np.stack([d[i] for i in rng.choice(len(d), k, replace=False)])
+                if how == "template":
+                    q = pick.mean(axis=0)
+                    per = s.fused((q / np.linalg.norm(q))[None])[0]
+                else:
+                    per = s.fused(pick).mean(axis=0)
+                top = int(np.argmax(per))
+                if person in enrolled:
+                    ok.append(g.labels[top] == person)
+                    scores.append(per[top])
+                else:
+                    non_scores.append(per[top])
+        dirs.append(dir_at(ok, scores, thr) or 0.0)
+    fpir = fpir_at(non_scores, thr) or 0.0
+    return (f"| {k} | {how} | " + " | ".join(f"{x:.1%}" for x in dirs)
+            + f" | {fpir:.1%} ({len(non_scores)}) | {cal.threshold:.3f} |")
+
+
 def main(argv=None) -> int:
     ap = parser(__name__, __doc__)
     ap.parse_args(argv)
@@ -77,31 +109,7 @@ def main(argv=None) -> int:
         for how, cal in rules.items():
             if k == 1 and how == "score mean":
                 continue
-            dirs, fp, n_out = [], 0, 0
-            for c in conditions:
-                hits = n_in = 0
-                for (cc, person), d in desc.items():
-                    if cc != c or len(d) < k:
-                        continue
-                    for _ in range(GROUPS):
-                        pick = np.stack([d[i] for i in rng.choice(len(d), k, replace=False)])
-                        if how == "template":
-                            q = pick.mean(axis=0)
-                            per = s.fused((q / np.linalg.norm(q))[None])[0]
-                        else:
-                            per = s.fused(pick).mean(axis=0)
-                        top = int(np.argmax(per))
-                        match = per[top] >= cal.threshold
-                        if person in enrolled:
-                            n_in += 1
-                            hits += match and g.labels[top] == person
-                        else:
-                            n_out += 1
-                            fp += match
-                dirs.append(hits / max(n_in, 1))
-            print(f"| {k} | {how} | " + " | ".join(f"{x:.1%}" for x in dirs)
-                  + f" | {fp / max(n_out, 1):.1%} ({n_out}) | {cal.threshold:.3f} |")
-
+            print(row(s, g, desc, enrolled, conditions, k, how, cal, rng))
     return 0
 
 

@@ -69,18 +69,20 @@ def tally_draw(s, enrolled: set, probes: dict, tally: dict) -> None:
         t = tally[k]
         t["pred"].append(cal.fpir())
         t["thr"].append(cal.threshold)
+        # each query's top score less the draw's threshold (both float32-exact, so its sign is
+        # that of the float32 comparison): the draws pool at a threshold of 0
+        thr = float(np.float32(cal.threshold))
         for p, d in probes.items():
             for group in itertools.combinations(range(len(d)), k):
                 q = np.mean([d[i] for i in group], axis=0)
                 per = s.fused((q / np.linalg.norm(q))[None])[0]
                 top = int(np.argmax(per))
-                match = per[top] >= cal.threshold
+                margin = float(per[top]) - thr
                 if p in enrolled:
-                    t["mated"] += 1
-                    t["hits"] += bool(match and labels[top] == p)
+                    t["ok"].append(labels[top] == p)
+                    t["margin"].append(margin)
                 else:
-                    t["nonmated"] += 1
-                    t["fp"] += bool(match)
+                    t["non_margin"].append(margin)
 
 
 def main(argv=None) -> int:
@@ -89,7 +91,7 @@ def main(argv=None) -> int:
     require([ROOT / "calib_gallery.csv"], "run python -m bench make_public_set first")
     by_person = descriptors_by_person()
     persons = sorted(p for p, d in by_person.items() if len(d) >= 5)
-    tally = {k: {"hits": 0, "mated": 0, "fp": 0, "nonmated": 0, "pred": [], "thr": []} for k in (1, 2)}
+    tally = {k: {"ok": [], "margin": [], "non_margin": [], "pred": [], "thr": []} for k in (1, 2)}
     for draw in range(DRAWS):
         s, enrolled, probes = draw_gallery(by_person, persons, draw)
         tally_draw(s, enrolled, probes, tally)
@@ -97,11 +99,12 @@ def main(argv=None) -> int:
           f"fusion {s.fusion}")
     print("| k photos | mated queries | DIR | non-mated queries | observed FPIR (95% CI) | predicted FPIR | threshold |")
     print("|---|---|---|---|---|---|---|")
+    from pof.evaluation.metrics import dir_at, fpir_at
     for k, t in tally.items():
-        n, fp = t["nonmated"], t["fp"]
-        p = fp / n
+        n = len(t["non_margin"])
+        p = fpir_at(t["non_margin"], 0.0)
         half = 1.96 * math.sqrt(max(p * (1 - p), 1e-12) / n)
-        print(f"| {k} | {t['mated']} | {t['hits'] / t['mated']:.1%} | {n} | {p:.2%} "
+        print(f"| {k} | {len(t['ok'])} | {dir_at(t['ok'], t['margin'], 0.0):.1%} | {n} | {p:.2%} "
               f"({max(p - half, 0):.2%}-{p + half:.2%}) | {np.mean(t['pred']):.2%} | "
               f"{np.min(t['thr']):.3f}-{np.max(t['thr']):.3f} |")
     return 0

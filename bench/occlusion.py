@@ -63,8 +63,9 @@ def gallery_rows(root: Path, pipe) -> tuple[list[np.ndarray], list[str], list[st
 def probe_rows(root: Path, pipe) -> list[tuple[str, str, str, np.ndarray | None]]:
     """(condition, person, role, descriptor or None if not found / gated) of every probe."""
     from pof.errors import PofError
-    from pof.matching.search import MAX_BLUR, MIN_INTEROCULAR
+    from pof.settings import value
     from pof.stages.load import load_image
+    min_interocular, max_blur = value("min_interocular", None), value("max_blur", None)  # pof's gates
     out = []
     rows = read_csv(root / "probes.csv")
     for r in tqdm(rows, desc="probes", unit="img"):
@@ -75,7 +76,7 @@ def probe_rows(root: Path, pipe) -> list[tuple[str, str, str, np.ndarray | None]
             faces = []
         if faces:
             f = max(faces, key=lambda x: x.box[2] * x.box[3])
-            if f.interocular >= MIN_INTEROCULAR and f.blur <= MAX_BLUR:
+            if f.interocular >= min_interocular and f.blur <= max_blur:
                 d = f.descriptor
         out.append((r["condition"], r["person"], r["role"], d))
     return out
@@ -83,28 +84,33 @@ def probe_rows(root: Path, pipe) -> list[tuple[str, str, str, np.ndarray | None]
 
 def evaluate(desc: np.ndarray, persons: list[str], probes) -> dict[str, tuple[float, float, float]]:
     """Per condition: (rank-1, DIR at FPIR 1%, FPIR) against the gallery (desc, persons)."""
+    from pof.evaluation.metrics import cmc, dir_at, fpir_at
     from pof.matching.calibrate import calibrate_gallery, fuse_by_person, group_starts
     order = np.argsort(persons, kind="stable")
     desc, persons = desc[order], [persons[i] for i in order]
     starts = group_starts(persons)
     labels = [persons[i] for i in starts]
     cal = calibrate_gallery(desc, persons, 0.01)
-    stats: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])   # mated, rank1, dir, non, fp
+    # per condition: the mated probes' (mate on top, top score) and the others' top scores;
+    # -inf where no face was found or it was gated
+    stats: dict[str, tuple[list, list, list]] = defaultdict(lambda: ([], [], []))
     for cond, person, role, d in probes:
-        s = stats[cond]
+        ok, scores, non = stats[cond]
         mated = person in labels
-        s[0 if mated else 3] += 1
-        if d is None:
-            continue
-        per = fuse_by_person(d[None] @ desc.T, starts)[0]
-        top = int(np.argmax(per))
-        hit = per[top] >= cal.threshold
+        top, score = None, -np.inf
+        if d is not None:
+            per = fuse_by_person(d[None] @ desc.T, starts)[0]
+            top = int(np.argmax(per))
+            score = per[top]
         if mated:
-            s[1] += labels[top] == person
-            s[2] += labels[top] == person and hit
+            ok.append(top is not None and labels[top] == person)
+            scores.append(score)
         else:
-            s[4] += hit
-    out = {c: (s[1] / max(s[0], 1), s[2] / max(s[0], 1), s[4] / max(s[3], 1)) for c, s in stats.items()}
+            non.append(score)
+    thr = np.float32(cal.threshold)        # in the scores' own precision: one equal to it passes
+    out = {c: (float(cmc([1 if x else 0 for x in ok], 1)[0]) if ok else 0.0,
+               dir_at(ok, scores, thr) or 0.0, fpir_at(non, thr) or 0.0)
+           for c, (ok, scores, non) in stats.items()}
     out["_threshold"] = (cal.threshold, cal.fpir(), 0.0)
     return out
 

@@ -48,13 +48,15 @@ def probe_outcomes(p, s, rows: list[dict], enrolled: set, iod: int) -> list[tupl
 
 
 def line(iod: int, stats: list[tuple]) -> str:
+    from pof.evaluation.metrics import ident_figures
+    f = ident_figures([{"mated": bool(s[0]), "detected": bool(s[1]), "rank": 1 if s[2] else 0,
+                        "top_ok": bool(s[2]), "decision_match": bool(s[3]), "top_score": -np.inf}
+                       for s in stats], max_rank=1)
     a = np.array(stats, dtype=object)
-    m = a[a[:, 0] == True]  # noqa: E712 (an object array)
-    n = a[a[:, 0] == False]  # noqa: E712
     found = a[:, 1].any()
     return (f"iod {iod:3d}: detected {np.mean(a[:, 1].astype(bool)):.2f} "
-            f"rank1 {np.mean(m[:, 2].astype(bool)):.2f} DIR {np.mean((m[:, 2] & m[:, 3]).astype(bool)):.2f} "
-            f"FPIR {np.mean(n[:, 3].astype(bool)):.2f} "
+            f"rank1 {f['rank1']:.2f} DIR {f['dir_at_threshold']:.2f} "
+            f"FPIR {f['fpir_at_threshold']:.2f} "
             f"measured iod {np.median(a[a[:, 1] == True][:, 4].astype(float)) if found else 0:.1f} "  # noqa: E712
             f"q {np.median(a[a[:, 1] == True][:, 5].astype(float)) if found else 0:.2f}")  # noqa: E712
 

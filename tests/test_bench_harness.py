@@ -172,3 +172,24 @@ def test_without_the_peer_a_study_that_needs_it_says_so_first(name, argv, capsys
     err = capsys.readouterr().err.strip()
     assert err == "error: no module 'face_recognition'; " + harness.PEER_HINT
     assert sorted(p.name for p in tmp_path.iterdir()) == ["all", "gallery", "pairs.csv", "probes.csv"]
+
+
+def test_occlusion_reads_probes_through_pofs_quality_gates(tmp_path):
+    """The occlusion study describes each probe's largest face where it passes pof's gates
+    (the settings min_interocular and max_blur)."""
+    import shutil
+
+    from pof.pipeline import Pipeline
+
+    from bench import occlusion
+    (tmp_path / "probes").mkdir()
+    shutil.copy(harness.YALE / "subject01.normal", tmp_path / "probes" / "a")
+    (tmp_path / "probes" / "b").write_bytes(b"not an image")
+    harness.write_csv(tmp_path / "probes.csv",
+                      [{"path": "probes/a", "person": "subject01", "role": "mated", "condition": "plain"},
+                       {"path": "probes/b", "person": "x", "role": "nonmated", "condition": "plain"}],
+                      ["path", "person", "role", "condition"])
+    rows = occlusion.probe_rows(tmp_path, Pipeline(attributes="off"))
+    assert [r[:3] for r in rows] == [("plain", "subject01", "mated"), ("plain", "x", "nonmated")]
+    assert rows[0][3] is not None and rows[0][3].ndim == 1     # described
+    assert rows[1][3] is None                                   # unreadable: no face, no crash

@@ -75,6 +75,12 @@ def test_dir_at_counts_the_mate_on_top_at_or_over_the_threshold():
     assert ev.dir_at([], [], 0.5) is None
 
 
+def test_fpir_at_counts_nonmated_top_scores_at_or_over_the_threshold():
+    assert ev.fpir_at([0.9, 0.5, -np.inf, 0.2], 0.5) == 0.5
+    assert ev.fpir_at([0.9, 0.5, -np.inf, 0.2], -np.inf) == 1.0   # nothing found still counts
+    assert ev.fpir_at([], 0.5) is None
+
+
 def test_wilson_interval_holds_the_rate_and_stays_in_0_1():
     lo, hi = ev.wilson_interval(5, 100)
     assert lo < 0.05 < hi and 0.01 < lo and hi < 0.12

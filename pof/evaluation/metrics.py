@@ -159,6 +159,14 @@ def dir_at(mated_top_ok: np.ndarray, mated_top_score: np.ndarray, threshold: flo
     return float(ok.mean()) if len(ok) else None
 
 
+def fpir_at(nonmated_top_score: np.ndarray, threshold: float) -> float | None:
+    """False-positive identification rate at ``threshold``: the share of nonmated searches
+    whose top candidate scores at least the threshold (-inf: nothing found; None without
+    nonmated searches)."""
+    s = np.asarray(nonmated_top_score, float)
+    return float((s >= threshold).mean()) if len(s) else None
+
+
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """Wilson score interval of a rate of ``k`` in ``n`` (95% by default); (0, 1) when n is 0."""
     if n == 0:
