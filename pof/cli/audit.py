@@ -22,10 +22,10 @@ def audit_group() -> None:
 def audit_verify(dataset, expect) -> None:
     """Check every row of DATASET's audit log; exit status 4 names the first bad row."""
     from pof.casework import audit
-    from pof.dataset.catalog import Catalog
+    from pof.dataset.handle import Dataset
     if expect is not None:
         audit.parse_head(expect)               # a malformed head stops before the catalog opens
-    with Catalog(dataset) as cat:
+    with Dataset.open(dataset).catalog() as cat:
         v = audit.verify(cat.db, expect)
     if not v.ok:
         click.echo(f"audit log BROKEN at row {v.bad_seq}: {v.problem}")
@@ -45,8 +45,8 @@ def audit_head(dataset, as_json) -> None:
     """Print the head of DATASET's audit log (SEQ:HASH, then its time) once the whole log
     verifies: keep it elsewhere and check later with `pof audit verify --expect SEQ:HASH`."""
     from pof.casework import audit
-    from pof.dataset.catalog import Catalog
-    with Catalog(dataset) as cat:
+    from pof.dataset.handle import Dataset
+    with Dataset.open(dataset).catalog() as cat:
         v = audit.verify(cat.db)
     if not v.ok:
         click.echo(f"audit log BROKEN at row {v.bad_seq}: {v.problem}")
@@ -64,7 +64,7 @@ def audit_head(dataset, as_json) -> None:
 def audit_show(dataset, limit) -> None:
     """Print the newest rows of DATASET's audit log, one JSON object per line."""
     from pof.casework import audit
-    from pof.dataset.catalog import Catalog
-    with Catalog(dataset) as cat:
+    from pof.dataset.handle import Dataset
+    with Dataset.open(dataset).catalog() as cat:
         for row in audit.rows(cat.db, limit):
             click.echo(json.dumps(row))

@@ -39,11 +39,12 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person, str
     Videos (MP4, MOV, MKV, WebM, AVI, recognised by their bytes) are read frame by frame:
     each face followed through the clip is one track with one decision, judged like
     --same-person from its best frames (one result per video, after the images)."""
-    from pof.pipeline import pipeline_for
-    from pof.matching.search import Gallery, Searcher, result_line
+    from pof.dataset.handle import Dataset
+    from pof.matching.search import result_line
     from pof.settings import value
-    top, fpir, workers = value("top", top), value("fpir", fpir), value("workers", workers)
-    gallery = Gallery.load(dataset)
+    top, workers = value("top", top), value("workers", workers)
+    ds = Dataset.open(dataset)
+    gallery = ds.gallery()
     if where:
         conditions: dict[str, list[str]] = {}
         for w in where:
@@ -52,7 +53,7 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person, str
                 raise PofError(f"--where needs KEY=VALUE, got {w!r}")
             conditions.setdefault(key.strip(), []).append(val.strip())
         gallery = gallery.filter(**conditions)
-    pipeline = pipeline_for(gallery.descriptor_key)   # the descriptor backend it was built with
+    pipeline = ds.pipeline()        # the descriptor backend it was built with
     images, empty = _expand(images)
     from pof.pipeline import OPENVINO_MIN_PHOTOS
     from pof.video.search import is_video
@@ -60,14 +61,8 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person, str
     videos = [p for p, v in zip(images, kinds) if v]
     images = [p for p, v in zip(images, kinds) if not v]
     pipeline.settle_runtime(len(images) + OPENVINO_MIN_PHOTOS * len(videos))
-    from pof.matching.calibrate import resolve_fusion
-    index = None       # a subset (--where), or template fusion: the Searcher needs no saved index
-    if not where and resolve_fusion(pipeline.settings["fusion"], len(gallery.labels)) != "template":
-        from pof.dataset.index import load_or_build
-        index = load_or_build(Path(dataset), gallery.descriptors, gallery.descriptor_key)
-    searcher = Searcher(gallery, target_fpir=fpir, index=index, fusion=pipeline.settings["fusion"],
-                        min_interocular=pipeline.settings["min_interocular"],
-                        max_blur=pipeline.settings["max_blur"])
+    # a subset (--where) is searched without the saved index (made for the whole gallery)
+    searcher = ds.searcher(gallery, saved_index=not where, fpir=fpir)
     for folder in empty:
         if as_json:
             click.echo(result_line(folder, [], "folder holds no files"))

@@ -69,13 +69,13 @@ def users_add(dataset, name, role, password_file, with_token, days, label) -> No
     out everywhere and revokes their API tokens)."""
     from pof.casework import audit
     from pof.casework.accounts import Accounts
-    from pof.dataset.catalog import Catalog
+    from pof.dataset.handle import Dataset
     if password_file:
         lines = Path(password_file).read_text(encoding="utf-8").splitlines()
         password = lines[0] if lines else ""
     else:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
-    with Catalog(dataset) as cat:
+    with Dataset.open(dataset).catalog() as cat:
         accounts = Accounts(cat.db)
         saved = accounts.add(name, role, password)
         audit.append(cat.db, "cli", "user_add" if saved.new else "user_reset", user=name, role=role,
@@ -126,10 +126,10 @@ def users_tokens(dataset, name, revoke_id, make_new, days, label) -> None:
     created, expires, last used, state. --revoke ID revokes one; --new makes one for NAME."""
     from pof.casework import audit
     from pof.casework.accounts import Accounts
-    from pof.dataset.catalog import Catalog
+    from pof.dataset.handle import Dataset
     if revoke_id and make_new:
         fail("give either --revoke or --new")
-    with Catalog(dataset) as cat:
+    with Dataset.open(dataset).catalog() as cat:
         accounts = Accounts(cat.db)
         if revoke_id:
             row = accounts.revoke_token(revoke_id)
@@ -156,8 +156,8 @@ def users_tokens(dataset, name, revoke_id, make_new, days, label) -> None:
 def users_list(dataset) -> None:
     """List the users of DATASET's web app."""
     from pof.casework.accounts import Accounts
-    from pof.dataset.catalog import Catalog
-    with Catalog(dataset) as cat:
+    from pof.dataset.handle import Dataset
+    with Dataset.open(dataset).catalog() as cat:
         for u in Accounts(cat.db).list():
             click.echo(f"{u['name']}\t{u['role']}\t{'disabled' if u['disabled'] else 'active'}\t{u['created']}")
 
@@ -170,8 +170,8 @@ def users_disable(dataset, name) -> None:
     """Disable user NAME (kept for the record), revoking their tokens and sessions."""
     from pof.casework import audit
     from pof.casework.accounts import Accounts
-    from pof.dataset.catalog import Catalog
-    with Catalog(dataset) as cat:
+    from pof.dataset.handle import Dataset
+    with Dataset.open(dataset).catalog() as cat:
         Accounts(cat.db).disable(name)
         audit.append(cat.db, "cli", "user_disable", user=name)
     click.echo(f"user {name} disabled")

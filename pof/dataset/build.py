@@ -23,10 +23,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from pof.dataset.catalog import CATALOG_NAME, Catalog
+from pof.dataset.handle import Dataset, NewerDataset
 from pof.errors import DatasetError, PofError
 from pof.stages.load import decode_image, read_bytes
 from pof.runtime.parallel import pipeline_map
-from pof.pipeline import Pipeline, job_runtime, pipeline_for
+from pof.pipeline import Pipeline, job_runtime
 from pof.record import Face
 from pof.dataset.sources import Item, collect, fetch_url
 
@@ -200,12 +201,13 @@ class Builder:
         """The pipeline for a build into ``out``: where ``out`` is a dataset built before a
         default changed (the descriptor backend, deblocking), the one it was built with, so
         that new photos can join it (settings given explicitly are kept; where other models
-        differ, Catalog.bind_models refuses with its own message)."""
+        differ, Catalog.bind_models refuses with its own message). A dataset written by a
+        newer pof is refused (NewerDataset)."""
         if (out / CATALOG_NAME).is_file():
             try:
-                with Catalog(out) as cat:
-                    key = cat.get_meta("descriptor_key") or ""
-                return pipeline_for(key, **settings)
+                return Dataset.open(out).pipeline(**settings)
+            except NewerDataset:
+                raise
             except PofError:
                 pass
         return Pipeline(**settings)
