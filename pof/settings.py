@@ -2,14 +2,17 @@
 (choices, or a range for a number).
 
 Values are resolved in one place, ``resolve`` (or ``value`` for one setting): the default,
-overridden by the environment (``POF_<NAME>``, e.g. ``POF_DETECTOR=hog``), overridden by what a
-caller gives (a command-line option, a keyword argument). The environment is read here only;
-the command line's options are made from these declarations (``pof.cli.options``), and the
-pipeline, the searcher, the image loader and the web app take their defaults from here.
+overridden by the environment (``POF_<NAME>``, e.g. ``POF_DETECTOR=hog``), overridden by the
+command line (``command_line``: the options of the command running), overridden by what a caller
+gives (a keyword argument). The environment is read here only; the command line's options are
+made from these declarations (``pof.cli.common``), and the pipeline, the searcher, the GPU
+engine, the image loader and the web app take their defaults from here.
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,32 +74,44 @@ SETTINGS: tuple[Setting, ...] = (
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
+# settings given on the command line to the command now running (``command_line``): they
+# beat the environment in every resolution of this process, so that what the command does not
+# make itself (a pipeline inside pof.matching.cluster, the GPU engine) takes them too
+_COMMAND_LINE: dict[str, Any] = {}
+
+
 def defaults() -> dict[str, Any]:
-    """Return every setting's value: the default, overridden by ``POF_<NAME>`` if set."""
+    """Every setting's value where a caller gives none: the command line's, else
+    ``POF_<NAME>``, else the default."""
     return {s.name: current(s.name) for s in SETTINGS}
 
 
 def resolve(given: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Every setting's value: default < ``POF_<NAME>`` < ``given`` (entries that are None are
-    not given, as a command-line option left out). Raises SettingError for a bad value."""
-    out = defaults()
-    for k, v in (given or {}).items():
-        if v is not None:
-            out[k] = check(k, v)
-    return out
+    """Every setting's value: default < ``POF_<NAME>`` < the command line < ``given`` (entries
+    that are None are not given, as a command-line option left out). A setting given is not
+    read from the environment (a bad ``POF_<NAME>`` it overrides is not an error). Raises
+    SettingError for a bad value."""
+    given = {k: v for k, v in (given or {}).items() if v is not None}
+    out = {k: check(k, v) for k, v in given.items()}
+    out.update({s.name: current(s.name) for s in SETTINGS if s.name not in out})
+    return {s.name: out[s.name] for s in SETTINGS}
 
 
 def value(name: str, given: Any = None) -> Any:
-    """One setting resolved: ``given`` unless None, else ``POF_<NAME>``, else the default."""
+    """One setting resolved: ``given`` unless None, else the command line's, else
+    ``POF_<NAME>``, else the default."""
     if given is not None:
         return check(name, given)
     return current(name)
 
 
 def current(name: str) -> Any:
-    """Setting ``name`` from the environment, else its default (no value given)."""
+    """Setting ``name`` where no value is given: from the command line, else the environment,
+    else its default."""
     if name not in _BY_NAME:
         raise SettingError(f"unknown setting {name!r}; known: {', '.join(_BY_NAME)}")
+    if name in _COMMAND_LINE:
+        return _COMMAND_LINE[name]
     s = _BY_NAME[name]
     raw = os.environ.get(s.env)
     if raw is None:
@@ -105,6 +120,20 @@ def current(name: str) -> Any:
         return check(name, raw)
     except SettingError as exc:
         raise SettingError(f"{s.env} in the environment: {exc}") from None
+
+
+@contextmanager
+def command_line(**given: Any) -> Iterator[None]:
+    """Within the block, the settings ``given`` (None: not given) beat the environment in every
+    resolution of this process: what the command line gave its command (pof.cli.common)."""
+    checked = {k: check(k, v) for k, v in given.items() if v is not None}
+    before = dict(_COMMAND_LINE)
+    _COMMAND_LINE.update(checked)
+    try:
+        yield
+    finally:
+        _COMMAND_LINE.clear()
+        _COMMAND_LINE.update(before)
 
 
 def get(name: str) -> Setting:

@@ -35,12 +35,15 @@ def finish(done: int, failed: int) -> None:
 
 
 def friendly(fn):
-    """Turn PofError into a one-line message, Ctrl-C into a resumable stop, and any other
-    exception into a short report (set POF_DEBUG=1 for the traceback)."""
+    """Run a command with the settings its options gave in force for the whole process
+    (pof.settings.command_line); turn PofError into a one-line message, Ctrl-C into a resumable
+    stop, and any other exception into a short report (set POF_DEBUG=1 for the traceback)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from pof.settings import command_line
         try:
-            return fn(*args, **kwargs)
+            with command_line(**given_settings()):
+                return fn(*args, **kwargs)
         except PofError as exc:
             fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
         except KeyboardInterrupt:
@@ -64,6 +67,15 @@ def disk_full(exc: BaseException) -> bool:
         return True
     return isinstance(exc, sqlite3.OperationalError) and (
         getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or "disk is full" in str(exc))
+
+
+def given_settings() -> dict[str, object]:
+    """The settings the running command's options gave (setting name -> value; None where
+    left out)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return {}
+    return {p.setting: ctx.params.get(p.name) for p in ctx.command.params if isinstance(p, SettingOption)}
 
 
 def setting_type(name: str) -> click.ParamType | None:
@@ -111,8 +123,9 @@ class SettingOption(click.Option):
 
 
 def setting(name: str, **attrs):
-    """A click option ``--NAME`` for setting ``name`` (its value None when left out: resolve it
-    with ``pof.settings.value``)."""
+    """A click option ``--NAME`` for setting ``name``: its value is None when left out, and what
+    it gives beats the environment wherever the command's code resolves the setting
+    (``friendly``; ``pof.settings.value(name, option)`` gives the value in effect)."""
     from pof.settings import get
     get(name)                                   # an unknown setting fails here, at import
     return click.option(f"--{name.replace('_', '-')}", name, cls=SettingOption, setting=name, **attrs)
