@@ -20,3 +20,7 @@ class DatasetError(PofError):
 
 class SettingError(PofError):
     """A setting or command-line option has a value pof cannot use."""
+
+
+class InstallError(PofError):
+    """A file that ships with pof (a model, reference scores) is missing or damaged."""

@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image
 
 from pof.pipeline import Pipeline
+from pof.runtime.files import atomic_bytes
 
-METHODS = ("pixelate", "blur")
 CHECK_THRESHOLDS = (0.5, 0.5, 0.5)   # MTCNN stage cut-offs of the check (a search: 0.5, 0.6, 0.7)
 CHECK_FMR = 0.01                     # recogniser: a redacted face matching itself at this rate fails
 MAX_ROUNDS = 8
@@ -256,10 +256,7 @@ def redact_file(pipeline: Pipeline, source: Path, dest: Path, method: str, stren
     except PofError as exc:
         return Redaction(str(source), error=str(exc))
     rec.source = str(source)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    tmp.write_bytes(encode(out, fmt))
-    tmp.replace(dest)
+    atomic_bytes(dest, encode(out, fmt))
     rec.output = str(dest)
     return rec
 

@@ -1,4 +1,4 @@
-"""Building a dataset: the dataset layout (README, "The dataset a build writes"), resuming, de-duplication, bad inputs."""
+"""Building a dataset: the dataset layout (docs/dataset.md), resuming, de-duplication, bad inputs."""
 from __future__ import annotations
 
 import csv

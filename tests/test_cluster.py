@@ -183,7 +183,7 @@ def test_assign_adds_new_faces_to_existing_groups_and_groups_the_rest():
 def test_event_upload_adds_faces_to_earlier_groups_keeping_their_ids(yale_faces):
     import sqlite3
 
-    from pof.web import unknown
+    from pof.casework import unknown
     db = sqlite3.connect(":memory:")
     db.row_factory = sqlite3.Row
     unknown.ensure_schema(db)

@@ -157,7 +157,7 @@ def test_measured_only_attributes_and_chosen_images(built, tmp_path, pipeline):
 
 
 def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path):
-    from pof.report.write import atomic, atomic_text
+    from pof.runtime.files import atomic, atomic_text
     path = atomic_text(tmp_path / "a.txt", "old")
 
     def broken(tmp: Path) -> None:

@@ -11,7 +11,8 @@ from pof.stages.embed import with_mirror
 from pof.errors import PofError
 from pof.stages.load import load_image
 from pof.record import Face
-from pof.matching.verify import Verifier, subject, subject_or_error
+from pof.matching.verify import Verifier, subject_or_error
+from pof.stages.select import subject
 
 from .conftest import YALE, run_pof
 

@@ -5,6 +5,7 @@ import pytest
 
 from pof.casework import review
 from pof.casework.accounts import User
+from pof.dataset import schema
 from pof.dataset.catalog import Catalog
 
 VIEWER, ANA, BEN, CAL, ADMIN = (User("vic", "viewer"), User("ana", "reviewer"), User("ben", "reviewer"),
@@ -82,8 +83,8 @@ def test_an_older_catalog_gains_the_new_columns(tmp_path):
     """A catalog written before proposals recorded the search keeps its rows and gains the
     columns; its identifications read as 'not recorded' (None) and need stated evidence."""
     with Catalog(tmp_path, create=True) as cat:
-        cat.db.executescript(review.SCHEMA)
-        for table, column, _ in review.COLUMNS:
+        cat.db.executescript(schema.TABLES["review"])
+        for table, column, _ in schema.ADDED_COLUMNS[2]:
             if column in {r[1] for r in cat.db.execute(f"PRAGMA table_info({table})")}:
                 cat.db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         cat.db.execute("INSERT INTO identifications (subject, photo_id, face_index, person, state, evidence,"

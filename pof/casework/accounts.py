@@ -33,6 +33,7 @@ from datetime import datetime, timedelta, timezone
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from pof.dataset import schema
 from pof.errors import PofError
 
 ROLES = ("viewer", "reviewer", "admin")
@@ -43,21 +44,6 @@ TOKEN_DAYS = 90
 UNKNOWN_USER = "(unknown user)"      # the audit log's actor for a failed sign-in as no one
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY, role TEXT NOT NULL, password TEXT NOT NULL,
-    created TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS api_tokens (
-    token_sha256 TEXT PRIMARY KEY, user TEXT NOT NULL REFERENCES users(name),
-    created TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS sessions (
-    id_sha256 TEXT PRIMARY KEY, user TEXT NOT NULL REFERENCES users(name),
-    csrf TEXT NOT NULL, created TEXT NOT NULL, expires TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS account_keys (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-# columns api_tokens gained after its first version: added on open where missing
-TOKEN_COLUMNS = {"id": "TEXT", "label": "TEXT NOT NULL DEFAULT ''", "expires": "TEXT",
-                 "last_used": "TEXT"}
 
 
 class AccountError(PofError):
@@ -92,18 +78,8 @@ def _now() -> datetime:
 def ensure_schema(db: sqlite3.Connection) -> None:
     """Create the account tables if missing; give an older ``api_tokens`` table its newer
     columns (tokens made before then get a public id and expire ``TOKEN_DAYS`` from now)."""
-    db.executescript(SCHEMA)
-    have = {r[1] for r in db.execute("PRAGMA table_info(api_tokens)")}
-    missing = [c for c in TOKEN_COLUMNS if c not in have]
-    if missing:
-        with db:
-            for col in missing:
-                try:
-                    db.execute(f"ALTER TABLE api_tokens ADD COLUMN {col} {TOKEN_COLUMNS[col]}")
-                except sqlite3.OperationalError as exc:     # added meanwhile by another process
-                    if "duplicate column" not in str(exc):
-                        raise
-    if missing or db.execute("SELECT 1 FROM api_tokens WHERE id IS NULL OR expires IS NULL"
+    schema.ensure(db, "accounts")
+    if db.execute("SELECT 1 FROM api_tokens WHERE id IS NULL OR expires IS NULL"
                              " LIMIT 1").fetchone():
         expires = (_now() + timedelta(days=TOKEN_DAYS)).isoformat()
         with db:

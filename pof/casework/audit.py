@@ -27,48 +27,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from pof.dataset import schema
 from pof.errors import SettingError
 
 GENESIS = "0" * 64
 GENESIS_KEY = "audit_genesis"          # meta key: {"at", "hash"} of row 1, written once
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-    detail TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_head (
-    id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL);
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_replace BEFORE INSERT ON audit
-    WHEN EXISTS (SELECT 1 FROM audit WHERE seq = NEW.seq)
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_extends_chain BEFORE INSERT ON audit
-    WHEN NEW.seq IS NOT COALESCE((SELECT MAX(seq) FROM audit), 0) + 1
-      OR NEW.prev IS NOT COALESCE((SELECT hash FROM audit ORDER BY seq DESC LIMIT 1),
-                                  '0000000000000000000000000000000000000000000000000000000000000000')
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: a row must follow the last one'); END;
-CREATE TRIGGER IF NOT EXISTS audit_head_no_delete BEFORE DELETE ON audit_head
-    BEGIN SELECT RAISE(ABORT, 'the audit head cannot be deleted'); END;
-CREATE TRIGGER IF NOT EXISTS audit_head_once BEFORE INSERT ON audit_head
-    WHEN EXISTS (SELECT 1 FROM audit_head)
-    BEGIN SELECT RAISE(ABORT, 'the audit head cannot be replaced'); END;
-CREATE TRIGGER IF NOT EXISTS audit_head_forward BEFORE UPDATE ON audit_head
-    WHEN NEW.seq <= OLD.seq OR NEW.id IS NOT OLD.id
-    BEGIN SELECT RAISE(ABORT, 'the audit head only moves forward'); END;
-CREATE TRIGGER IF NOT EXISTS audit_genesis_once BEFORE INSERT ON meta
-    WHEN NEW.key = 'audit_genesis' AND EXISTS (SELECT 1 FROM meta WHERE key = 'audit_genesis')
-    BEGIN SELECT RAISE(ABORT, 'the start of the audit log is recorded once'); END;
-CREATE TRIGGER IF NOT EXISTS audit_genesis_no_update BEFORE UPDATE ON meta
-    WHEN OLD.key = 'audit_genesis' OR NEW.key = 'audit_genesis'
-    BEGIN SELECT RAISE(ABORT, 'the start of the audit log is recorded once'); END;
-CREATE TRIGGER IF NOT EXISTS audit_genesis_no_delete BEFORE DELETE ON meta
-    WHEN OLD.key = 'audit_genesis'
-    BEGIN SELECT RAISE(ABORT, 'the start of the audit log is recorded once'); END;
-"""
 
 # tables whose rows are only ever written together with an audit row: any of them holding rows
 # means the log was used, so an empty log has lost its rows
@@ -81,7 +45,7 @@ _HEAD = re.compile(r"^\s*(?:(\d+)\s*:\s*)?([0-9a-fA-F]{64})\s*$")
 def ensure_schema(db: sqlite3.Connection) -> None:
     """Create the audit tables and triggers if missing (catalogs made before a trigger existed
     get it here), and record the log's first row in ``meta`` where it was not yet."""
-    db.executescript(SCHEMA)
+    schema.ensure(db, "audit")
     if db.execute("SELECT 1 FROM meta WHERE key = ?", (GENESIS_KEY,)).fetchone() is None:
         first = db.execute("SELECT at, hash FROM audit WHERE seq = 1").fetchone()
         if first is not None:

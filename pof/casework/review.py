@@ -33,6 +33,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from pof.casework.accounts import User
+from pof.dataset import schema
 from pof.dataset.catalog import excluded_persons, now
 from pof.errors import PofError
 
@@ -53,26 +54,6 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str, str | None]] = {
     "retract": (frozenset({"candidate", "proposed", "confirmed", "disputed"}), "reviewer", "retracted"),
 }
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS identifications (
-    id INTEGER PRIMARY KEY, subject TEXT NOT NULL, photo_id INTEGER, face_index INTEGER,
-    group_id INTEGER, person TEXT NOT NULL, state TEXT NOT NULL, score REAL, fmr REAL,
-    evidence TEXT NOT NULL DEFAULT '[]', created_by TEXT NOT NULL, created TEXT NOT NULL,
-    corrects INTEGER);
-CREATE TABLE IF NOT EXISTS review_events (
-    id INTEGER PRIMARY KEY, identification INTEGER NOT NULL REFERENCES identifications(id),
-    actor TEXT NOT NULL, action TEXT NOT NULL, note TEXT NOT NULL, evidence_seen TEXT NOT NULL,
-    from_state TEXT NOT NULL, to_state TEXT NOT NULL, at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS exclusions (
-    id INTEGER PRIMARY KEY, person TEXT NOT NULL, reason TEXT NOT NULL, added_by TEXT NOT NULL,
-    added TEXT NOT NULL, lifted_by TEXT, lifted TEXT, lift_reason TEXT);
-CREATE TABLE IF NOT EXISTS review_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-# columns added after the first catalogs were written: (table, column, declaration)
-COLUMNS = (("identifications", "search_decision", "TEXT"), ("identifications", "search_score", "REAL"),
-           ("identifications", "search_threshold", "REAL"), ("identifications", "search_fpir", "REAL"),
-           ("identifications", "fmr_upper_bound", "INTEGER NOT NULL DEFAULT 0"),
-           ("review_events", "other_evidence", "TEXT NOT NULL DEFAULT ''"))
 
 
 class ReviewError(PofError):
@@ -94,11 +75,7 @@ class Duplicate(ReviewError):
 
 def ensure_schema(db: sqlite3.Connection) -> None:
     """Create the review tables if missing, and add columns older catalogs lack."""
-    db.executescript(SCHEMA)
-    for table, column, decl in COLUMNS:
-        if column not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
-            with db:
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+    schema.ensure(db, "review")
 
 
 def min_reviewers(db: sqlite3.Connection) -> int:

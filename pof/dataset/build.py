@@ -3,7 +3,7 @@
 Each source image is read, hashed (SHA-256), skipped if the catalog has it already, analysed
 (in worker processes when workers > 1, which also JPEG-encode the crops), and committed with
 its faces in one transaction; the crops are written first, atomically. A killed build resumes
-where it stopped when run again. At the end the whole README, "The dataset a build writes" layout is (re)written by
+where it stopped when run again. At the end the whole layout of docs/dataset.md is (re)written by
 ``pof.dataset.export``.
 """
 from __future__ import annotations
@@ -23,18 +23,19 @@ from PIL import Image
 from tqdm import tqdm
 
 from pof.dataset.catalog import CATALOG_NAME, Catalog
-from pof.dataset.handle import Dataset, NewerDataset
+from pof.dataset.handle import Dataset
 from pof.errors import DatasetError, PofError
 from pof.stages.load import decode_image, read_bytes
 from pof.runtime.parallel import pipeline_map
 from pof.pipeline import Pipeline, job_runtime
 from pof.record import Face
 from pof.dataset.sources import Item, collect, fetch_url
+from pof.runtime.files import atomic_bytes
 
 AMBIGUOUS_AREA = 0.6   # a second face this large (vs the largest) makes a named photo ambiguous
 # ... and so does one at least this large that sits nearer the photo's centre than the largest:
 # news photos are framed on the person they name, so a larger face off to the side is likely
-# someone else's (LFW: see BENCHMARKS.md, "Which face is the person")
+# someone else's (LFW: see BENCHMARKS.md, "Detection", and CHANGELOG.md, 0.1.0)
 OFF_CENTRE_AREA = 0.25
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -201,13 +202,10 @@ class Builder:
         """The pipeline for a build into ``out``: where ``out`` is a dataset built before a
         default changed (the descriptor backend, deblocking), the one it was built with, so
         that new photos can join it (settings given explicitly are kept; where other models
-        differ, Catalog.bind_models refuses with its own message). A dataset written by a
-        newer pof is refused (NewerDataset)."""
+        differ, Catalog.bind_models refuses with its own message)."""
         if (out / CATALOG_NAME).is_file():
             try:
                 return Dataset.open(out).pipeline(**settings)
-            except NewerDataset:
-                raise
             except PofError:
                 pass
         return Pipeline(**settings)
@@ -355,7 +353,7 @@ class Builder:
             self._problem(report, item.location, "noface", o.reason)
         ids = [face_id(o.sha256, f.index) for f in o.faces]
         for fid, jpeg in zip(ids, o.jpegs, strict=True):
-            _write_crop(self.out / "images" / f"{fid}.jpg", jpeg)
+            atomic_bytes(self.out / "images" / f"{fid}.jpg", jpeg)
         with cat.transaction():
             if item.person is not None:
                 cat.ensure_person(item.person, item.name or item.person, item.attribution)
@@ -393,10 +391,3 @@ def _face_row(fid: str, sid: int, person: str | None, f: Face, model: str) -> di
             "pose": _j({"yaw": f.pose.yaw, "pitch": f.pose.pitch, "roll": f.pose.roll}),
             "interocular": float(f.interocular), "blur": float(f.blur), "quality": float(f.quality),
             "descriptor": np.asarray(f.descriptor, np.float32).tobytes(), "model": model}
-
-
-def _write_crop(path: Path, jpeg: bytes) -> None:
-    """Write a JPEG atomically (temporary file, then rename)."""
-    tmp = path.with_suffix(".jpg.tmp")
-    tmp.write_bytes(jpeg)
-    os.replace(tmp, path)

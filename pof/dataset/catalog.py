@@ -25,33 +25,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from pof.dataset import schema
 from pof.errors import DatasetError
 
-SCHEMA_VERSION = 1
 CATALOG_NAME = "catalog.sqlite"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS persons (
-    label TEXT PRIMARY KEY, name TEXT NOT NULL, attribution TEXT NOT NULL DEFAULT '{}',
-    added TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sources (
-    id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, path TEXT NOT NULL,
-    person TEXT REFERENCES persons(label), provenance TEXT NOT NULL DEFAULT '{}',
-    width INTEGER, height INTEGER, format TEXT, status TEXT NOT NULL, note TEXT,
-    added TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS faces (
-    id TEXT PRIMARY KEY, source_id INTEGER NOT NULL REFERENCES sources(id),
-    face_index INTEGER NOT NULL, person TEXT REFERENCES persons(label),
-    box TEXT NOT NULL, det_score REAL NOT NULL, landmarks5 TEXT NOT NULL,
-    landmarks68 TEXT NOT NULL, crop_matrix TEXT NOT NULL, pose TEXT NOT NULL,
-    interocular REAL NOT NULL, blur REAL NOT NULL, quality REAL NOT NULL,
-    descriptor BLOB NOT NULL, model TEXT NOT NULL, added TEXT NOT NULL,
-    UNIQUE (source_id, face_index));
-CREATE INDEX IF NOT EXISTS faces_person ON faces(person);
-CREATE TABLE IF NOT EXISTS attributes (
-    face_id TEXT PRIMARY KEY REFERENCES faces(id), scores TEXT NOT NULL, models TEXT NOT NULL);
-"""
 
 
 def private_folder(folder: Path) -> None:
@@ -122,11 +100,18 @@ class Catalog:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")   # WAL: consistent after a crash; a build resumes
         self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(_SCHEMA)
-        if self.get_meta("schema") is None:
+        schema.ensure(self.db, "catalog")
+        stored = self.get_meta("schema")
+        try:
+            version = schema.check(self.db, str(self.folder), stored)
+        except DatasetError:
+            self.db.close()
+            raise
+        if stored != str(version):
             with self.transaction():
-                self.set_meta("schema", str(SCHEMA_VERSION))
-                self.set_meta("created", now())
+                self.set_meta("schema", str(version))
+                if stored is None:
+                    self.set_meta("created", now())
 
     def __enter__(self) -> "Catalog":
         return self

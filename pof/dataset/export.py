@@ -1,4 +1,4 @@
-"""Write the POF dataset layout (README, "The dataset a build writes") from the catalog.
+"""Write the POF dataset layout (docs/dataset.md) from the catalog.
 
 Every file is written to a temporary name and renamed into place, so a reader never sees half
 a file; CHECKSUMS.sha256 is written last, over every other file, in ``sha256sum`` format.
@@ -9,7 +9,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from pof.stages.attributes.schema import SCHEMA, TASKS
 from pof.matching.calibrate import calibrate_gallery
 from pof.dataset.catalog import Catalog, now
 from pof.runtime.weights import package_version
+from pof.runtime.files import atomic_bytes
 
 DEFAULT_AGREEMENT = """# Licence agreement
 
@@ -41,12 +41,6 @@ Whoever uses this dataset agrees to these terms.
 """
 
 MEASURED_COLUMNS = ("yaw", "pitch", "roll", "blur", "quality")   # after the attributes, as in metadata
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _csv_bytes(header: list[str], rows: list[list[Any]]) -> bytes:
@@ -159,7 +153,7 @@ def export(cat: Catalog, pipeline, agreement: str | None = None) -> dict:
     out = cat.folder
     files, card, rows = render(cat, pipeline, agreement)
     for name, data in files.items():
-        _atomic_write(out / name, data)
+        atomic_bytes(out / name, data)
     _write_checksums(out, [r["id"] for r in rows])
     with cat.transaction():
         cat.set_meta("version", card["version"])
@@ -207,4 +201,4 @@ def _write_checksums(out: Path, ids: list[str]) -> None:
     for n in names:
         h = hashlib.sha256((out / n).read_bytes()).hexdigest()
         lines.append(f"{h}  {n}\n")
-    _atomic_write(out / "CHECKSUMS.sha256", "".join(lines).encode())
+    atomic_bytes(out / "CHECKSUMS.sha256", "".join(lines).encode())

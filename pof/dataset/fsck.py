@@ -355,19 +355,20 @@ class _Check:
             return done
         exports = [n for n in todo if n in self.files]
         if exports:
-            from pof.dataset.export import _atomic_write
+            from pof.runtime.files import atomic_bytes
             for name in exports:
                 path = self.folder / name
                 if path.exists():            # kept: it may hold what the user wants back
                     self._move_aside(path)
-                _atomic_write(path, self.files[name])
+                atomic_bytes(path, self.files[name])
                 done.append(f"{name}: written again from the catalog")
         if "AGREEMENT.md" in todo:
-            from pof.dataset.export import DEFAULT_AGREEMENT, _atomic_write
+            from pof.dataset.export import DEFAULT_AGREEMENT
+            from pof.runtime.files import atomic_bytes
             path = self.folder / "AGREEMENT.md"
             if path.exists():
                 self._move_aside(path)
-            _atomic_write(path, DEFAULT_AGREEMENT.encode("utf-8"))
+            atomic_bytes(path, DEFAULT_AGREEMENT.encode("utf-8"))
             done.append("AGREEMENT.md: the default agreement written again")
         if self.index is not None and f"index/{self.index[0].name}" in todo:
             from pof.dataset.index import FaissIndex
@@ -394,7 +395,8 @@ class _Check:
         """Make crop ``name`` again from its source image; None, or why it could not."""
         import numpy as np
 
-        from pof.dataset.build import _jpeg, _write_crop
+        from pof.dataset.build import _jpeg
+        from pof.runtime.files import atomic_bytes
         from pof.stages.load import decode_image
         fid = name[len("images/"):-len(".jpg")]
         _, source, sha, index = self.by_id[fid]
@@ -415,13 +417,14 @@ class _Check:
         if face is None or face.crop is None:
             return f"face {index} of {source} is not found again"
         (self.folder / "images").mkdir(exist_ok=True)
-        _write_crop(self.folder / name, _jpeg(np.asarray(face.crop), pipe.settings["jpeg_quality"]))
+        atomic_bytes(self.folder / name, _jpeg(np.asarray(face.crop), pipe.settings["jpeg_quality"]))
         return None
 
     def _write_checksums(self, unrepaired: set[str]) -> None:
         """CHECKSUMS.sha256 over the exports and the catalog's crops, in the order a build
         writes it; a file still missing or corrupt keeps the hash it was listed with."""
-        from pof.dataset.export import LISTED, _atomic_write
+        from pof.dataset.export import LISTED
+        from pof.runtime.files import atomic_bytes
         old = self.listed or {}
         lines = []
         for name in list(LISTED) + [f"images/{f[0]}.jpg" for f in self.faces]:
@@ -431,7 +434,7 @@ class _Check:
                     lines.append(f"{old[name]}  {name}\n")
                 continue
             lines.append(f"{_sha256(path)}  {name}\n")
-        _atomic_write(self.folder / CHECKSUMS, "".join(lines).encode())
+        atomic_bytes(self.folder / CHECKSUMS, "".join(lines).encode())
 
 
 def fsck(folder: str | Path, repair: bool = False) -> Result:

@@ -2,9 +2,9 @@
 dataset start from.
 
 ``Dataset.open(path)`` checks that the folder is a pof dataset whose catalog this pof can read
-(its schema version is not newer than ``pof.dataset.catalog.SCHEMA_VERSION``) and reads the
-catalog's meta (schema, descriptor key, created); the dataset card (pof.json) is read when first
-asked for. From the handle come the pipeline that makes descriptors like the dataset's
+(the catalog checks its schema version on opening, ``pof.dataset.schema``: a newer one is
+refused, an older one upgraded) and reads the catalog's meta (schema, descriptor key,
+created); the dataset card (pof.json) is read when first asked for. From the handle come the pipeline that makes descriptors like the dataset's
 (``pipeline``), its gallery and searcher (``gallery``, ``searcher``), a catalog connection
 (``catalog``) and a check of its files (``check``, as ``pof fsck``)::
 
@@ -18,16 +18,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pof.dataset.catalog import CATALOG_NAME, SCHEMA_VERSION, Catalog
+from pof.dataset.catalog import CATALOG_NAME, Catalog
 from pof.errors import DatasetError
 
 # settings a searcher takes: Searcher's keyword for each
 SEARCH_SETTINGS = {"fpir": "target_fpir", "fusion": "fusion", "min_interocular": "min_interocular",
                    "max_blur": "max_blur"}
-
-
-class NewerDataset(DatasetError):
-    """The dataset's catalog was written by a newer pof, in a schema this one cannot read."""
 
 
 class Dataset:
@@ -40,23 +36,13 @@ class Dataset:
     @classmethod
     def open(cls, path: str | Path) -> "Dataset":
         """The dataset in ``path``. DatasetError (saying what to do) where the folder holds no
-        pof dataset, its catalog is damaged, or its catalog's schema is newer than this pof's
-        (NewerDataset)."""
+        pof dataset, or its catalog is damaged, was written by a newer pof or has a schema
+        version pof never wrote."""
         folder = Path(path)
-        if not (folder / CATALOG_NAME).is_file():
+        if not (folder / CATALOG_NAME).is_file():      # made nothing in a folder that is no dataset
             raise DatasetError(f"{folder}: no pof dataset here (no {CATALOG_NAME}); run `pof build` first")
-        with Catalog(folder) as cat:
+        with Catalog(folder) as cat:                   # checks the schema version
             meta = {r["key"]: r["value"] for r in cat.db.execute("SELECT key, value FROM meta")}
-        schema = meta.get("schema", "")
-        try:
-            version = int(schema)
-        except ValueError:
-            raise DatasetError(f"{folder}: the catalog's schema version {schema!r} is not one pof "
-                               "writes; is it a pof dataset?") from None
-        if version > SCHEMA_VERSION:
-            raise NewerDataset(f"{folder}: the dataset was written by a newer pof (catalog schema "
-                               f"{version}; this pof reads schema {SCHEMA_VERSION}): upgrade pof "
-                               "to open it")
         return cls(folder, meta)
 
     @property

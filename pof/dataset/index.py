@@ -83,10 +83,8 @@ class FaissIndex(Index):
 
     def save(self, path: Path) -> None:
         import faiss
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        faiss.write_index(self.graph, str(tmp))
-        tmp.replace(path)
+        from pof.runtime.files import atomic
+        atomic(path, lambda tmp: faiss.write_index(self.graph, str(tmp)))
 
 
 def build(descriptors: np.ndarray, kind: str = "auto") -> Index:

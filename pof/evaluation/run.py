@@ -41,7 +41,7 @@ def read_rows(path: Path, needed: set[str]) -> list[dict]:
 
 def _descriptors(paths: list[str], root: Path, workers: int, progress, rule: str = "largest",
                  mirror: bool = False) -> dict[str, np.ndarray | None]:
-    """Descriptor of each image's subject face, picked by ``rule`` (pof.matching.verify.SUBJECTS; None
+    """Descriptor of each image's subject face, picked by ``rule`` (pof.stages.select.SUBJECTS; None
     if unreadable or faceless); ``mirror`` as for pof verify."""
     pipe = Pipeline()
     pipe.settle_runtime(len(paths))
@@ -113,7 +113,7 @@ def _search_record(searcher: Searcher, d: np.ndarray | None, person: str, enroll
 def run_ident(manifest: Path, root: Path, out: Path, by: str | None, workers: int,
               progress=lambda: None, fpir: float = 0.01, subject: str = "largest") -> dict:
     """Open-set identification figures of a manifest, each image's face picked by ``subject``
-    (pof.matching.verify.SUBJECTS)."""
+    (pof.stages.select.SUBJECTS)."""
     rows = read_rows(manifest, {"path", "person", "role"})
     gal = [r for r in rows if r["role"].strip().lower() == "gallery"]
     probes = [r for r in rows if r["role"].strip().lower() in PROBE_ROLES]

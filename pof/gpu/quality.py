@@ -4,7 +4,7 @@
 PnP fit of a generic head to six of the 68 landmarks) and the blur (the Laplacian of the
 crop). Run that way from the engine's one Python process, a thread pool did not help (the
 numpy around each OpenCV call holds the interpreter lock): on an H200 it cost 2.0 ms a photo,
-a fifth of the engine's time (BENCHMARKS.md, "The GPU engine"). Here:
+a fifth of the engine's time (BENCHMARKS.md, "GPU engine"). Here:
 
 - **Blur** is computed on the device for all crops together: the crop turned grey with
   OpenCV's own fixed-point weights, the 3 x 3 Laplacian of its central area with OpenCV's

@@ -38,6 +38,9 @@ from statistics import NormalDist
 
 import numpy as np
 
+from pof.errors import DatasetError
+from pof.runtime.weights import DATA
+
 MIN_TAIL = 5
 MIN_OWN = 100
 MIN_PERSONS_BEST = 20       # persons from which FPIR is calibrated on best impostor scores
@@ -45,7 +48,6 @@ MIN_BEST = 50               # ... and gallery faces (probes) it needs
 MAX_PROBES = 4000
 MAX_SCORES = 20_000_000     # probes x persons kept at most
 CHUNK_CELLS = 50_000_000    # probe x gallery similarities computed at once
-from pof.runtime.weights import DATA  # noqa: E402
 
 
 def reference_path(embedder: str | None = None, mirror: bool = False) -> Path:
@@ -295,7 +297,7 @@ def calibrate(impostors: np.ndarray, persons: int, target_fpir: float = 0.01,
             imp = np.sort(np.concatenate([imp, reference_impostors(embedder)]))
             method = "normal tail fit, pooled with reference impostors"
         if len(imp) < 2:
-            raise ValueError("no impostor scores to calibrate from: enrol at least two persons")
+            raise DatasetError("no impostor scores to calibrate from: enrol at least two persons")
         mu, sd = float(imp.mean()), float(imp.std()) or 1e-3
         t = max(mu + sd * NormalDist().inv_cdf(1.0 - fmr_target), float(imp[-1]) + 1e-6)
     cal = Calibration(persons, target_fpir, round_up(t), 0.0, method, len(imp), imp)

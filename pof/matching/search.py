@@ -340,5 +340,5 @@ def reading_order(boxes) -> list[int]:
 
 
 def result_line(image: str, faces: list[dict] | None, error: str | None = None) -> str:
-    """One JSON line for one probe image (README, "Commands")."""
+    """One JSON line for one probe image (docs/cli.md, "pof search")."""
     return json.dumps({"image": image, "error": error, "faces": faces or []})

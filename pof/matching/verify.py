@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from pof.matching.calibrate import reference_impostors, reference_path, tail_rate
-from pof.errors import NoFaceError, PofError
+from pof.errors import InstallError, NoFaceError, PofError
 from pof.record import Face
-from pof.stages.select import SUBJECTS, central, largest, off_centre, subject  # noqa: F401
+from pof.stages.select import subject
 
 DEFAULT_FMR = 1e-3
 def subject_or_error(pipeline, path: str | Path, rule: str = "largest", mirror: bool = False
@@ -50,7 +50,7 @@ class Verifier:
                  mirror: bool = False) -> None:
         self.impostors = reference_impostors(embedder, mirror)
         if len(self.impostors) == 0:
-            raise ValueError(f"{reference_path(embedder, mirror)} is missing: reinstall pof")
+            raise InstallError(f"{reference_path(embedder, mirror)} is missing: reinstall pof")
         self.target_fmr = target_fmr
         self.mirror = mirror
         k = max(1, int(np.ceil(len(self.impostors) * target_fmr)))

@@ -1,4 +1,4 @@
-"""``pof report``: the pictures and the HTML dataset card of a dataset (README, "Commands").
+"""``pof report``: the pictures and the HTML dataset card of a dataset (docs/cli.md, "pof report").
 
 Writes into ``out`` (default DATASET/report)::
 
@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from pof.report import charts, data, page, sheets
-from pof.report.write import atomic_text
+from pof.runtime.files import atomic_text
 
 DEFAULT_SAMPLE = 20
 
@@ -48,7 +48,6 @@ class ReportResult:
     charted: list[str] = field(default_factory=list)          # image ids with a chart
     sheets: list[str] = field(default_factory=list)           # GIF paths
     problems: list[tuple[str, str]] = field(default_factory=list)
-    faces_redacted_again: int = 0     # faces the detector found after the first redaction (then redacted)
     faces_left: int = 0               # faces it still found at the end (0 unless redaction failed)
 
 
@@ -109,8 +108,7 @@ def _statistics(ds: data.Dataset, out: Path, result: ReportResult) -> None:
 def _sheet(crops: list[np.ndarray], rows: list[int], number: int, out: Path, detect,
            chart: _Charts, result: ReportResult) -> None:
     gif, jpg = f"sheets/sheet-{number:04d}.gif", f"sheets/sheet-{number:04d}.jpg"
-    found, left = sheets.write_sheet(crops, out / gif, out / jpg, detect)
-    result.faces_redacted_again += found
+    _, left = sheets.write_sheet(crops, out / gif, out / jpg, detect)
     if left:
         result.faces_left += left
         result.problems.append((gif, f"the detector still finds {left} face(s) after redaction"))
@@ -164,7 +162,7 @@ def make_report(dataset: str | Path, out: str | Path | None = None, images: tupl
         _sheet(crops, crop_rows, len(result.sheets) + 1, out, pipeline.detect, chart, result)
     _remove_stale_sheets(out, result.sheets)
     if mosaic.count:
-        result.faces_redacted_again += mosaic.write(out / "mosaic.jpg", pipeline.detect)
+        mosaic.write(out / "mosaic.jpg", pipeline.detect)
         result.files.append("mosaic.jpg")
     for name, text in (("charts.html", page.charts_page(ds, result)), ("index.html", page.index_page(ds, result))):
         atomic_text(out / name, text)

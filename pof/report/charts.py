@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from pof.report.data import MEASURED, UNITS, Column, Dataset, images_per_person
-from pof.report.write import atomic
+from pof.runtime.files import atomic
 
 TASK_COLOURS = {"age group": "#1f77b4", "gender": "#9467bd", "visual": "#2ca02c", MEASURED: "#7f7f7f"}
 OTHER_COLOURS = ("#ff7f0e", "#17becf", "#bcbd22", "#8c564b")

@@ -1,4 +1,4 @@
-"""What a report reads from a dataset folder (README, "The dataset a build writes"): the card, the attribute table and the
+"""What a report reads from a dataset folder (docs/dataset.md): the card, the attribute table and the
 few metadata columns the pictures need. Crops are not read here; they are streamed one at a
 time by ``pof.report.sheets``.
 

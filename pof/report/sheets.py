@@ -20,7 +20,7 @@ from PIL import Image
 
 from pof.stages.align import CROP_EYE_Y, CROP_H, CROP_INTEROCULAR, CROP_W
 from pof.redact import obscure
-from pof.report.write import atomic
+from pof.runtime.files import atomic
 
 # The template face box in crop pixels (x0, y0, x1, y1): brows to chin, cheek to cheek, with
 # room for a face that the similarity transform left turned or tilted.

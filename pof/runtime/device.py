@@ -60,8 +60,8 @@ def cpu_runtime(name: str = "auto", long_job: bool = False) -> str:
     more; ``Pipeline.settle_runtime``) where it is installed, and ONNX Runtime
     otherwise. OpenVINO runs the three networks in about two thirds of ONNX Runtime's time
     on 1024 x 768 photos (a build 15-20% faster), but loading it costs each process 0.2-0.3 s,
-    which a one-photo ``pof search`` would only lose (BENCHMARKS.md, "OpenVINO for the
-    detector"). Asking for "openvino" where it is not installed is a SettingError."""
+    which a one-photo ``pof search`` would only lose (BENCHMARKS.md, "Search and
+    descriptors"). Asking for "openvino" where it is not installed is a SettingError."""
     if name not in RUNTIMES:
         raise SettingError(f"runtime must be one of {', '.join(RUNTIMES)}, got {name!r}")
     if name == "onnxruntime" or (name == "auto" and not long_job):

@@ -37,8 +37,8 @@ def head_pose(landmarks68: np.ndarray, image_size: tuple[int, int]) -> Pose:
     iterative fit, started from its linear estimate, ends at positive depth on about 4.5% of
     LFW faces (and on Yale's subject13.happy, a frontal face it called 33 degrees nodded): a
     mirrored head, often a poor fit, whose angles mean nothing. Those faces are fitted again
-    from a frontal head at the distance their eye-corner spacing gives (BENCHMARKS.md, "Head
-    pose")."""
+    from a frontal head at the distance their eye-corner spacing gives (BENCHMARKS.md,
+    "Pose")."""
     w, h = image_size
     f = float(max(w, h))
     cam = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], np.float64)

@@ -1,6 +1,6 @@
 """Case pages and API: the cases a user may see, their photos, and sharing them.
 
-Every route that takes a case id or a case photo id asks ``pof.web.cases`` whether the user
+Every route that takes a case id or a case photo id asks ``pof.casework.cases`` whether the user
 may see it (``readable``, ``photo_readable``, ``face_readable``) and answers 404 otherwise, as
 for a case that does not exist. Sharing and unsharing (the owner or an admin) and every export
 and takedown are written to the audit log.
@@ -14,7 +14,8 @@ from pydantic import BaseModel
 
 from pof.casework import audit, review
 from pof.casework.accounts import User
-from pof.web import cases, imaging
+from pof.web import imaging
+from pof.casework import cases
 from pof.web.auth import api, page
 from pof.web.errors import BadRequest, NotFound
 from pof.web.review_routes import without_excluded

@@ -7,13 +7,12 @@ the photo leaves the server. Output is JPEG without EXIF, at most ``MAX_SIDE`` p
 """
 from __future__ import annotations
 
-import io
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from pof.redact import region
+from pof.runtime.jpeg import decode_jpeg, decode_jpeg_for, encode_jpeg  # noqa: F401  (used by the routes)
 
 MAX_SIDE = 1600
 MAX_CROP = 640
@@ -24,29 +23,6 @@ COLOURS = {"match": (20, 140, 60), "no_match": (90, 90, 90), "quality_too_low": 
 def visible(result: dict, index: int, officer: set[int] | list[int]) -> bool:
     """True if face ``index`` may be shown unblurred."""
     return result.get("decision") == "match" or index in set(officer)
-
-
-def encode_jpeg(pixels: np.ndarray, quality: int = 88) -> bytes:
-    """RGB uint8 -> JPEG bytes, no metadata."""
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
-
-
-def decode_jpeg(data: bytes) -> np.ndarray:
-    """JPEG bytes written by encode_jpeg -> RGB uint8."""
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-
-
-def decode_jpeg_for(data: bytes, side: int) -> tuple[np.ndarray, float]:
-    """JPEG bytes -> (RGB uint8 at least ``side`` px on its long side where the photo is that
-    large, its scale to the stored photo). The JPEG decoder downscales as it decodes, so a
-    large photo shown small costs a fraction of its full decode."""
-    img = Image.open(io.BytesIO(data))
-    full = img.size
-    img.draft("RGB", (max(1, full[0] * side // max(full)), max(1, full[1] * side // max(full))))
-    px = np.asarray(img.convert("RGB"))
-    return px, px.shape[1] / full[0]
 
 
 def _scaled_view(pixels: np.ndarray, rect: tuple[int, int, int, int], scale: float) -> np.ndarray:

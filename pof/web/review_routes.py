@@ -16,7 +16,8 @@ from pydantic import BaseModel, Field
 
 from pof.casework import audit, review
 from pof.casework.accounts import User
-from pof.web import cases, imaging
+from pof.web import imaging
+from pof.casework import cases
 from pof.web.auth import api, page
 from pof.web.errors import BadRequest, NotFound
 from pof.web.search_routes import NO_STORE, save_to_case
@@ -136,7 +137,7 @@ def subject_view(db, item: dict) -> dict:
         face = rec["faces"][i]
         return {"kind": "face", "photo": rec, "face": face, "n": i + 1,
                 "visible": imaging.visible(face, i, rec["officer"]) and not rec["taken_down"]}
-    from pof.web.unknown import current_group
+    from pof.casework.unknown import current_group
     return {"kind": "group", "group_id": item["group_id"], "group": current_group(db, item["group_id"])}
 
 

@@ -23,7 +23,8 @@ from pof.casework import audit
 from pof.casework.accounts import User
 from pof.errors import ImageError, PofError
 from pof.stages.load import LoadedImage, decode_image
-from pof.web import cases, imaging
+from pof.web import imaging
+from pof.casework import cases
 from pof.web.auth import api, page
 from pof.web.errors import BadRequest, NotFound, TooLarge, Unsupported, WebError, title_of
 from pof.web.state import Probe, WebState

@@ -303,7 +303,7 @@ class WebState:
         with Dataset.open(self.dataset).catalog() as cat:
             for mod in (accounts, audit, review):
                 mod.ensure_schema(cat.db)
-            from pof.web import cases, unknown
+            from pof.casework import cases, unknown
             cases.ensure_schema(cat.db)
             unknown.ensure_schema(cat.db)
 

@@ -16,7 +16,8 @@ from pof.casework.accounts import User
 from pof.errors import PofError
 from pof.matching.cluster import link_threshold
 from pof.dataset.sources import check_label
-from pof.web import imaging, unknown
+from pof.web import imaging
+from pof.casework import unknown
 from pof.web.auth import api, page
 from pof.web.errors import BadRequest, Conflict, Forbidden, WebError
 from pof.web.search_routes import NO_STORE, decode, read_upload

@@ -33,7 +33,6 @@ BOX_PADDING = 0.2                     # face-api's minBoxPadding: the landmark b
 AGE_SIGMA = 6.0                       # years
 AGE_GROUPS = (("Baby", 0.0, 3.0), ("Child", 3.0, 13.0), ("Youth", 13.0, 30.0),
               ("Middle Aged", 30.0, 60.0), ("Senior", 60.0, 200.0))
-EXPRESSIONS = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
 
 
 def face_input(crop: np.ndarray, points: np.ndarray) -> np.ndarray:

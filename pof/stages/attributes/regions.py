@@ -5,7 +5,7 @@ The reference is the face's own skin just under the eyes (two boxes below the lo
 where hair, beards and fringes rarely reach). A pixel is "skin-like" when its CIELAB colour is
 within SKIN_Z robust spreads (interquartile ranges, with floors) of the reference's median;
 lightness counts half as much as the colour axes, since shading changes lightness more than
-hue. No fixed skin colour is ever used, and no skin colour is ever reported (README, "What pof is for").
+hue. No fixed skin colour is ever used, and no skin colour is ever reported (docs/attributes.md).
 
 - Bald: the share of skin-like pixels in the crown box (0.85 to 1.2 eye-distances above the
   brow peaks, between the outer brow points). A bare scalp matches the face's skin; hair does

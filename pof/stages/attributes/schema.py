@@ -3,7 +3,7 @@
 The 73 are the columns of LFW's ``lfw_attributes.txt`` (Kumar, Berg, Belhumeur, Nayar,
 "Attribute and Simile Classifiers for Face Verification", ICCV 2009), which the POF dataset
 description follows. pof leaves out Asian, White, Black, Indian, Attractive Man and Attractive
-Woman (README, "What pof is for": no race, ethnicity or attractiveness inference), which leaves 67, in three
+Woman (docs/design.md, "Principles, as features": no race, ethnicity or attractiveness inference), which leaves 67, in three
 tasks: age group (5), gender (1, "perceived gender": Male) and visual (61).
 
 ``estimator`` names the backend that scores the attribute (see ``pof.stages.attributes``), or is None

@@ -10,7 +10,7 @@ layout, ``pof.stages.embed.mobileface.chip``) and gives a 192-d descriptor.
 
 Why this pair: on the public benchmark (bench/recognizers.py, LFW) and the Yale core set,
 dlib + MobileFaceNet identifies more masked, eye-banded and heavily compressed faces than
-dlib + MobileFace at the same calibrated false-positive rate (BENCHMARKS.md, "MobileFaceNet").
+dlib + MobileFace at the same calibrated false-positive rate (CHANGELOG.md, 0.1.0).
 The weight was chosen on the public set and confirmed on Yale, which played no part in it.
 """
 from __future__ import annotations

@@ -19,30 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
+from pof.dataset import schema
 from pof.dataset.catalog import now
 from pof.matching.cluster import assign
-from pof.web.errors import BadRequest, Conflict, NotFound
-from pof.web.imaging import decode_jpeg, encode_jpeg
+from pof.casework.errors import Clash, Invalid, Missing
+from pof.runtime.jpeg import decode_jpeg, encode_jpeg
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL, created_by TEXT NOT NULL, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS event_photos (
-    id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL REFERENCES events(id), name TEXT NOT NULL,
-    sha256 TEXT NOT NULL, image BLOB NOT NULL, added_by TEXT NOT NULL, added TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS unknown_groups (
-    id INTEGER PRIMARY KEY, created TEXT NOT NULL, merged_into INTEGER, officer INTEGER NOT NULL DEFAULT 0,
-    enrolled_as TEXT);
-CREATE TABLE IF NOT EXISTS unknown_faces (
-    id INTEGER PRIMARY KEY, photo_id INTEGER NOT NULL REFERENCES event_photos(id),
-    face_index INTEGER NOT NULL, box TEXT NOT NULL, quality REAL NOT NULL, descriptor BLOB NOT NULL,
-    group_id INTEGER NOT NULL REFERENCES unknown_groups(id));
-"""
 
 
 def ensure_schema(db: sqlite3.Connection) -> None:
     """Create the unknown-faces tables if missing."""
-    db.executescript(SCHEMA)
+    schema.ensure(db, "unknown")
 
 
 def _new_group(db: sqlite3.Connection) -> int:
@@ -63,7 +50,7 @@ def add_event(db: sqlite3.Connection, name: str, photos: list[tuple[str, str, by
     metadata, faces) and group their faces; returns
     {event, photos, faces, new_groups, linked_groups}."""
     if not name.strip():
-        raise BadRequest("give the event a name (place and date)")
+        raise Invalid("give the event a name (place and date)")
     with db:
         event = int(db.execute("INSERT INTO events (name, created_by, created) VALUES (?, ?, ?)",
                                (name.strip()[:200], user, now())).lastrowid)
@@ -117,11 +104,11 @@ def groups(db: sqlite3.Connection) -> list[dict]:
 
 
 def group(db: sqlite3.Connection, gid: int) -> dict:
-    """One group with its faces (id, photo, event, box, quality). NotFound if absent; a merged
+    """One group with its faces (id, photo, event, box, quality). Missing if absent; a merged
     group says where it went."""
     row = db.execute("SELECT * FROM unknown_groups WHERE id = ?", (gid,)).fetchone()
     if row is None:
-        raise NotFound(f"no unknown group {gid}")
+        raise Missing(f"no unknown group {gid}")
     faces = [dict(r, box=json.loads(r["box"])) for r in db.execute(
         "SELECT f.id, f.photo_id, f.face_index, f.box, f.quality, p.name AS photo, e.name AS event,"
         " e.id AS event_id, e.created AS event_created FROM unknown_faces f"
@@ -145,7 +132,7 @@ def merge(db: sqlite3.Connection, gid: int, into: int) -> None:
     """Move every face of group ``gid`` into group ``into``; ``gid`` stays, marked merged."""
     a, b = group(db, gid), group(db, into)
     if gid == into or a["merged_into"] or b["merged_into"]:
-        raise Conflict("merge two different groups that are both still active")
+        raise Clash("merge two different groups that are both still active")
     with db:
         db.execute("UPDATE unknown_faces SET group_id = ? WHERE group_id = ?", (into, gid))
         db.execute("UPDATE unknown_groups SET merged_into = ? WHERE id = ?", (into, gid))
@@ -159,7 +146,7 @@ def split(db: sqlite3.Connection, gid: int, face_ids: list[int]) -> int:
     own = {f["id"] for f in g["faces"]}
     chosen = [f for f in face_ids if f in own]
     if not chosen or len(chosen) == len(own):
-        raise BadRequest("tick some, but not all, of the group's faces to split them off")
+        raise Invalid("tick some, but not all, of the group's faces to split them off")
     with db:
         new = _new_group(db)
         db.executemany("UPDATE unknown_faces SET group_id = ? WHERE id = ?", [(new, f) for f in chosen])
@@ -184,7 +171,7 @@ def face_image(db: sqlite3.Connection, face_id: int) -> tuple[bytes, list[float]
                      " ON p.id = f.photo_id JOIN unknown_groups g ON g.id = f.group_id WHERE f.id = ?",
                      (face_id,)).fetchone()
     if row is None:
-        raise NotFound(f"no unknown face {face_id}")
+        raise Missing(f"no unknown face {face_id}")
     return row["image"], json.loads(row["box"]), bool(row["officer"])
 
 
@@ -195,7 +182,7 @@ def face_context(db: sqlite3.Connection, face_id: int) -> tuple[bytes, list[list
                      " ON p.id = f.photo_id JOIN unknown_groups g ON g.id = f.group_id WHERE f.id = ?",
                      (face_id,)).fetchone()
     if row is None:
-        raise NotFound(f"no unknown face {face_id}")
+        raise Missing(f"no unknown face {face_id}")
     faces = db.execute("SELECT id, box FROM unknown_faces WHERE photo_id = ? ORDER BY face_index, id",
                        (row["photo_id"],)).fetchall()
     index = next(i for i, f in enumerate(faces) if f["id"] == face_id)
@@ -210,7 +197,7 @@ def enrol(db: sqlite3.Connection, dataset: Path, gid: int, label: str, name: str
     from pof.redact import region
     g = group(db, gid)
     if g["enrolled_as"]:
-        raise Conflict(f"group {gid} was already enrolled as {g['enrolled_as']}")
+        raise Clash(f"group {gid} was already enrolled as {g['enrolled_as']}")
     confirmers = confirmed["confirmed_by"]           # those who count, in the order they confirmed
     with tempfile.TemporaryDirectory() as tmp:
         rows = []

@@ -21,43 +21,44 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import Protocol
 
 from pof.casework.accounts import RANK, User
+from pof.dataset import schema
 from pof.dataset.catalog import now
 from pof.errors import ImageError
 from pof.stages.load import decode_image
 from pof.casework.review import excluded_persons
-from pof.web.errors import BadRequest, Forbidden, NotFound
-from pof.web.imaging import decode_jpeg, encode_jpeg
-from pof.web.state import Probe
+from pof.casework.errors import Invalid, Missing, NotAllowed
+from pof.runtime.jpeg import decode_jpeg, encode_jpeg
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS cases (
-    id INTEGER PRIMARY KEY, title TEXT NOT NULL, created_by TEXT NOT NULL, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS case_photos (
-    id INTEGER PRIMARY KEY, case_id INTEGER NOT NULL REFERENCES cases(id), name TEXT NOT NULL,
-    sha256 TEXT NOT NULL, image BLOB, faces TEXT NOT NULL, officer TEXT NOT NULL DEFAULT '[]',
-    added_by TEXT NOT NULL, added TEXT NOT NULL, taken_down TEXT);
-CREATE TABLE IF NOT EXISTS case_shares (
-    case_id INTEGER NOT NULL REFERENCES cases(id), kind TEXT NOT NULL CHECK (kind IN ('user', 'role')),
-    name TEXT NOT NULL, shared_by TEXT NOT NULL, shared TEXT NOT NULL, PRIMARY KEY (case_id, kind, name));
-"""
 
 # the roles a case is shared with, and the words for them; a role share covers higher roles too
 ROLE_SHARES = {"viewer": "everyone signed in", "reviewer": "all reviewers", "admin": "all admins"}
 _ROLE_WORDS = {"everyone": "viewer", "viewers": "viewer", "reviewers": "reviewer", "admins": "admin"}
 
 
+class SearchedPhoto(Protocol):
+    """What a case keeps of a searched photo (the web app's probes are such photos)."""
+
+    name: str
+    data: bytes            # the uploaded bytes
+    pixels: int            # its width x height, as decoded when searched
+    sha256: str
+    results: list          # the search's per-face results (JSON)
+    officer: set[int]      # faces marked as officers (shown unblurred)
+
+
 def ensure_schema(db: sqlite3.Connection) -> None:
     """Create the case tables if missing."""
-    db.executescript(SCHEMA)
+    schema.ensure(db, "cases")
 
 
 def create(db: sqlite3.Connection, title: str, user: str) -> int:
     """A new case; returns its id."""
     title = title.strip()
     if not title:
-        raise BadRequest("give the case a title")
+        raise Invalid("give the case a title")
     with db:
         return int(db.execute("INSERT INTO cases (title, created_by, created) VALUES (?, ?, ?)",
                               (title[:200], user, now())).lastrowid)
@@ -85,20 +86,20 @@ def access(db: sqlite3.Connection, user: User, case_id: int) -> str | None:
 
 
 def readable(db: sqlite3.Connection, user: User, case_id: int) -> dict:
-    """The case's record (without photos) with ``access``, if ``user`` may see it; NotFound
+    """The case's record (without photos) with ``access``, if ``user`` may see it; Missing
     otherwise, the same answer as for a case that does not exist."""
     how = access(db, user, case_id)
     if how is None:
-        raise NotFound(f"no case {case_id}")
+        raise Missing(f"no case {case_id}")
     row = db.execute("SELECT * FROM cases WHERE id = ?", (case_id,)).fetchone()
     return dict(row, access=how)
 
 
 def photo_readable(db: sqlite3.Connection, user: User, photo_id: int) -> dict:
-    """The case photo's record (``photo``) if ``user`` may see its case; NotFound otherwise."""
+    """The case photo's record (``photo``) if ``user`` may see its case; Missing otherwise."""
     row = db.execute("SELECT case_id FROM case_photos WHERE id = ?", (photo_id,)).fetchone()
     if row is None or access(db, user, row[0]) is None:
-        raise NotFound(f"no case photo {photo_id}")
+        raise Missing(f"no case photo {photo_id}")
     return photo(db, photo_id)
 
 
@@ -115,7 +116,7 @@ def face_readable(db: sqlite3.Connection, user: User, photo_id: int, face_index:
     case, or the face is the subject of an identification they may see (its evidence)."""
     try:
         return photo_readable(db, user, photo_id)
-    except NotFound:
+    except Missing:
         if not names_face(db, user, photo_id, face_index):
             raise
     return photo(db, photo_id)
@@ -138,7 +139,7 @@ def listing(db: sqlite3.Connection, user: User) -> list[dict]:
 
 
 def get(db: sqlite3.Connection, user: User, case_id: int) -> dict:
-    """A case ``user`` may see, with its photos and its shares; NotFound otherwise."""
+    """A case ``user`` may see, with its photos and its shares; Missing otherwise."""
     out = readable(db, user, case_id)
     out["photos"] = [photo(db, r[0]) for r in db.execute(
         "SELECT id FROM case_photos WHERE case_id = ? ORDER BY id", (case_id,))]
@@ -156,25 +157,25 @@ def shares(db: sqlite3.Connection, case_id: int) -> list[dict]:
 
 def share_role(value: str) -> str:
     """``viewer``/``reviewer``/``admin`` from a role or its plural (``everyone``, ``reviewers``,
-    ``admins``); BadRequest otherwise."""
+    ``admins``); Invalid otherwise."""
     v = str(value).strip().lower()
     v = _ROLE_WORDS.get(v, v)
     if v not in ROLE_SHARES:
-        raise BadRequest(f"share with a role: one of everyone, reviewers, admins (not {value!r})")
+        raise Invalid(f"share with a role: one of everyone, reviewers, admins (not {value!r})")
     return v
 
 
 def _sharer(db: sqlite3.Connection, user: User, case_id: int) -> dict:
     case = readable(db, user, case_id)
     if case["access"] != "owner" and not user.can("admin"):
-        raise Forbidden(f"only {case['created_by']} (the case's owner) or an admin shares case {case_id}")
+        raise NotAllowed(f"only {case['created_by']} (the case's owner) or an admin shares case {case_id}")
     return case
 
 
 def share(db: sqlite3.Connection, user: User, case_id: int, users: list[str],
           role: str | None = None) -> tuple[list[str], list[str]]:
-    """Share the case with ``users`` and/or ``role`` (owner or admin; NotFound if ``user`` may
-    not see it, Forbidden if they may see but not share it). Returns (shared with, errors):
+    """Share the case with ``users`` and/or ``role`` (owner or admin; Missing if ``user`` may
+    not see it, NotAllowed if they may see but not share it). Returns (shared with, errors):
     an unknown user name is an error of its own and the rest are shared."""
     case = _sharer(db, user, case_id)
     role = share_role(role) if role else None
@@ -188,7 +189,7 @@ def share(db: sqlite3.Connection, user: User, case_id: int, users: list[str],
         else:
             targets.append(("user", name))
     if not targets and not errors:
-        raise BadRequest("say whom to share with: user names and/or a role")
+        raise Invalid("say whom to share with: user names and/or a role")
     with db:
         for kind, name in targets:
             db.execute("INSERT OR IGNORE INTO case_shares (case_id, kind, name, shared_by, shared)"
@@ -205,7 +206,7 @@ def unshare(db: sqlite3.Connection, user: User, case_id: int, users: list[str],
     targets = [("role", share_role(role))] if role else []
     targets += [("user", n) for n in dict.fromkeys(str(u).strip() for u in users if str(u).strip())]
     if not targets:
-        raise BadRequest("say whom to stop sharing with: user names and/or a role")
+        raise Invalid("say whom to stop sharing with: user names and/or a role")
     done, errors = [], []
     with db:
         for kind, name in targets:
@@ -216,19 +217,19 @@ def unshare(db: sqlite3.Connection, user: User, case_id: int, users: list[str],
     return done, errors
 
 
-def case_image(probe: Probe) -> bytes:
+def case_image(probe: SearchedPhoto) -> bytes:
     """What a case keeps of a probe photo: the uploaded bytes decoded (EXIF orientation
     applied) and re-encoded as JPEG quality 95, without EXIF or GPS."""
     try:
         loaded = decode_image(probe.data, probe.name, max(probe.pixels, 1))
     except ImageError as exc:        # it was decoded once already when searched
-        raise BadRequest(str(exc)) from None
+        raise Invalid(str(exc)) from None
     return encode_jpeg(loaded.pixels, 95)
 
 
-def save_probe(db: sqlite3.Connection, case_id: int, probe: Probe, user: User,
+def save_probe(db: sqlite3.Connection, case_id: int, probe: SearchedPhoto, user: User,
                image: bytes | None = None) -> int:
-    """Store a probe photo in a case ``user`` may see (NotFound otherwise); returns the photo
+    """Store a probe photo in a case ``user`` may see (Missing otherwise); returns the photo
     id. ``image`` is ``case_image(probe)`` when the caller made it already (off the event loop)."""
     readable(db, user, case_id)
     if image is None:
@@ -246,15 +247,15 @@ def photo(db: sqlite3.Connection, photo_id: int) -> dict:
     row = db.execute("SELECT id, case_id, name, sha256, faces, officer, added_by, added, taken_down"
                      " FROM case_photos WHERE id = ?", (photo_id,)).fetchone()
     if row is None:
-        raise NotFound(f"no case photo {photo_id}")
+        raise Missing(f"no case photo {photo_id}")
     return dict(row, faces=json.loads(row["faces"]), officer=json.loads(row["officer"]))
 
 
 def pixels(db: sqlite3.Connection, photo_id: int):
-    """The photo's RGB pixels; NotFound after a takedown."""
+    """The photo's RGB pixels; Missing after a takedown."""
     row = db.execute("SELECT image FROM case_photos WHERE id = ?", (photo_id,)).fetchone()
     if row is None or row[0] is None:
-        raise NotFound(f"case photo {photo_id} was taken down or does not exist")
+        raise Missing(f"case photo {photo_id} was taken down or does not exist")
     return decode_jpeg(row[0])
 
 
@@ -262,7 +263,7 @@ def mark_officer(db: sqlite3.Connection, photo_id: int, face: int) -> None:
     """Mark face ``face`` (0-based) of a case photo as an officer: shown unblurred."""
     rec = photo(db, photo_id)
     if not 0 <= face < len(rec["faces"]):
-        raise NotFound(f"photo {photo_id} has no face {face + 1}")
+        raise Missing(f"photo {photo_id} has no face {face + 1}")
     officer = sorted(set(rec["officer"]) | {face})
     with db:
         db.execute("UPDATE case_photos SET officer = ? WHERE id = ?", (json.dumps(officer), photo_id))
@@ -272,7 +273,7 @@ def take_down(db: sqlite3.Connection, photo_id: int, reason: str, user: str) -> 
     """Drop a photo's pixels, keeping the record of it and of the takedown."""
     photo(db, photo_id)
     if not reason.strip():
-        raise BadRequest("give the reason for the takedown")
+        raise Invalid("give the reason for the takedown")
     note = json.dumps({"by": user, "at": now(), "reason": reason.strip()})
     with db:
         db.execute("UPDATE case_photos SET image = NULL, taken_down = ? WHERE id = ?", (note, photo_id))

@@ -1,5 +1,6 @@
-"""Atomic file writes for the report: write to a temporary name beside the file, then rename,
-so an interrupted report leaves either the old file or the new one, never half of one."""
+"""Atomic file writes: write to a temporary name beside the file, then rename, so an
+interrupted run leaves either the old file or the new one, never half of one. Every file pof
+writes into a dataset, a report or a redacted copy goes through here."""
 from __future__ import annotations
 
 import os
@@ -24,3 +25,7 @@ def atomic(path: Path, write: Callable[[Path], object]) -> Path:
 
 def atomic_text(path: Path, text: str) -> Path:
     return atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_bytes(path: Path, data: bytes) -> Path:
+    return atomic(path, lambda tmp: tmp.write_bytes(data))
