@@ -60,6 +60,17 @@ def demo(tmp_path_factory):
     return out
 
 
+def test_the_entry_points_are_the_group():
+    """``pof`` (pyproject's console script) and ``python -m pof`` both run pof.cli.main."""
+    import tomllib
+    from pathlib import Path
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["pof"] == "pof.cli:main"
+    assert isinstance(main, click.Group) and main.name == "main"
+    r = run_pof("--help")
+    assert r.returncode == 0 and all(f"  {name.split()[0]} " in r.stdout for name in COVERED)
+
+
 def test_every_command_is_covered():
     assert sorted(name for name, _ in _commands()) == sorted(COVERED)
     assert all(test in globals() for test in COVERED.values())
