@@ -50,7 +50,7 @@ def main() -> None:
             if not got:
                 continue
             g = max(got, key=lambda f: f.box[2])
-            res = searcher.search([g], 1)[0]
+            res = searcher.search([g], 1)[0].to_json()
             top = res["candidates"][0]["person"]
             found += 1
             blurs.append(g.blur)

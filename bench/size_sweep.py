@@ -24,7 +24,7 @@ for iod in (40, 20, 14, 10, 8, 6, 5, 4):
         small=cv2.resize(im,(max(8,int(im.shape[1]*sc)),max(8,int(im.shape[0]*sc))),interpolation=cv2.INTER_AREA)
         fs=p.analyze(small, with_crops=False)
         if not fs: stats.append((r['person'] in enrolled, False, False, False, 0, 0)); continue
-        g=max(fs,key=lambda f:f.box[2]); res=s.search([g],1)[0]
+        g=max(fs,key=lambda f:f.box[2]); res=s.search([g],1)[0].to_json()
         # no candidates: another gate (blur) refused the face; counted as found, not identified
         top=res['candidates'][0] if res['candidates'] else {'person': None}
         stats.append((r['person'] in enrolled, True, top['person']==r['person'], res['decision']=='match', g.interocular, g.quality))

@@ -30,7 +30,7 @@ def run_demo(out: Path) -> None:
     results = []
     for probe in sorted((DEMO / "probes").glob("*.jpg")):
         faces = pipeline.analyze_file(probe, with_crops=False)
-        found = searcher.search(faces, top=2)
+        found = [r.to_json() for r in searcher.search(faces, top=2)]
         results.append({"image": probe.name, "faces": found})
         for r in found:
             top = r["candidates"][0]

@@ -89,7 +89,7 @@ def test_a_good_dataset(built, monkeypatch):
     assert ds.gallery(person="subject02").labels == ["subject02"]
     searcher = ds.searcher(gallery)
     faces = pipeline.analyze_file(YALE / "subject02.glasses", with_crops=False)
-    assert searcher.search(faces, 1)[0]["candidates"][0]["person"] == "subject02"
+    assert searcher.search(faces, 1)[0].candidates[0].person == "subject02"
     # the search settings resolve in pof.settings: default < environment < command line < given
     assert searcher.target_fpir == 0.01 and searcher.max_blur == 0.9
     monkeypatch.setenv("POF_FPIR", "0.05")

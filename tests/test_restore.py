@@ -92,8 +92,9 @@ def test_search_says_a_face_was_restored(pipeline, heavy_faces):
     gallery = Gallery.from_arrays(np.stack([clean[0].descriptor]), ["f1"], ["obama"])
     searcher = Searcher(gallery)
     restored, plain = searcher.search([on[0], clean[0]])
-    assert restored["restored"] == restore.NAME and "restored" not in plain
-    assert restored["candidates"][0]["person"] == "obama"
+    assert restored.restored == restore.NAME and plain.restored is None
+    assert "restored" in restored.to_json() and "restored" not in plain.to_json()
+    assert restored.top.person == "obama"
 
 
 def test_photos_join_a_dataset_built_before_deblocking(tmp_path, gallery_dir):

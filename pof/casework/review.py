@@ -36,6 +36,7 @@ from pof.casework.accounts import User
 from pof.dataset import schema
 from pof.dataset.catalog import excluded_persons, now
 from pof.errors import PofError
+from pof.matching.results import MATCH, NO_MATCH, QUALITY_TOO_LOW, Decision
 
 STATES = ("candidate", "proposed", "confirmed", "disputed", "retracted")
 DEFAULT_CONFIRMATIONS = 2
@@ -126,24 +127,26 @@ class Subject:
     group_id: int | None = None
 
 
-def search_said(face: dict | None, person: str) -> dict:
-    """What a search result (one face of pof.matching.search's JSON, as the server kept it) said about
-    ``person``: decision (``match`` only if the face was a match and the person scored at or
+def search_said(face: Decision | dict | None, person: str) -> dict:
+    """What a search result said about ``person`` (a face's result, or its JSON as the server
+    kept it): decision (``match`` only if the face was a match and the person scored at or
     above the threshold), the person's score and FMR (None if not among the candidates), the
     threshold and FPIR; and the person's evidence image ids. None: no search (a group)."""
     if face is None:
         return {"decision": "none", "score": None, "fmr": None, "fmr_upper_bound": False,
                 "threshold": None, "fpir": None, "evidence": []}
-    cand = next((c for c in face.get("candidates", []) if c["person"] == person), {})
-    threshold = face.get("threshold")
-    if face.get("decision") == "quality_too_low":
-        decision = "quality_too_low"
-    elif face.get("decision") == "match" and cand and threshold is not None and cand["score"] >= threshold:
-        decision = "match"
+    said = face if isinstance(face, Decision) else Decision.from_json(face)
+    cand = said.candidate(person)
+    threshold = said.threshold
+    if said.decision == QUALITY_TOO_LOW:
+        decision = QUALITY_TOO_LOW
+    elif said.decision == MATCH and cand and threshold is not None and cand.score >= threshold:
+        decision = MATCH
     else:
-        decision = "no_match"
-    return {"decision": decision, "score": cand.get("score"), "fmr": cand.get("fmr"),
-            "fmr_upper_bound": bool(cand.get("fmr_upper_bound")), "threshold": threshold, "fpir": face.get("fpir"), "evidence": cand.get("evidence") or []}
+        decision = NO_MATCH
+    return {"decision": decision, "score": cand.score if cand else None,
+            "fmr": cand.fmr if cand else None, "fmr_upper_bound": bool(cand and cand.fmr_upper_bound),
+            "threshold": threshold, "fpir": said.fpir, "evidence": list(cand.evidence) if cand else []}
 
 
 def duplicate_of(db: sqlite3.Connection, subject: Subject, person: str) -> tuple[int, str] | None:

@@ -83,7 +83,7 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person, str
         if as_json:
             click.echo(result_line(path, results, error))
         else:
-            _print_search(path, results, error)
+            _print_search(path, [r.to_json() for r in results], error)
     bar.close()
     vdone, vfailed = _search_videos(searcher, pipeline, videos, top, as_json, stride)
     finish(len(images) + len(empty) - failed + vdone, failed + vfailed)
@@ -117,7 +117,7 @@ def _search_videos(searcher, pipeline, videos: list[str], top: int, as_json: boo
                 bar = tqdm(total=estimate or None, desc=Path(path).name, unit="frame",
                            disable=as_json or estimate < 250, leave=False)
             bar.update(1)
-        result = search_video(path, pipeline, searcher, top, stride, progress, limits)
+        result = search_video(path, pipeline, searcher, top, stride, progress, limits).to_json()
         if bar is not None:
             bar.close()
         failed += result["error"] is not None
@@ -158,7 +158,7 @@ def _search_same_person(searcher, pipeline, images: list[str], top: int, as_json
         used.append(path)
         if len(found) > 1:
             problems.append({"image": path, "reason": f"{len(found)} faces; used the largest"})
-    result = searcher.search_same_person(faces, top) if faces else None
+    result = searcher.search_same_person(faces, top).to_json() if faces else None
     if result is not None:
         for probe, path in zip(result["probes"], used):
             probe["image"] = path

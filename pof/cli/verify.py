@@ -59,7 +59,7 @@ def verify(images, pairs, root, fmr, as_json, workers, face, mirror) -> None:
     for shown_x, shown_y, px, py in todo:
         (fa, ea), (fb, eb) = face_of[px], face_of[py]
         out = {"file_x": shown_x, "file_y": shown_y}
-        out.update({"error": ea or eb} if (ea or eb) else verifier.compare(fa, fb))
+        out.update({"error": ea or eb} if (ea or eb) else verifier.compare(fa, fb).to_json())
         failed += "error" in out
         if as_json:
             click.echo(json.dumps(out))

@@ -19,6 +19,8 @@ from pof.matching.calibrate import (FUSIONS, Calibration, calibrate, calibrate_g
 from pof.dataset.catalog import Catalog, excluded_persons
 from pof.errors import DatasetError, SettingError
 from pof.dataset.index import Index, build as build_index
+from pof.matching.results import (MATCH, NO_MATCH, QUALITY_TOO_LOW, Candidate, FaceGeometry,
+                                  FaceResult, LeftOut, SamePersonResult, box_of, rate)
 from pof.record import Face
 
 EVIDENCE = 3
@@ -213,8 +215,8 @@ class Searcher:
             return np.asarray(queries, np.float32) @ self.templates.T
         return fuse_by_person(self.image_scores(queries), self.gallery.starts, self.fusion)
 
-    def search(self, faces: list[Face], top: int | None = None) -> list[dict]:
-        """One result dict per face (the ``faces`` entries of ``pof search --json``), in
+    def search(self, faces: list[Face], top: int | None = None) -> list[FaceResult]:
+        """One result per face (``to_json()``: the ``faces`` entries of ``pof search --json``), in
         reading order (``reading_order``: face 1 is the top-left one, whatever order the
         detector found them in); ``top`` candidates each (None: the ``top`` setting)."""
         if not faces:
@@ -244,7 +246,7 @@ class Searcher:
             self._template_calibrations[k] = cal
         return self._template_calibrations[k]
 
-    def search_same_person(self, faces: list[Face], top: int | None = None) -> dict:
+    def search_same_person(self, faces: list[Face], top: int | None = None) -> SamePersonResult:
         """One result for several faces known to be one person (photos or video frames of one
         unknown face): their descriptors are averaged into one query (calibrate.template) and
         judged by the rule calibrated for that many images. Faces under the quality gates are
@@ -252,18 +254,19 @@ class Searcher:
         usable, left_out = [], []
         for i, f in enumerate(faces):
             reason = self.gate(f)
-            (left_out.append({"probe": i, "reason": reason}) if reason else usable.append(f))
-        fields = {"probes": [self._geometry(f) for f in faces], "left_out": left_out}
+            (left_out.append(LeftOut(i, reason)) if reason else usable.append(f))
+        probes = tuple(self._geometry(f) for f in faces)
         if not usable:
-            return {**fields, "decision": "quality_too_low", "candidates": [],
-                    "reason": "no probe face passes the quality gates"}
+            return SamePersonResult(probes=probes, left_out=tuple(left_out), decision=QUALITY_TOO_LOW,
+                                    reason="no probe face passes the quality gates")
         from pof.settings import value
         top = value("top", top)
         q = template(np.stack([f.descriptor for f in usable]))
         cal = self.template_calibration(len(usable))
-        out = self._ranked(q, self.fused(q[None])[0], top, cal)
-        return {**fields, "probes_used": len(usable), "fpir": float(f"{cal.fpir():.3g}"),
-                "threshold": round(cal.threshold, 4), **out}
+        decision, cands = self._ranked(q, self.fused(q[None])[0], top, cal)
+        return SamePersonResult(probes=probes, left_out=tuple(left_out), probes_used=len(usable),
+                                fpir=rate(cal.fpir()), threshold=round(cal.threshold, 4),
+                                decision=decision, candidates=cands)
 
     def gate(self, face: Face) -> str | None:
         """Why ``face`` is too poor to search (the quality gates), or None."""
@@ -277,14 +280,17 @@ class Searcher:
                     "sharper photo of this face")
         return None
 
-    def _result(self, face: Face, fused: np.ndarray, top: int) -> dict:
+    def _result(self, face: Face, fused: np.ndarray, top: int) -> FaceResult:
+        cal = self.calibration
+        rule = {**self._measures(face), "fpir": rate(cal.fpir()), "threshold": round(cal.threshold, 4)}
         reason = self.gate(face)
         if reason:
-            return {**self._face_fields(face), "decision": "quality_too_low", "candidates": [],
-                    "reason": reason}
-        return {**self._face_fields(face), **self._ranked(face.descriptor, fused, top, self.calibration)}
+            return FaceResult(**rule, decision=QUALITY_TOO_LOW, reason=reason)
+        decision, cands = self._ranked(face.descriptor, fused, top, cal)
+        return FaceResult(**rule, decision=decision, candidates=cands)
 
-    def _ranked(self, query: np.ndarray, fused: np.ndarray, top: int, cal: Calibration) -> dict:
+    def _ranked(self, query: np.ndarray, fused: np.ndarray, top: int, cal: Calibration
+                ) -> tuple[str, tuple[Candidate, ...]]:
         """Decision and candidates of one query (D,) from its per-person scores; evidence: each
         candidate's gallery images most like the query."""
         g = self.gallery
@@ -295,27 +301,26 @@ class Searcher:
             a, b = g.starts[p], ends[p]
             sims = g.descriptors[a:b] @ np.asarray(query, np.float32)
             best = a + np.argsort(-sims, kind="stable")[:EVIDENCE]
-            rate, bound = cal.fmr(float(fused[p]))
+            fmr, bound = cal.fmr(float(fused[p]))
             label = g.labels[p]
-            cands.append({"person": label, "name": g.names.get(label, label),
-                          "score": round(float(fused[p]), 4), "fmr": float(f"{rate:.3g}"),
-                          "fmr_upper_bound": bound, "evidence": [g.face_ids[i] for i in best]})
-        match = bool(cands) and cands[0]["score"] >= cal.threshold
-        return {"decision": "match" if match else "no_match", "candidates": cands}
+            cands.append(Candidate(label, g.names.get(label, label), round(float(fused[p]), 4),
+                                   rate(fmr), bound, tuple(g.face_ids[i] for i in best)))
+        # the reported (rounded) score decides, so the JSON's reader reaches the same decision
+        match = bool(cands) and cands[0].score >= cal.threshold
+        return (MATCH if match else NO_MATCH), tuple(cands)
 
     @staticmethod
-    def _geometry(face: Face) -> dict:
-        out = {"box": [round(float(v), 1) for v in face.box], "det_score": round(face.det_score, 4),
-               "quality": round(face.quality, 3), "interocular": round(face.interocular, 1),
-               "blur": round(float(face.blur), 3)}
-        if face.extra.get("restored"):   # described after smoothing its JPEG blocks (pof.stages.restore)
-            out["restored"] = face.extra["restored"]
-        return out
+    def _measures(face: Face) -> dict:
+        """The FaceGeometry fields of ``face``, rounded as reported."""
+        return {"box": box_of(face.box), "det_score": round(face.det_score, 4),
+                "quality": round(face.quality, 3), "interocular": round(face.interocular, 1),
+                "blur": round(float(face.blur), 3),
+                # described after smoothing its JPEG blocks (pof.stages.restore)
+                "restored": face.extra.get("restored") or None}
 
-    def _face_fields(self, face: Face) -> dict:
-        cal = self.calibration
-        return {**self._geometry(face), "fpir": float(f"{cal.fpir():.3g}"),
-                "threshold": round(cal.threshold, 4)}
+    @classmethod
+    def _geometry(cls, face: Face) -> FaceGeometry:
+        return FaceGeometry(**cls._measures(face))
 
 
 def reading_order(boxes) -> list[int]:
@@ -339,6 +344,6 @@ def reading_order(boxes) -> list[int]:
     return [i for row in rows for i in sorted(row, key=lambda i: centres[i][0])]
 
 
-def result_line(image: str, faces: list[dict] | None, error: str | None = None) -> str:
+def result_line(image: str, faces: list[FaceResult] | None, error: str | None = None) -> str:
     """One JSON line for one probe image (docs/cli.md, "pof search")."""
-    return json.dumps({"image": image, "error": error, "faces": faces or []})
+    return json.dumps({"image": image, "error": error, "faces": [f.to_json() for f in faces or []]})

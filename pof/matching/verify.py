@@ -20,6 +20,7 @@ import numpy as np
 
 from pof.matching.calibrate import reference_impostors, reference_path, tail_rate
 from pof.errors import InstallError, NoFaceError, PofError
+from pof.matching.results import Verification, box_of, rate
 from pof.record import Face
 from pof.stages.select import subject
 
@@ -60,17 +61,13 @@ class Verifier:
         """Share of reference impostor pairs scoring at least ``score`` (1/(M+1) if none)."""
         return tail_rate(self.impostors, score)[0]
 
-    def compare(self, a: Face, b: Face) -> dict:
-        """``same``, ``score``, ``threshold``, ``fmr``; and where a photo held more than one
-        face (``faces_in_photo`` in ``extra``), ``faces_x`` / ``faces_y`` and the compared
-        face's box ``box_x`` / ``box_y`` (x, y, w, h), so the reader can check it was the
+    def compare(self, a: Face, b: Face) -> Verification:
+        """``same``, ``score``, ``threshold``, ``fmr``; and how many faces each photo held
+        (``faces_in_photo`` in ``extra``) with the compared face's box (x, y, w, h), which the
+        JSON gives where a photo held more than one, so the reader can check it was the
         person meant."""
         score = float(np.dot(a.descriptor, b.descriptor))
-        out = {"same": score >= self.threshold, "score": round(score, 4),
-               "threshold": round(self.threshold, 4), "fmr": float(f"{self.fmr(score):.3g}")}
-        for side, f in (("x", a), ("y", b)):
-            n = f.extra.get("faces_in_photo", 1)
-            if n > 1:
-                out[f"faces_{side}"] = n
-                out[f"box_{side}"] = [round(float(v), 1) for v in f.box]
-        return out
+        return Verification(score >= self.threshold, round(score, 4), round(self.threshold, 4),
+                            rate(self.fmr(score)),
+                            a.extra.get("faces_in_photo", 1), box_of(a.box),
+                            b.extra.get("faces_in_photo", 1), box_of(b.box))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from pof.errors import PofError
+from pof.matching.results import TrackResult, VideoResult, box_of
 from pof.video.reader import Video, VideoError
 from pof.video.track import Tracker, histogram, is_cut, select
 
@@ -35,25 +36,25 @@ def thresholds(descriptors) -> tuple[float, float]:
 
 def search_video(path: str, pipeline, searcher, top: int | None = None, stride: int = 0,
                  progress: Callable[[int, int], None] | None = None,
-                 limits: tuple[float, float] | None = None) -> dict:
-    """The ``pof search --json`` object of one video: its tracks, each with one decision.
-    ``stride``: detector frames every how many frames (0: ``default_stride``); after a cut the
-    next frame is always analysed. ``progress(frames_read, frames_estimate)`` is called as
-    frames are read. A file that cannot be decoded, or breaks part-way, gives ``error`` (with
-    the tracks found before the break)."""
-    out = {"video": path, "duration": 0.0, "fps": 0.0, "frames_read": 0, "frames_analysed": 0,
-           "error": None, "tracks": []}
+                 limits: tuple[float, float] | None = None) -> VideoResult:
+    """One video searched (``to_json()``: its ``pof search --json`` object): its tracks, each
+    with one decision. ``stride``: detector frames every how many frames (0:
+    ``default_stride``); after a cut the next frame is always analysed.
+    ``progress(frames_read, frames_estimate)`` is called as frames are read. A file that
+    cannot be decoded, or breaks part-way, gives ``error`` (with the tracks found before the
+    break)."""
+    fps, read, analysed, error = 0.0, 0, 0, None
     link, same = limits or thresholds(searcher.gallery.descriptors)
     tracker = Tracker(KEEP, searcher.gate, link, same)
     last_time = 0.0
     try:
         with Video(path) as video:
-            out["fps"] = round(video.fps, 3)
+            fps = round(video.fps, 3)
             step = stride or default_stride(video.fps)
             before, last = None, None
             try:
                 for frame in video.frames():
-                    out["frames_read"] += 1
+                    read += 1
                     last_time = frame.time
                     hist = histogram(frame.small)
                     cut = is_cut(before, hist)
@@ -62,43 +63,35 @@ def search_video(path: str, pipeline, searcher, top: int | None = None, stride: 
                         tracker.cut()
                     if cut or last is None or frame.number - last >= step:
                         last = frame.number
-                        out["frames_analysed"] += 1
+                        analysed += 1
                         faces = pipeline.analyze(frame.rgb(), with_crops=False)
                         tracker.update(frame.time, faces)
                     if progress:
-                        progress(out["frames_read"], video.frames_estimate)
+                        progress(read, video.frames_estimate)
             except VideoError as exc:
-                out["error"] = str(exc)
-            out["duration"] = round(max(video.duration, last_time), 3)
+                error = str(exc)
+            duration = round(max(video.duration, last_time), 3)
     except VideoError as exc:
-        out["error"] = str(exc)
-        return out
+        return VideoResult(path, 0.0, fps, read, analysed, str(exc))
     except PofError as exc:
-        out["error"] = f"{path}: {exc}"
-        return out
-    for t in tracker.finish():
-        out["tracks"].append(track_result(t, searcher, top))
-    if not out["tracks"] and out["error"] is None:
-        out["error"] = (f"{path}: no face found in {out['frames_analysed']} frames analysed "
-                        f"of {out['frames_read']}")
-    return out
+        return VideoResult(path, 0.0, fps, read, analysed, f"{path}: {exc}")
+    tracks = tuple(track_result(t, searcher, top) for t in tracker.finish())
+    if not tracks and error is None:
+        error = f"{path}: no face found in {analysed} frames analysed of {read}"
+    return VideoResult(path, duration, fps, read, analysed, error, tracks)
 
 
-def track_result(track, searcher, top: int | None) -> dict:
-    """One track's entry of ``tracks``."""
+def track_result(track, searcher, top: int | None) -> TrackResult:
+    """One track's entry of ``tracks``: the decision on its best frames."""
     chosen = select(track.pool, KEEP)
     best = max(chosen, key=lambda e: e[1])
     result = searcher.search_same_person([e[2] for e in chosen], top)
     face = best[2]
-    entry = {"track": track.number, "start": round(track.start, 3), "end": round(track.end, 3),
-             "frames_used": result.get("probes_used", 0),
-             "best_frame_time": round(best[0], 3),
-             "box": [round(float(v), 1) for v in face.box], "quality": round(face.quality, 3),
-             "decision": result["decision"], "fpir": result.get("fpir"),
-             "threshold": result.get("threshold"), "candidates": result["candidates"]}
-    if "reason" in result:
-        entry["reason"] = result["reason"]
-    return entry
+    return TrackResult(track=track.number, start=round(track.start, 3), end=round(track.end, 3),
+                       frames_used=result.probes_used or 0, best_frame_time=round(best[0], 3),
+                       box=box_of(face.box), quality=round(face.quality, 3),
+                       decision=result.decision, fpir=result.fpir, threshold=result.threshold,
+                       candidates=result.candidates, reason=result.reason)
 
 
 def is_video(path: str) -> bool:

@@ -22,6 +22,7 @@ from PIL import Image
 from pof.casework import audit
 from pof.casework.accounts import User
 from pof.errors import ImageError, PofError
+from pof.matching.results import FaceResult
 from pof.stages.load import LoadedImage, decode_image
 from pof.web import imaging
 from pof.casework import cases
@@ -83,15 +84,18 @@ def decode(state: WebState, data: bytes, name: str) -> LoadedImage:
 WHERE = ("agency", "unit")       # search narrowing the search form offers
 
 
-def _search(state: WebState, data: bytes, name: str, where: dict[str, str]) -> dict:
-    """Decode, search and render one probe (in a worker thread): the fields of its Probe."""
+def _search(state: WebState, data: bytes, name: str, where: dict[str, str]
+            ) -> tuple[dict, list[FaceResult]]:
+    """Decode, search and render one probe (in a worker thread): the fields of its Probe,
+    which keeps its results as their JSON (as a case photo keeps them), and the results."""
     searcher = state.searcher(where)          # before the models run: a bad filter fails fast
     loaded = decode(state, data, name)
     faces = state.analyze(loaded.pixels)
     results = searcher.search(faces, state.config.candidates()) if faces else []
-    image, crops = imaging.render(loaded.pixels, results, set())
-    return {"sha256": loaded.sha256, "size": loaded.size, "results": results, "image": image,
-            "crops": crops}
+    kept = [r.to_json() for r in results]
+    image, crops = imaging.render(loaded.pixels, kept, set())
+    return {"sha256": loaded.sha256, "size": loaded.size, "results": kept, "image": image,
+            "crops": crops}, results
 
 
 def _rerender(state: WebState, probe: Probe) -> tuple[bytes, dict[int, bytes]]:
@@ -112,16 +116,13 @@ async def run_search(request: Request, user: User, upload, form=None) -> tuple[s
     where = {k: str(form.get(k, "")).strip() for k in WHERE if form is not None and str(form.get(k, "")).strip()}
     data, (w, h) = await read_upload(state, upload)
     name = upload.filename or "photo"
-    found = await state.run_photo(user.name, w * h, _search, state, data, name, where)
+    found, results = await state.run_photo(user.name, w * h, _search, state, data, name, where)
     probe = Probe(user.name, name, data, where=where, **found)
-    results = probe.results
     with state.db() as db:                    # logged even if the probe is too large to keep
         audit.append(db, user.name, "search", image_sha256=probe.sha256, faces=len(results), where=where,
                      via="api" if request.url.path.startswith("/api/") else "web",
-                     results=[{"decision": r["decision"], "top": r["candidates"][0]["person"]
-                               if r["candidates"] else None,
-                               "score": r["candidates"][0]["score"] if r["candidates"] else None}
-                              for r in results])
+                     results=[{"decision": r.decision, "top": r.top.person if r.top else None,
+                               "score": r.top.score if r.top else None} for r in results])
     token = state.probes.put(probe)
     return token, probe
 
