@@ -23,10 +23,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from pof.dataset.catalog import CATALOG_NAME, Catalog
+from pof.dataset.handle import Dataset
 from pof.errors import DatasetError, PofError
 from pof.stages.load import decode_image, read_bytes
 from pof.runtime.parallel import pipeline_map
-from pof.pipeline import Pipeline, job_runtime, pipeline_for
+from pof.pipeline import Pipeline, job_runtime
 from pof.record import Face
 from pof.dataset.sources import Item, collect, fetch_url
 from pof.runtime.files import atomic_bytes
@@ -204,9 +205,7 @@ class Builder:
         differ, Catalog.bind_models refuses with its own message)."""
         if (out / CATALOG_NAME).is_file():
             try:
-                with Catalog(out) as cat:
-                    key = cat.get_meta("descriptor_key") or ""
-                return pipeline_for(key, **settings)
+                return Dataset.open(out).pipeline(**settings)
             except PofError:
                 pass
         return Pipeline(**settings)
