@@ -1,4 +1,4 @@
-"""The ``pof`` command line (README, "Commands"). Errors are reported per item, never as a traceback.
+"""The ``pof`` command line (docs/cli.md). Errors are reported per item, never as a traceback.
 
 One module per group of commands: build (build, fsck, demo), search, verify (verify,
 cluster), evaluate (eval), publish (redact, report), serve (serve, users), audit; common

@@ -10,7 +10,7 @@ import click
 
 from pof.errors import PofError
 
-# exit statuses (README, "Exit status"); 75, a dataset busy, is pof.dataset.lock.EXIT_BUSY
+# exit statuses (docs/cli.md, "Exit status"); 75, a dataset busy, is pof.dataset.lock.EXIT_BUSY
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_ALL_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 EXIT_HELP = """\b
 Exit status:

@@ -27,7 +27,7 @@ def serve(dataset, host, port, trusted_proxies, limit_concurrency, header_timeou
 
     Add accounts first with `pof users add`. Serve over https (a reverse proxy) for anything
     but a test on this machine: session cookies are marked Secure when the request is https.
-    Bodies are bounded per route and read only from a signed-in client (README, Security)."""
+    Bodies are bounded per route and read only from a signed-in client (docs/web.md, "Security")."""
     import uvicorn
     from pof.web.app import create_app
     from pof.web.auth import parse_proxies
