@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 
 from pof.stages import align, detect, embed, quality, restore
@@ -125,22 +124,14 @@ class Pipeline:
 
     def detect(self, pixels: np.ndarray) -> tuple[list, str]:
         """Detections above det_threshold, and the image they were found on: "original", or,
-        when the original gives none, a contrast-equalised copy ("equalized", then "clahe").
-        Harsh side light hides half a face; with a mask or an eye band over the other half the
-        detector then sees too little. Equalising finds 11 of the 16 masked or eye-banded Yale
-        probes missed otherwise (bench/work/core). Boxes are in the original's pixels."""
+        when the original gives none, a contrast-equalised copy ("equalized", then "clahe";
+        ``pof.stages.detect.with_retries``). Boxes are in the original's pixels."""
         t = self.settings["det_threshold"]
-        dets = [d for d in self.detector.detect(pixels) if d.score >= t]
-        if dets:
-            return dets, "original"
-        gray = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
-        for name, fix in (("equalized", cv2.equalizeHist),
-                          ("clahe", cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply)):
-            eq = np.ascontiguousarray(np.repeat(fix(gray)[:, :, None], 3, axis=2))
-            dets = [d for d in self.detector.detect(eq) if d.score >= t]
-            if dets:
-                return dets, name
-        return [], "original"
+
+        def find(images: list[np.ndarray]) -> list[list]:
+            return [[d for d in self.detector.detect(im) if d.score >= t] for im in images]
+
+        return detect.with_retries(find([pixels]), find, [pixels])[0]
 
     def analyze(self, pixels: np.ndarray, with_crops: bool = True, mirror: bool = False,
                 select: Callable[[list[Face]], list[Face]] | None = None) -> list[Face]:

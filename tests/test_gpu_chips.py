@@ -124,7 +124,7 @@ def test_the_cases_cover_what_they_claim(cases):
     face = cases["pre-shrink"][1][0][1]
     for name in ("frame", "crop"):
         m = _matrices(name, [face])[0]
-        assert np.sqrt(abs(np.linalg.det(m[:, :2]))) < chips.AREA_SHRINK_BELOW
+        assert np.sqrt(abs(np.linalg.det(m[:, :2]))) < align.AREA_SHRINK_BELOW
     dlib_scale = 1 / np.sqrt(abs(np.linalg.det(chips.dlib_chip_matrices(face.landmarks68[None])[0, :, :2])))
     assert dlib_scale > 2
     faces = cases["border"][1]

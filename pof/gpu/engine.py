@@ -26,11 +26,10 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
-import cv2
 import numpy as np
 import torch
 
-from pof.stages import embed, quality, restore
+from pof.stages import detect, embed, quality, restore
 from pof.stages.align import CROP_H, CROP_W, FRAME_SIZE, invert, transform_points
 from pof.stages.embed import mobileface
 from pof.stages.embed.onnx_resnet import MODEL as DLIB_MODEL
@@ -216,23 +215,16 @@ class GpuEngine:
 
     def _detect(self, images: torch.Tensor, photos: list[np.ndarray]) -> list[tuple]:
         """(boxes (n, 5), points (n, 5, 2), "original"/"equalized"/"clahe") per photo; photos
-        with no face above the threshold are retried equalised, then with CLAHE."""
+        with no face above the threshold are retried contrast-equalised
+        (``pof.stages.detect.with_retries``)."""
         def passing(results):
             return [(b[b[:, 4] >= self.det_threshold], p[b[:, 4] >= self.det_threshold]) for b, p in results]
 
-        found = [(b, p, "original") for b, p in passing(self.detector.detect(images))]
-        for name, fix in (("equalized", cv2.equalizeHist),
-                          ("clahe", cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply)):
-            empty = [i for i, (b, _, _) in enumerate(found) if not len(b)]
-            if not empty:
-                break
-            eq = np.stack([np.repeat(fix(cv2.cvtColor(photos[i], cv2.COLOR_RGB2GRAY))[:, :, None], 3, axis=2)
-                           for i in empty])
-            again = passing(self.detector.detect(torch.from_numpy(eq).to(self.device)))
-            for i, (b, p) in zip(empty, again):
-                if len(b):
-                    found[i] = (b, p, name)
-        return found
+        def find(eq: list[np.ndarray]) -> list[_Found]:
+            return [_Found(*r) for r in passing(self.detector.detect(torch.from_numpy(np.stack(eq)).to(self.device)))]
+
+        first = [_Found(*r) for r in passing(self.detector.detect(images))]
+        return [(f.boxes, f.points, seen_on) for f, seen_on in detect.with_retries(first, find, photos)]
 
     def _landmarks(self, nchw: torch.Tensor, index: torch.Tensor, points5: np.ndarray) -> np.ndarray:
         """68 landmarks (N, 68, 2) in source pixels, fitted in each face's upright frame."""
@@ -252,20 +244,23 @@ class GpuEngine:
                                       (DLIB_CHIP, DLIB_CHIP), border="zero", shrink="dlib"))
         mchips = _to_uint8(chips.warp(nchw, index, chips.mobileface_matrices(points68),
                                       (MOBILE_CHIP, MOBILE_CHIP), border="zero", shrink="none"))
-        n = len(dchips)
         if mirror:    # NCHW: the last axis is the chip's width
             dchips = torch.cat([dchips, dchips.flip(-1)])
             mchips = torch.cat([mchips, mchips.flip(-1)])
-        d = self.dlib(dchips.to(self.dtype))[0].float()
-        m = self.mobile(mchips.permute(0, 2, 3, 1).contiguous().to(self.dtype))[0].float()
-        d = d / d.norm(dim=1, keepdim=True).clamp(min=1e-12)
-        m = m / m.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        d = embed.unit(self.dlib(dchips.to(self.dtype))[0].float())
+        m = embed.unit(self.mobile(mchips.permute(0, 2, 3, 1).contiguous().to(self.dtype))[0].float())
         if mirror:
-            d, m = d[:n] + d[n:], m[:n] + m[n:]
-            d = d / d.norm(dim=1, keepdim=True).clamp(min=1e-12)
-            m = m / m.norm(dim=1, keepdim=True).clamp(min=1e-12)
-        w = self.fused.WEIGHT
-        return torch.cat([math.sqrt(w) * d, math.sqrt(1.0 - w) * m], 1)
+            d, m = embed.mirror_mean(d), embed.mirror_mean(m)
+        return self.fused.fuse(d, m)
+
+class _Found:
+    """One photo's detections: boxes (n, 5) and points (n, 5, 2), sized by their count."""
+
+    def __init__(self, boxes: np.ndarray, points: np.ndarray) -> None:
+        self.boxes, self.points = boxes, points
+
+    def __len__(self) -> int:
+        return len(self.boxes)
 
 
 def _to_uint8(pixels: torch.Tensor) -> torch.Tensor:

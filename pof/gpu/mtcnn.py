@@ -23,7 +23,7 @@ import torch
 
 from pof.stages.detect import _mtcnn_ops as ops
 from pof.stages.detect.mtcnn import (MODEL_DIR, NMS_ONET, NMS_PNET_ALL, NMS_PNET_SCALE, NMS_RNET,
-                            ONET_SIZE, RESCUE_MAX_IOU, RESCUE_MIN_PROB, RNET_SIZE)
+                                     ONET_SIZE, RNET_SIZE, second_look)
 from pof.errors import ImageError
 from pof.gpu import onnx_torch
 
@@ -88,10 +88,7 @@ class BatchMTCNN:
             bi, ys, xs = torch.nonzero(prob >= self.thresholds[0], as_tuple=True)
             if not len(bi):
                 continue
-            cells = torch.stack([xs, ys], 1).to(torch.float32)
-            top_left = torch.floor((ops.PNET_STRIDE * cells + 1) / scale)
-            bottom_right = torch.floor((ops.PNET_STRIDE * cells + ops.PNET_CELL) / scale)
-            cand = torch.cat([top_left, bottom_right, prob[bi, ys, xs][:, None],
+            cand = torch.cat([ops.cell_corners(xs, ys, scale), prob[bi, ys, xs][:, None],
                               reg[bi, :, ys, xs]], 1)
             keep = nms(cand, bi * len(scales) + s, NMS_PNET_SCALE)
             found.append(cand[keep])
@@ -119,42 +116,11 @@ class BatchMTCNN:
         return boxes, [o[keep] for o in outs], img[keep]
 
     def _second_look(self, net, table, size, threshold, boxes, img, outs, prob, keep) -> None:
-        """``MTCNNDetector._second_look`` for all photos at once (updates in place)."""
-        failed = torch.nonzero(~keep & (prob >= RESCUE_MIN_PROB)).flatten()
-        if len(failed) and bool(keep.any()):
-            kept = torch.nonzero(keep).flatten()
-            iou = pair_iou(boxes[failed], boxes[kept])
-            iou[img[failed][:, None] != img[kept][None, :]] = 0.0   # only the same photo
-            failed = failed[iou.max(dim=1).values < RESCUE_MAX_IOU]
-        if not len(failed):
-            return
-        tries = jitter(boxes[failed], ops.RESCUE_JITTERS)   # (F, K, 5)
-        f, k, first = tries.shape[0], tries.shape[1], ops.RESCUE_SHIFTS
-        owner = img[failed]
-        head = self.nets[net](crop_patches(table, tries[:, :first].reshape(-1, 5),
-                                           owner.repeat_interleave(first), size))
-        go = (head[-1][:, 1].reshape(f, first) > threshold).any(dim=1)
-        tried = [torch.zeros((f, k) + o.shape[1:], dtype=o.dtype, device=o.device) for o in head]
-        for o, hd in zip(tried, head):
-            o[:, :first] = hd.reshape((f, first) + hd.shape[1:])
-        if bool(go.any()):
-            n_go = int(go.sum())
-            tail = self.nets[net](crop_patches(table, tries[go, first:].reshape(-1, 5),
-                                               owner[go].repeat_interleave(k - first), size))
-            for o, t in zip(tried, tail):
-                o[go, first:] = t.reshape((n_go, k - first) + t.shape[1:])
-        tried_prob = tried[-1][..., 1]                      # (F, K)
-        ok = (tried_prob > threshold).sum(dim=1) >= 2
-        if not bool(ok.any()):
-            return
-        rows = torch.nonzero(ok).flatten()
-        best = tried_prob[rows].argmax(dim=1)
-        saved = failed[rows]
-        boxes[saved, :4] = tries[rows, best, :4]
-        for out, alt in zip(outs, tried):
-            out[saved] = alt[rows, best]
-        prob[saved] = torch.sort(tried_prob[rows], dim=1).values[:, -2]
-        keep[saved] = True
+        """``pof.stages.detect.mtcnn.second_look`` for all photos at once (updates in place)."""
+        def look(tries, of, per_box):
+            return self.nets[net](crop_patches(table, tries, img[of].repeat_interleave(per_box), size))
+
+        second_look(look, threshold, boxes, outs, prob, keep, photo=img)
 
     def _stage_rnet(self, table, boxes, img):
         boxes, (reg, _), img = self._classify("rnet", table, boxes, img, RNET_SIZE, self.thresholds[1])
@@ -163,7 +129,7 @@ class BatchMTCNN:
 
     def _stage_onet(self, table, boxes, img):
         boxes, (reg, rel, _), img = self._classify("onet", table, boxes, img, ONET_SIZE, self.thresholds[2])
-        points = landmarks_in_box(boxes, rel)
+        points = ops.landmarks_in_box(boxes, rel)
         boxes = ops.regress(boxes, reg)
         keep = nms_min(boxes, img, NMS_ONET)
         return boxes[keep], points[keep], img[keep]
@@ -180,20 +146,12 @@ def integral(images: torch.Tensor) -> torch.Tensor:
     return table
 
 
-def _bins(n_in: torch.Tensor | int, n_out: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """First and last-plus-one input index of each output cell of torch's "area" resampling
-    (see ``pof.stages.detect._mtcnn_ops._bins``), for input length(s) ``n_in``: (..., n_out)."""
-    i = torch.arange(n_out, device=device)
-    n = torch.as_tensor(n_in, device=device)[..., None]
-    return torch.div(i * n, n_out, rounding_mode="floor"), -torch.div(-(i + 1) * n, n_out, rounding_mode="floor")
-
-
 def pyramid_level(table: torch.Tensor, scale: float) -> torch.Tensor:
     """Every photo resized for ``scale`` (``pof.stages.detect._mtcnn_ops.pyramid_level``):
     (B, 3, h, w) normalised float32."""
     height, width = table.shape[1] - 1, table.shape[2] - 1
-    ys, ye = _bins(height, int(height * scale + 1), table.device)
-    xs, xe = _bins(width, int(width * scale + 1), table.device)
+    ys, ye = ops.area_bins(height, int(height * scale + 1), like=table)
+    xs, xe = ops.area_bins(width, int(width * scale + 1), like=table)
     rows = (table[:, ye] - table[:, ys]).to(torch.float32)        # (B, h, W + 1, 3)
     sums = rows[:, :, xe] - rows[:, :, xs]                         # (B, h, w, 3)
     gain = NORM_SCALE / ((ye - ys)[:, None] * (xe - xs)[None, :]).to(torch.float32)
@@ -210,8 +168,8 @@ def crop_patches(table: torch.Tensor, boxes: torch.Tensor, img: torch.Tensor, si
     x0, y0 = corners[:, 0] - 1, corners[:, 1] - 1
     cw = torch.clamp(corners[:, 2] - x0, min=1)
     ch = torch.clamp(corners[:, 3] - y0, min=1)
-    ys, ye = (v + y0[:, None] for v in _bins(ch, size, table.device))
-    xs, xe = (v + x0[:, None] for v in _bins(cw, size, table.device))
+    ys, ye = (v + y0[:, None] for v in ops.area_bins(ch, size, like=table))
+    xs, xe = (v + x0[:, None] for v in ops.area_bins(cw, size, like=table))
     area = ((ye - ys)[:, :, None] * (xe - xs)[:, None, :]).to(torch.float64)
     stride = width + 1
     base = (img.to(torch.int64) * (height + 1) * stride)[:, None, None]
@@ -221,40 +179,6 @@ def crop_patches(table: torch.Tensor, boxes: torch.Tensor, img: torch.Tensor, si
     sums = flat[base + ye + xe] - flat[base + ys + xe] - flat[base + ye + xs] + flat[base + ys + xs]
     norm = sums.to(torch.float64) * (NORM_SCALE / area)[..., None] - NORM_MEAN * NORM_SCALE
     return norm.to(torch.float32).permute(0, 3, 1, 2).contiguous()
-
-
-def jitter(boxes: torch.Tensor, jitters: tuple) -> torch.Tensor:
-    """Shifted and rescaled copies of ``boxes`` (N, 5+): (N, len(jitters), 5) (``ops.jitter``)."""
-    dx, dy, s = (torch.tensor(v, dtype=torch.float64, device=boxes.device)[None, :]
-                 for v in zip(*jitters))
-    b = boxes.to(torch.float64)
-    w = (b[:, 2] - b[:, 0])[:, None]
-    h = (b[:, 3] - b[:, 1])[:, None]
-    cx = (b[:, 0:1] + b[:, 2:3]) / 2 + dx * w
-    cy = (b[:, 1:2] + b[:, 3:4]) / 2 + dy * h
-    score = b[:, 4:5].expand_as(cx)
-    out = torch.stack([cx - s * w / 2, cy - s * h / 2, cx + s * w / 2, cy + s * h / 2, score], -1)
-    return out.to(boxes.dtype)
-
-
-def landmarks_in_box(boxes: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
-    """ONet's landmark output (N, 10) -> (N, 5, 2) pixels (``ops.landmarks_in_box``)."""
-    w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
-    h = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
-    xs = w * rel[:, :5] + boxes[:, 0:1] - 1
-    ys = h * rel[:, 5:] + boxes[:, 1:2] - 1
-    return torch.stack([xs, ys], 2)
-
-
-def pair_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of every box in ``a`` (N, 4+) with every box in ``b`` (M, 4+): (N, M)."""
-    a, b = a[:, None, :4], b[None, :, :4]
-    iw = (torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0])).clamp(min=0)
-    ih = (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1])).clamp(min=0)
-    inter = iw * ih
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return inter / (area_a + area_b - inter).clamp(min=1e-9)
 
 
 def nms(boxes: torch.Tensor, groups: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -298,13 +222,11 @@ def nms_min(boxes: torch.Tensor, groups: torch.Tensor, threshold: float) -> torc
 
 def _per_photo(boxes: torch.Tensor, points: torch.Tensor, img: torch.Tensor, count: int,
                width: int, height: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Final boxes clipped to the photo, dropped if empty, best first; split by photo."""
-    b = boxes.detach().to(torch.float64).cpu().numpy()
+    """Final boxes clipped to the photo, dropped if empty (``ops.clip_boxes``), best first;
+    split by photo."""
+    b, ok = ops.clip_boxes(boxes.detach().cpu().numpy(), width, height)
     p = points.detach().to(torch.float32).cpu().numpy()
     owner = img.cpu().numpy()
-    b[:, [0, 2]] = b[:, [0, 2]].clip(0, width)
-    b[:, [1, 3]] = b[:, [1, 3]].clip(0, height)
-    ok = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
     out = []
     for i in range(count):
         sel = np.flatnonzero(ok & (owner == i))

@@ -4,11 +4,15 @@ They follow facenet-pytorch 2.6.0's ``models/utils/detect_face.py`` closely, so 
 port gives the same boxes: its pixel conventions (boxes are ``x1, y1, x2, y2`` floats whose
 crops cover rows ``floor(y1) - 1 .. floor(y2) - 1``), its two NMS flavours and its two box
 regressions. Box arrays are float32/float64 of shape (N, 5+): x1, y1, x2, y2, score, extras.
+The box rules are written for numpy arrays and torch tensors alike (``pof.stages.arrays``):
+the batched cascade of ``pof.gpu.mtcnn`` calls them on tensors.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from pof.stages.arrays import as_type, device, namespace
 
 PNET_STRIDE = 2  # PNet's output cell step in input pixels
 PNET_CELL = 12  # PNet's receptive field (input pixels) = smallest face it sees at scale 1
@@ -61,11 +65,13 @@ def integral(image: np.ndarray) -> np.ndarray:
     return table
 
 
-def _bins(n_in: np.ndarray | int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+def area_bins(n_in, n_out: int, like=None):
     """First and last-plus-one input index of each output cell of torch's adaptive average
-    pooling (``interpolate(mode="area")``), for input length(s) ``n_in``: (..., n_out)."""
-    i = np.arange(n_out)
-    n = np.asarray(n_in)[..., None]
+    pooling (``interpolate(mode="area")``), for input length(s) ``n_in``: (..., n_out);
+    arrays of ``like``'s module and device (numpy by default)."""
+    xp = namespace(n_in, like)
+    i = xp.arange(n_out, device=device(like))
+    n = xp.asarray(n_in, device=device(like))[..., None]
     return (i * n) // n_out, -((-(i + 1) * n) // n_out)
 
 
@@ -74,8 +80,8 @@ def pyramid_level(table: np.ndarray, scale: float) -> np.ndarray:
     1)``, torch's "area" resampling: each pixel the plain mean of an input block), from its
     summed-area table. Returns (1, 3, h, w) normalised float32, PNet's input."""
     height, width = table.shape[0] - 1, table.shape[1] - 1
-    ys, ye = _bins(height, int(height * scale + 1))
-    xs, xe = _bins(width, int(width * scale + 1))
+    ys, ye = area_bins(height, int(height * scale + 1))
+    xs, xe = area_bins(width, int(width * scale + 1))
     # block sums from the four corners, exact in the table's type; flat indices of whole
     # pixels into the table (np.take is the fast gather; 10% faster than summing rows first)
     stride = width + 1
@@ -104,12 +110,18 @@ def generate_boxes(reg: np.ndarray, prob: np.ndarray, scale: float, threshold: f
     x1, y1, x2, y2, score, and the four offsets (applied later, after NMS).
     """
     ys, xs = np.nonzero(prob >= threshold)
-    cells = np.stack([xs, ys], axis=1).astype(np.float32)
-    top_left = np.floor((PNET_STRIDE * cells + 1) / scale)
-    bottom_right = np.floor((PNET_STRIDE * cells + PNET_CELL) / scale)
-    return np.concatenate(
-        [top_left, bottom_right, prob[ys, xs][:, None], reg[:, ys, xs].T], axis=1
-    ).astype(np.float32)
+    return np.concatenate([cell_corners(xs, ys, scale), prob[ys, xs][:, None], reg[:, ys, xs].T],
+                          axis=1).astype(np.float32)
+
+
+def cell_corners(xs, ys, scale: float):
+    """Where PNet output cells (columns ``xs``, rows ``ys``) of the level at ``scale`` lie in
+    the image: (N, 4) x1, y1, x2, y2 float32 whole pixels; numpy or torch."""
+    xp = namespace(xs)
+    cells = as_type(xp.stack([xs, ys], axis=1), "float32")
+    top_left = xp.floor((PNET_STRIDE * cells + 1) / scale)
+    bottom_right = xp.floor((PNET_STRIDE * cells + PNET_CELL) / scale)
+    return xp.concatenate([top_left, bottom_right], axis=1)
 
 
 def nms(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
@@ -141,15 +153,22 @@ def nms(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarra
     return np.asarray(keep, dtype=np.int64)
 
 
-def max_iou(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """For each of ``boxes`` (N, 4+), its highest IoU with any of ``others`` (M, 4+): (N,)."""
+def pair_iou(boxes, others):
+    """The IoU of each of ``boxes`` (N, 4+) with each of ``others`` (M, 4+): (N, M); numpy or
+    torch."""
+    xp = namespace(boxes)
     a, b = boxes[:, None, :4], others[None, :, :4]
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    iw = xp.clip(xp.minimum(a[..., 2], b[..., 2]) - xp.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = xp.clip(xp.minimum(a[..., 3], b[..., 3]) - xp.maximum(a[..., 1], b[..., 1]), 0, None)
     inter = iw * ih
     area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
     area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return (inter / np.maximum(area_a + area_b - inter, 1e-9)).max(axis=1)
+    return inter / xp.clip(area_a + area_b - inter, 1e-9, None)
+
+
+def max_iou(boxes, others):
+    """For each of ``boxes`` (N, 4+), its highest IoU with any of ``others`` (M, 4+): (N,)."""
+    return namespace(boxes).amax(pair_iou(boxes, others), axis=1)
 
 
 def regress(boxes, reg, plus_one: bool = True):
@@ -193,8 +212,8 @@ def crop_patches(table: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     x0, y0 = corners[:, 0] - 1, corners[:, 1] - 1  # first column / row of each crop
     cw = np.maximum(corners[:, 2] - x0, 1)
     ch = np.maximum(corners[:, 3] - y0, 1)
-    ys, ye = (b + y0[:, None] for b in _bins(ch, size))  # (N, size) image rows
-    xs, xe = (b + x0[:, None] for b in _bins(cw, size))
+    ys, ye = (b + y0[:, None] for b in area_bins(ch, size))  # (N, size) image rows
+    xs, xe = (b + x0[:, None] for b in area_bins(cw, size))
     area = (ye - ys)[:, :, None] * (xe - xs)[:, None, :]
     # block sums from the four corners, exact in the table's type; clipping the corners to
     # the image sums only the inside (the outside adds 0). Flat indices into the table:
@@ -219,20 +238,22 @@ def crop_patches(table: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def jitter(boxes: np.ndarray, jitters: tuple) -> np.ndarray:
-    """Shifted and rescaled copies of ``boxes`` (N, 5+): (N, len(jitters), 5).
+def jitter(boxes, jitters: tuple):
+    """Shifted and rescaled copies of ``boxes`` (N, 5+): (N, len(jitters), 5), numpy or torch.
 
     Each jitter (dx, dy, s) moves the centre by (dx * width, dy * height) and scales the
-    size by s; the score column is copied.
+    size by s; the score column is copied. Sizes and centres are taken in the boxes' type,
+    the moves in float64, the result in the boxes' type.
     """
-    dx, dy, s = (np.asarray(v, dtype=np.float64)[None, :] for v in zip(*jitters, strict=True))
-    w = (boxes[:, 2] - boxes[:, 0])[:, None]
-    h = (boxes[:, 3] - boxes[:, 1])[:, None]
-    cx = (boxes[:, 0:1] + boxes[:, 2:3]) / 2 + dx * w
-    cy = (boxes[:, 1:2] + boxes[:, 3:4]) / 2 + dy * h
-    score = np.broadcast_to(boxes[:, 4:5], cx.shape)
-    out = np.stack([cx - s * w / 2, cy - s * h / 2, cx + s * w / 2, cy + s * h / 2, score], -1)
-    return out.astype(boxes.dtype)
+    xp = namespace(boxes)
+    dx, dy, s = (as_type(v, "float64", like=boxes)[None, :] for v in zip(*jitters, strict=True))
+    w = as_type((boxes[:, 2] - boxes[:, 0])[:, None], "float64")
+    h = as_type((boxes[:, 3] - boxes[:, 1])[:, None], "float64")
+    cx = as_type((boxes[:, 0:1] + boxes[:, 2:3]) / 2, "float64") + dx * w
+    cy = as_type((boxes[:, 1:2] + boxes[:, 3:4]) / 2, "float64") + dy * h
+    score = xp.broadcast_to(as_type(boxes[:, 4:5], "float64"), cx.shape)
+    out = xp.stack([cx - s * w / 2, cy - s * h / 2, cx + s * w / 2, cy + s * h / 2, score], axis=-1)
+    return as_type(out, str(boxes.dtype).rpartition(".")[2])
 
 
 def landmarks_in_box(boxes: np.ndarray, rel: np.ndarray) -> np.ndarray:
@@ -241,4 +262,14 @@ def landmarks_in_box(boxes: np.ndarray, rel: np.ndarray) -> np.ndarray:
     h = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
     xs = w * rel[:, :5] + boxes[:, 0:1] - 1
     ys = h * rel[:, 5:] + boxes[:, 1:2] - 1
-    return np.stack([xs, ys], axis=2).astype(np.float32)
+    return as_type(namespace(boxes).stack([xs, ys], axis=2), "float32")
+
+
+def clip_boxes(boxes, width: int, height: int):
+    """Final boxes (N, 5+) x1, y1, x2, y2 clipped to a ``width`` x ``height`` image, and
+    which of them keep an area there (N,) bool; numpy or torch."""
+    xp = namespace(boxes)
+    out = boxes + 0
+    for i, limit in enumerate((width, height, width, height)):
+        out[:, i] = xp.clip(boxes[:, i], 0, limit)
+    return out, (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
