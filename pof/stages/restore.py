@@ -69,6 +69,11 @@ def heavily_compressed(pixels: np.ndarray) -> bool:
     return blockiness(pixels) >= HEAVY_BLOCKINESS
 
 
+def mark(face) -> None:
+    """Say on a face (``Face.extra``) that it was found and described on its photo smoothed."""
+    face.extra["restored"] = NAME
+
+
 def deblock(pixels: np.ndarray) -> np.ndarray:
     """The photo smoothed enough to hide its block edges (uint8, same shape)."""
     return np.ascontiguousarray(cv2.GaussianBlur(pixels, (0, 0), SIGMA))

@@ -23,6 +23,15 @@ def create(name: str, **options) -> Detector:
     return getattr(import_module(module), cls)(**options)
 
 
+def detected_face(index: int, box, score: float, landmarks5, seen_on: str = "original"):
+    """A new Face from one detection: its index in the photo, box (x, y, w, h), score and
+    five landmarks, and the image it was found on where that is not the original
+    (``Face.extra["detected_on"]``, see ``with_retries``)."""
+    from pof.record import Face
+    return Face(index=index, box=box, det_score=float(score), landmarks5=landmarks5,
+                extra={"detected_on": seen_on} if seen_on != "original" else {})
+
+
 def contrast_fixes():
     """The contrast-equalised copies a photo is searched again on when nothing is found on
     it, in order: ("equalized", histogram equalisation), then ("clahe", CLAHE). Harsh side
@@ -60,4 +69,5 @@ def with_retries(first: list, find, photos: list[np.ndarray]) -> list[tuple[Any,
     return found
 
 
-__all__ = ["DETECTORS", "Detection", "Detector", "contrast_fixes", "create", "equalised", "with_retries"]
+__all__ = ["DETECTORS", "Detection", "Detector", "contrast_fixes", "create", "detected_face", "equalised",
+           "with_retries"]
