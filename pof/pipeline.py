@@ -225,7 +225,7 @@ class Pipeline:
 
 def faces_or_error(pipeline: Pipeline, path: str | Path) -> tuple[list[Face], str | None]:
     """(faces without crops, None) for one probe image, or ([], reason) if it has none or
-    cannot be read. Module-level so worker processes can run it (see pof.runtime.parallel)."""
+    cannot be read. Module-level so worker processes can run it (see pof.runtime.workers)."""
     try:
         return pipeline.analyze_file(path, with_crops=False), None
     except PofError as exc:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from pof.dataset.catalog import CATALOG_NAME, Catalog
 from pof.errors import DatasetError, PofError
 from pof.stages.load import LoadedImage, decode_image, read_bytes
-from pof.runtime.parallel import pipeline_map
+from pof.runtime.workers import pipeline_map
 from pof.pipeline import Analyzer, Pipeline, job_runtime, pipeline_for
 from pof.record import Face
 from pof.dataset.sources import Item, collect, fetch_url
@@ -100,7 +100,7 @@ def _analyse(analyzer: Analyzer, jobs: list[Job], images: list | None = None,
     decoded: a LoadedImage or a PofError each), analysed together by ``analyzer``, the named
     person's face picked, crops JPEG-encoded (in ``pool`` where given). A photo that cannot be
     decoded or analysed is an error outcome of its own; the rest of the batch goes on.
-    Module-level, so that worker processes run it (``pof.runtime.parallel.pipeline_map``)."""
+    Module-level, so that worker processes run it (``pof.runtime.workers.pipeline_map``)."""
     s = analyzer.settings
     if images is None:
         images = [_decode(s, job) for job in jobs]
