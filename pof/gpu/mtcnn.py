@@ -2,9 +2,11 @@
 and second look as ``pof.stages.detect.mtcnn.MTCNNDetector``, with every stage run once for a whole
 batch of same-sized photos instead of once per photo.
 
-How it follows the CPU detector (``pof.stages.detect._mtcnn_ops``): one summed-area table per photo
-(int32, exact) feeds every resampling, so pyramid levels and RNet/ONet crops are the same
-block means; candidate boxes carry the index of their photo, and each non-maximum suppression
+How it follows the CPU detector: it runs the CPU detector's own rules
+(``pof.stages.detect._mtcnn_ops``: pyramid levels, crops, cell boxes, regression, jitters, the
+landmark mapping; ``pof.stages.detect.mtcnn.second_look``) on tensors. One summed-area table
+per photo (int32, exact) feeds every resampling, so pyramid levels and RNet/ONet crops are
+the same block means; candidate boxes carry the index of their photo, and each non-maximum suppression
 runs within a photo (and within a pyramid level where the CPU code does). What differs is only
 floating-point rounding and, among boxes of exactly equal score, which one NMS keeps first.
 
@@ -31,10 +33,6 @@ try:  # batched NMS on the device; optional (see the module docstring)
     from torchvision.ops import batched_nms as _tv_batched_nms
 except ImportError:  # pragma: no cover - depends on the machine
     _tv_batched_nms = None
-
-NORM_MEAN = ops.NORM_MEAN
-NORM_SCALE = ops.NORM_SCALE
-
 
 class BatchMTCNN:
     """MTCNN over batches of same-sized photos on one torch device.
@@ -63,7 +61,7 @@ class BatchMTCNN:
             raise ImageError(f"BatchMTCNN.detect expects uint8 (B, H, W, 3), got "
                              f"{images.dtype} {tuple(images.shape)}")
         b, h, w = images.shape[:3]
-        table = integral(images)
+        table = ops.integral(images)
         boxes, img = self._stage_pnet(table)
         if len(boxes):
             boxes, img = self._stage_rnet(table, boxes, img)
@@ -84,7 +82,7 @@ class BatchMTCNN:
         found, owners = [], []
         scales = ops.pyramid_scales(h, w, self.min_face_size, self.factor)
         for s, scale in enumerate(scales):
-            reg, prob = self._pnet(pyramid_level(table, scale))
+            reg, prob = self._pnet(ops.pyramid_level(table, scale))
             bi, ys, xs = torch.nonzero(prob >= self.thresholds[0], as_tuple=True)
             if not len(bi):
                 continue
@@ -106,7 +104,7 @@ class BatchMTCNN:
         """RNet or ONet on every candidate (with the second look for rejected ones); keeps
         the faces: (boxes (K, 5) with the probability in column 4, the net's outputs, photo
         index)."""
-        outs = list(self.nets[net](crop_patches(table, boxes, img, size)))
+        outs = list(self.nets[net](ops.crop_patches(table, boxes, size, photo=img)))
         boxes, prob = boxes.clone(), outs[-1][:, 1].clone()
         keep = prob > threshold
         if self.rescue and not bool(keep.all()):
@@ -118,7 +116,7 @@ class BatchMTCNN:
     def _second_look(self, net, table, size, threshold, boxes, img, outs, prob, keep) -> None:
         """``pof.stages.detect.mtcnn.second_look`` for all photos at once (updates in place)."""
         def look(tries, of, per_box):
-            return self.nets[net](crop_patches(table, tries, img[of].repeat_interleave(per_box), size))
+            return self.nets[net](ops.crop_patches(table, tries, size, photo=img[of].repeat_interleave(per_box)))
 
         second_look(look, threshold, boxes, outs, prob, keep, photo=img)
 
@@ -135,52 +133,7 @@ class BatchMTCNN:
         return boxes[keep], points[keep], img[keep]
 
 
-# -- building blocks (torch versions of pof.stages.detect._mtcnn_ops) ---------------------------
-def integral(images: torch.Tensor) -> torch.Tensor:
-    """Summed-area tables (B, H + 1, W + 1, 3) of uint8 photos (B, H, W, 3): int32 when the
-    sums fit (photos up to 8.4 megapixels), else float64; exact either way."""
-    b, h, w, c = images.shape
-    dtype = torch.int32 if h * w * 255 < 2**31 else torch.float64
-    table = torch.zeros((b, h + 1, w + 1, c), dtype=dtype, device=images.device)
-    table[:, 1:, 1:] = images.to(dtype).cumsum(1, dtype=dtype).cumsum(2, dtype=dtype)
-    return table
-
-
-def pyramid_level(table: torch.Tensor, scale: float) -> torch.Tensor:
-    """Every photo resized for ``scale`` (``pof.stages.detect._mtcnn_ops.pyramid_level``):
-    (B, 3, h, w) normalised float32."""
-    height, width = table.shape[1] - 1, table.shape[2] - 1
-    ys, ye = ops.area_bins(height, int(height * scale + 1), like=table)
-    xs, xe = ops.area_bins(width, int(width * scale + 1), like=table)
-    rows = (table[:, ye] - table[:, ys]).to(torch.float32)        # (B, h, W + 1, 3)
-    sums = rows[:, :, xe] - rows[:, :, xs]                         # (B, h, w, 3)
-    gain = NORM_SCALE / ((ye - ys)[:, None] * (xe - xs)[None, :]).to(torch.float32)
-    sums = sums * gain[None, :, :, None] - NORM_MEAN * NORM_SCALE
-    return sums.permute(0, 3, 1, 2).contiguous()
-
-
-def crop_patches(table: torch.Tensor, boxes: torch.Tensor, img: torch.Tensor, size: int) -> torch.Tensor:
-    """``pof.stages.detect._mtcnn_ops.crop_patches`` for boxes of several photos: box i is cut from
-    photo ``img[i]``. Returns (N, 3, size, size) normalised float32."""
-    _, height, width, c = table.shape
-    height, width = height - 1, width - 1
-    corners = torch.floor(boxes[:, :4]).to(torch.int64)
-    x0, y0 = corners[:, 0] - 1, corners[:, 1] - 1
-    cw = torch.clamp(corners[:, 2] - x0, min=1)
-    ch = torch.clamp(corners[:, 3] - y0, min=1)
-    ys, ye = (v + y0[:, None] for v in ops.area_bins(ch, size, like=table))
-    xs, xe = (v + x0[:, None] for v in ops.area_bins(cw, size, like=table))
-    area = ((ye - ys)[:, :, None] * (xe - xs)[:, None, :]).to(torch.float64)
-    stride = width + 1
-    base = (img.to(torch.int64) * (height + 1) * stride)[:, None, None]
-    ys, ye = (torch.clamp(v, 0, height)[:, :, None] * stride for v in (ys, ye))
-    xs, xe = (torch.clamp(v, 0, width)[:, None, :] for v in (xs, xe))
-    flat = table.reshape(-1, c)
-    sums = flat[base + ye + xe] - flat[base + ys + xe] - flat[base + ye + xs] + flat[base + ys + xs]
-    norm = sums.to(torch.float64) * (NORM_SCALE / area)[..., None] - NORM_MEAN * NORM_SCALE
-    return norm.to(torch.float32).permute(0, 3, 1, 2).contiguous()
-
-
+# -- suppression on the device, and the final split by photo ------------------------------------
 def nms(boxes: torch.Tensor, groups: torch.Tensor, threshold: float) -> torch.Tensor:
     """Greedy IoU suppression within each group (photo, or photo and pyramid level): the
     indices kept, best first within a group."""
