@@ -65,7 +65,9 @@ class GpuEngine:
     float16 (a third faster on an H200; cosine to their float32 descriptors above 0.99999,
     tests/test_gpu_onnx_torch.py and BENCHMARKS.md; in float32, TF32 is switched off for
     convolutions and matrix products, process-wide); embedder: a fused embedder's name (default:
-    the ``embedder`` setting).
+    the ``embedder`` setting). settings: a build's resolved settings (``pof.settings.resolve``),
+    from which min_face, det_threshold, embedder, deblock, gpu_batch (``batch_size``) and
+    attributes are taken instead; the engine is then the build's ``pof.pipeline.Analyzer``.
 
     Example::
 
