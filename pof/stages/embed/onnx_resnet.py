@@ -14,6 +14,7 @@ import numpy as np
 from pof.runtime.device import OnnxModel
 from pof.errors import PofError
 from pof.record import Face
+from pof.stages.embed import unit
 from pof.stages.embed.dlib_resnet import CHIP_SIZE, embed_faces
 from pof.runtime.weights import MODELS
 
@@ -48,8 +49,7 @@ class OnnxResNet(OnnxModel):
             return np.zeros((0, self.dim), np.float32)
         x = np.ascontiguousarray(chips.transpose(0, 3, 1, 2), dtype=np.float32)
         vecs = self.session.run(["descriptor"], {"chip": x})[0].astype(np.float32, copy=False)
-        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-        return vecs
+        return unit(vecs)
 
     def embed(self, image: np.ndarray, faces: list[Face], mirror: bool = False) -> None:
         """Fill ``descriptor`` of every face (``pof.stages.embed.dlib_resnet.embed_faces``)."""
