@@ -16,7 +16,6 @@ Frowning: "sad" + "angry" + "disgusted".
 from __future__ import annotations
 
 from math import erf, sqrt
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -25,12 +25,6 @@ RESCUE_JITTERS = ((0.1, 0.0, 1.0), (-0.1, 0.0, 1.0), (0.0, 0.1, 1.0), (0.0, -0.1
                   (0.0, 0.0, 0.9), (0.0, 0.0, 1.12))
 
 
-def normalise(pixels: np.ndarray) -> np.ndarray:
-    """(..., H, W, 3) RGB 0-255 -> (..., 3, H, W) float32 as the networks expect."""
-    x = (pixels.astype(np.float32) - NORM_MEAN) * NORM_SCALE
-    return np.ascontiguousarray(np.moveaxis(x, -1, -3))
-
-
 def pyramid_scales(height: int, width: int, min_face_size: float, factor: float) -> list[float]:
     """Scales at which PNet's 12-px window matches faces from ``min_face_size`` up to the
     shorter image side, each ``factor`` times the previous one."""
@@ -118,7 +112,7 @@ def pyramid_level(table, scale: float):
     sums -= _take(flat, top + xe)
     sums -= _take(flat, bottom + xs)
     sums += _take(flat, top + xs)
-    # mean = sum / block area, normalised as in normalise()
+    # mean = sum / block area, normalised as the networks expect ((x - NORM_MEAN) * NORM_SCALE)
     if is_tensor(table):
         gain = NORM_SCALE / as_type((ye - ys)[:, None] * (xe - xs)[None, :], "float32")
         out = as_type(sums, "float32").reshape(batch, *sums.shape[-3:]) * gain[None, :, :, None]
@@ -264,7 +258,7 @@ def crop_patches(table, boxes, size: int, photo=None):
     sums -= _take(flat, ys + xe)
     sums -= _take(flat, ye + xs)
     sums += _take(flat, ys + xs)
-    # the mean, normalised as in normalise(), in float64 and then rounded to float32
+    # the mean, normalised as the networks expect, in float64 and then rounded to float32
     gain = NORM_SCALE / as_type(area, "float64")
     if is_tensor(table):
         norm = as_type(sums, "float64") * gain[..., None] - NORM_MEAN * NORM_SCALE

@@ -17,7 +17,6 @@ that benchmark and confirmed on the Yale core set, which played no part in choos
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np

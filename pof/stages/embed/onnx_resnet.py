@@ -7,7 +7,6 @@ input is ``chip`` float32 (N, 3, 150, 150) raw RGB 0-255, its output ``descripto
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
