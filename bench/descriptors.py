@@ -72,7 +72,7 @@ class PofFaces:
         self.analysed = 0
 
     def get(self, paths: list[str]) -> dict[str, dict]:
-        from pof.runtime.parallel import pipeline_map
+        from pof.runtime.workers import pipeline_map
         hashes = {p: sha_file(self.root / p) for p in dict.fromkeys(paths)}
         todo = [p for p, h in hashes.items() if h not in self.cache]
         if todo:

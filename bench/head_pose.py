@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
     require([args.lfw], "LFW deep-funneled is needed (--lfw DIR; see bench/README.md)")
-    from pof.runtime.parallel import pipeline_map
+    from pof.runtime.workers import pipeline_map
     from pof.pipeline import Pipeline
     from pof.stages.quality import head_pose
 

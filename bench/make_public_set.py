@@ -132,7 +132,7 @@ def _analyse(pipeline, path: str) -> dict:
 
 def select(lfw: Path, pairs_txt: Path, workers: int, pair_folds: int) -> list[dict]:
     """Choose the files (deterministic given LFW and pof's pose estimates)."""
-    from pof.runtime.parallel import pipeline_map
+    from pof.runtime.workers import pipeline_map
     from pof.pipeline import Pipeline
 
     people = lfw_people(lfw)

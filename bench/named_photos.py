@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     require([args.lfw], "LFW deep-funneled is needed (--lfw DIR; see bench/README.md)")
     from pof.dataset.build import AMBIGUOUS_AREA, _pick_named_face
-    from pof.runtime.parallel import pipeline_map
+    from pof.runtime.workers import pipeline_map
     from pof.pipeline import Pipeline
     from pof.record import Face
     from pof.stages.select import central, largest

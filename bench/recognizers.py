@@ -166,7 +166,7 @@ def _candidate_vec(pipeline, path: str, model: str, mean: float, std: float,
 def candidate_vectors(root: Path, paths: list[str], model: Path, sha: str, mean: float, std: float,
                       workers: int, rule: str) -> dict[str, np.ndarray | None]:
     """The candidate's descriptor of every photo, cached in ROOT/candidate_<sha12>.npz."""
-    from pof.runtime.parallel import pipeline_map
+    from pof.runtime.workers import pipeline_map
     from pof.pipeline import Pipeline
     pipe = Pipeline(attributes="off")
     cache_path = root / f"candidate_{sha[:12]}.npz"

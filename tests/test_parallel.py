@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pof.runtime.parallel import pipeline_map
+from pof.runtime.workers import pipeline_map
 from pof.pipeline import Pipeline
 
 

@@ -91,7 +91,7 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person, str
 
 def _analyzed(pipeline, paths: list[str], workers: int):
     """(path, faces, error) for each probe, in order, with a progress bar."""
-    from pof.runtime.parallel import pipeline_map
+    from pof.runtime.workers import pipeline_map
     from pof.pipeline import faces_or_error
     jobs = ((p,) for p in paths)
     results = pipeline_map(pipeline, faces_or_error, jobs, probe_workers(workers, len(paths)))

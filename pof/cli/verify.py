@@ -32,7 +32,7 @@ def _verify_options(fn):
 @friendly
 def verify(images, pairs, root, fmr, as_json, workers, face, mirror) -> None:
     """Are IMAGE_A and IMAGE_B the same person? Or every pair in --pairs."""
-    from pof.runtime.parallel import pipeline_map
+    from pof.runtime.workers import pipeline_map
     from pof.pipeline import Pipeline
     from pof.settings import value
     from pof.matching.verify import Verifier, subject_or_error

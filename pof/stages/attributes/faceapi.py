@@ -20,7 +20,7 @@ from math import erf, sqrt
 import cv2
 import numpy as np
 
-from pof.runtime.device import OnnxModel
+from pof.runtime.sessions import OnnxModel
 from pof.runtime.weights import MODELS
 
 MODEL = MODELS / "faceapi" / "faceapi_attributes.onnx"

@@ -23,7 +23,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pof.runtime.device import RUNTIMES, OpenVinoSession, cpu_runtime, ort_options, try_openvino
+from pof.runtime.device import RUNTIMES, cpu_runtime
+from pof.runtime.sessions import OpenVinoSession, ort_options, try_openvino
 from pof.errors import ImageError, PofError, SettingError
 from pof.stages.arrays import device, flatnonzero, namespace, sort_values
 from pof.stages.detect import _mtcnn_ops as ops

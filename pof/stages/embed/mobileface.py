@@ -23,7 +23,7 @@ import numpy as np
 
 from pof.stages.align import _ARCFACE_112, similarity_matrix
 from pof.stages.arrays import namespace
-from pof.runtime.device import OnnxModel
+from pof.runtime.sessions import OnnxModel
 from pof.errors import PofError
 from pof.record import Face
 from pof.stages.embed import unit, with_mirror

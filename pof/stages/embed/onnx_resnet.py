@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pof.runtime.device import OnnxModel
+from pof.runtime.sessions import OnnxModel
 from pof.errors import PofError
 from pof.record import Face
 from pof.stages.embed import unit
