@@ -203,3 +203,24 @@ def test_int32_table_of_a_large_photo_wraps_and_stays_exact(monkeypatch):
     # total modulo 2**32), the exact float64 table is used
     monkeypatch.setattr(ops.cv2, "sumElems", lambda img: (1.0, 2.0, 3.0, 0.0))
     assert ops.integral(big).dtype == np.float64
+
+
+def test_a_crowd_runs_in_bounded_batches_with_the_same_faces(detector, monkeypatch):
+    """RNet and ONet take a picture's candidates at most MAX_PATCHES at a time (a contact sheet
+    or a crowd makes thousands, and one batch of them all took gigabytes): the faces found are
+    the same as in one batch."""
+    import pof.stages.detect.mtcnn as mtcnn
+    names = sorted(p.name for p in YALE.iterdir())
+    tiles = [cv2.resize(yale(n), (160, 120)) for n in names]
+    rows = [np.hstack(tiles[i:i + 4]) for i in range(0, len(tiles) - len(tiles) % 4, 4)]
+    crowd = np.ascontiguousarray(np.vstack(rows))
+    whole = detector.detect(crowd)
+    monkeypatch.setattr(mtcnn, "MAX_PATCHES", 7)
+    seen = []
+    real = detector._run
+    monkeypatch.setattr(detector, "_run", lambda net, batch: (seen.append(len(batch)), real(net, batch))[1])
+    chunked = detector.detect(crowd)
+X
+    assert len(whole) == len(chunked) >= len(rows) * 2
+    for a, b in zip(whole, chunked):
+        assert np.allclose(a.box, b.box, atol=1e-3) and abs(a.score - b.score) < 1e-5

@@ -34,6 +34,7 @@ from pof.runtime.weights import MODELS
 MODEL_DIR = MODELS / "mtcnn"
 RNET_SIZE = 24  # RNet's input side, pixels
 ONET_SIZE = 48  # ONet's input side, pixels
+MAX_PATCHES = 256  # RNet / ONet patches run at once at most (memory bounded in a crowd)
 # NMS overlap thresholds, as in facenet-pytorch
 NMS_PNET_SCALE = 0.5  # among one pyramid level's PNet boxes (IoU)
 NMS_PNET_ALL = 0.7  # among all levels' PNet boxes (IoU)
@@ -135,6 +136,16 @@ class MTCNNDetector(Detector):
         """Run ``net`` on a normalised (N, 3, H, W) float32 batch; facenet-pytorch's outputs."""
         return self._session(net).run(None, {"input": batch})
 
+    def _run_boxes(self, net: str, table: np.ndarray, boxes: np.ndarray, size: int) -> list[np.ndarray]:
+        """``net`` (RNet or ONet) on the ``size`` x ``size`` patch of every box: at most
+        ``MAX_PATCHES`` patches at once, so that memory stays bounded however many candidates
+        a picture makes (a crowd, a contact sheet: thousands); fewer run as one batch."""
+        if len(boxes) <= MAX_PATCHES:
+            return self._run(net, ops.crop_patches(table, boxes, size))
+        parts = [self._run(net, ops.crop_patches(table, boxes[a:a + MAX_PATCHES], size))
+                 for a in range(0, len(boxes), MAX_PATCHES)]
+        return [np.concatenate([part[i] for part in parts]) for i in range(len(parts[0]))]
+
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Find every face in ``image`` (uint8 RGB, (H, W, 3)); best score first.
 
@@ -174,7 +185,7 @@ class MTCNNDetector(Detector):
         Returns the kept boxes (N, 5) with the face probability in column 4, and the net's
         outputs for them (``reg``, then for ONet ``landmarks``, then ``prob``).
         """
-        outs = self._run(net, ops.crop_patches(table, boxes, size))
+        outs = self._run_boxes(net, table, boxes, size)
         boxes, prob = boxes.copy(), outs[-1][:, 1].copy()
         keep = prob > threshold
         if self.rescue and not keep.all():
@@ -189,7 +200,7 @@ class MTCNNDetector(Detector):
         """Rescue rejected boxes (``second_look``); updates ``boxes``, ``outs``, ``prob`` and
         ``keep`` in place."""
         def look(tries, of, per_box):
-            return self._run(net, ops.crop_patches(table, tries, size))
+            return self._run_boxes(net, table, tries, size)
 
         second_look(look, threshold, boxes, outs, prob, keep)
 
