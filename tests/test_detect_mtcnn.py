@@ -220,7 +220,7 @@ def test_a_crowd_runs_in_bounded_batches_with_the_same_faces(detector, monkeypat
     real = detector._run
     monkeypatch.setattr(detector, "_run", lambda net, batch: (seen.append(len(batch)), real(net, batch))[1])
     chunked = detector.detect(crowd)
-X
+    assert max(seen) <= 7 and len(seen) > 10     # PNet's levels (one each), then batches of 7
     assert len(whole) == len(chunked) >= len(rows) * 2
     for a, b in zip(whole, chunked):
         assert np.allclose(a.box, b.box, atol=1e-3) and abs(a.score - b.score) < 1e-5
