@@ -17,7 +17,7 @@ import numpy as np
 EXACT_MAX = 50_000
 HNSW_M = 32                 # graph degree
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 512         # recall@10 and latency by size: BENCHMARKS.md, "Search at scale"
+HNSW_EF_SEARCH = 512         # recall@10 and latency by size: BENCHMARKS.md, "Index scale"
 GRAPH_LAYOUT = "unit"        # what the saved graph holds: the unit descriptors themselves
 
 
@@ -61,7 +61,7 @@ class FaissIndex(Index):
     descriptors minus their mean ranks the same way in principle, but the centred vectors'
     lengths differ, and an inner-product graph finds its way among unequal lengths badly:
     on descriptors grouped as real galleries are, about ten close photos a person, it misses
-    true neighbours that the plain graph finds; BENCHMARKS.md, "Search at scale".)
+    true neighbours that the plain graph finds; BENCHMARKS.md, "Index scale".)
     """
 
     kind = "faiss-hnsw"
