@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,10 @@ class Walk:
         sideways, and no image may be broken."""
         page.wait_for_load_state()
         page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(i => i.loading = 'eager')")
-        page.wait_for_function("[...document.images].every(i => i.complete)", timeout=60_000)
+        # polled from here: Playwright's own polling evaluates code the app's CSP forbids
+        deadline = time.monotonic() + 60
+        while not page.evaluate("[...document.images].every(i => i.complete)") and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
         self.n += 1
         page.screenshot(path=str(self.folder / f"{self.flow}-{self.width}-{self.n:02d}-{step}.png"),
                         full_page=True)
