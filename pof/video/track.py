@@ -10,7 +10,10 @@ merged: the same person seen again after a cut or after leaving the frame.
 
 Per-track state is bounded: a running sum of descriptors, and a pool of at most
 ``2 * keep`` faces spread over the track's time (two neighbours are reduced to the better one
-when the pool is full), from which ``select`` takes the best ``keep``.
+when the pool is full), from which ``select`` takes the best ``keep``. A tracker made with
+``crop_side`` also keeps, for each pooled face, a small JPEG of it (encoded as the face joins
+the pool, so at most ``2 * keep`` a track): what the web app shows of the frames a decision
+used (``Track.frames``).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import numpy as np
 from pof.record import Face
 
 MAX_MISSES = 2          # detector frames a track survives without its face
+CROP_MARGIN = 0.25      # a face's kept JPEG: its box widened by this much of its size each side
 MIN_IOU = 0.3           # overlap with the carried box that makes a face a candidate to continue
 CUT_DISTANCE = 0.4      # histogram distance (0 same .. 1 disjoint) between frames that is a cut
 
@@ -59,7 +63,7 @@ class Track:
     end: float
     box: tuple
     total: np.ndarray                       # sum of the unit descriptors seen
-    pool: list = field(default_factory=list)   # (time, rank, face) in time order
+    pool: list = field(default_factory=list)   # (time, rank, face, jpeg or None) in time order
     seen: int = 1                           # detector frames with this face
     misses: int = 0
     velocity: tuple = (0.0, 0.0)            # px per second of the box, from its last two
@@ -74,17 +78,24 @@ class Track:
         dt = time - self.end
         return (x + self.velocity[0] * dt, y + self.velocity[1] * dt, w, h)
 
+    def frames(self, keep: int) -> list[tuple[float, bytes]]:
+        """(time, JPEG of the face) of the pooled faces ``select`` takes for the track's query,
+        in time order; empty when the tracker kept no crops."""
+        return [(e[0], e[3]) for e in select(self.pool, keep) if e[3] is not None]
+
 
 class Tracker:
     """Builds tracks from detector frames. ``keep``: faces a track's query uses at most;
     ``gate(face)``: why a face is too poor to search, or None (pof.matching.search.Searcher.gate);
     ``link``: descriptor similarity at which a face continues a track it overlaps;
     ``same``: similarity at which a face continues a track wherever it is, and at which two
-    tracks are merged (a strict false-match rate)."""
+    tracks are merged (a strict false-match rate); ``crop_side``: keep a JPEG of each pooled
+    face, at most that many px on its long side (0: keep none)."""
 
     def __init__(self, keep: int, gate: Callable[[Face], str | None], link: float,
-                 same: float) -> None:
+                 same: float, crop_side: int = 0) -> None:
         self.keep, self.gate, self.link, self.same = keep, gate, link, same
+        self.crop_side = crop_side              # px of a kept face JPEG's long side; 0: none
         self.open: list[Track] = []
         self.closed: list[Track] = []
         self._count = 0
@@ -94,8 +105,9 @@ class Tracker:
         self.closed += self.open
         self.open = []
 
-    def update(self, time: float, faces: list[Face]) -> None:
-        """Add one detector frame's faces (with descriptors) seen at ``time`` seconds."""
+    def update(self, time: float, faces: list[Face], pixels: np.ndarray | None = None) -> None:
+        """Add one detector frame's faces (with descriptors) seen at ``time`` seconds;
+        ``pixels``: the frame (RGB), from which pooled faces are cropped if ``crop_side``."""
         pairs = []
         for ti, t in enumerate(self.open):
             tmpl = t.template
@@ -110,7 +122,7 @@ class Tracker:
                 continue
             used_t.add(ti)
             used_f.add(fi)
-            self._extend(self.open[ti], time, faces[fi])
+            self._extend(self.open[ti], time, faces[fi], pixels)
         still = []
         for ti, t in enumerate(self.open):
             if ti not in used_t:
@@ -124,21 +136,22 @@ class Tracker:
             if fi not in used_f:
                 self._count += 1
                 t = Track(self._count, time, time, f.box, np.array(f.descriptor, np.float64))
-                self._add(t, time, f)
+                self._add(t, time, f, pixels)
                 self.open.append(t)
 
-    def _extend(self, t: Track, time: float, f: Face) -> None:
+    def _extend(self, t: Track, time: float, f: Face, pixels: np.ndarray | None) -> None:
         dt = time - t.end
         if dt > 0:
             t.velocity = ((f.box[0] - t.box[0]) / dt, (f.box[1] - t.box[1]) / dt)
         t.end, t.box, t.misses = time, f.box, 0
         t.seen += 1
         t.total += f.descriptor
-        self._add(t, time, f)
+        self._add(t, time, f, pixels)
 
-    def _add(self, t: Track, time: float, f: Face) -> None:
+    def _add(self, t: Track, time: float, f: Face, pixels: np.ndarray | None = None) -> None:
         f.crop = f.landmarks68 = None          # what a search needs stays; pixels do not
-        t.pool.append((time, (self.gate(f) is None, f.quality), f))
+        jpeg = face_jpeg(pixels, f.box, self.crop_side) if self.crop_side and pixels is not None else None
+        t.pool.append((time, (self.gate(f) is None, f.quality), f, jpeg))
         if len(t.pool) > 2 * self.keep:
             t.pool = thin(t.pool)
 
@@ -165,6 +178,23 @@ class Tracker:
         for i, t in enumerate(merged, 1):
             t.number = i
         return merged
+
+
+def face_jpeg(pixels: np.ndarray, box, side: int) -> bytes:
+    """A JPEG of the face at ``box`` (x, y, w, h) of an RGB frame, its box widened by
+    ``CROP_MARGIN``, at most ``side`` px on its long side."""
+    import cv2
+    from pof.runtime.jpeg import encode_jpeg
+    x, y, w, h = box
+    H, W = pixels.shape[:2]
+    x0, y0 = max(0, int(x - CROP_MARGIN * w)), max(0, int(y - CROP_MARGIN * h))
+    x1, y1 = min(W, int(np.ceil(x + w * (1 + CROP_MARGIN)))), min(H, int(np.ceil(y + h * (1 + CROP_MARGIN))))
+    part = pixels[max(0, min(y0, H - 1)):max(y1, y0 + 1), max(0, min(x0, W - 1)):max(x1, x0 + 1)]
+    scale = side / max(part.shape[:2])
+    if scale < 1.0:
+        part = cv2.resize(part, (max(1, round(part.shape[1] * scale)), max(1, round(part.shape[0] * scale))),
+                          interpolation=cv2.INTER_AREA)
+    return encode_jpeg(np.ascontiguousarray(part), quality=85)
 
 
 def thin(pool: list) -> list:

@@ -1,0 +1,186 @@
+"""Clips in the web app: the search page and API take a short clip (by its bytes), within
+the limits of the settings max_video_seconds and max_video_bytes, charged as the frames it
+will analyse; the result shows one row per track with the frames its decision used, blurred
+unless it is a match or a reviewer marks it as an officer. Real clips from the test photos,
+the real models."""
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from pof.dataset.catalog import Catalog
+from pof.runtime.jpeg import decode_jpeg
+
+from .videokit import empty, pan, photo, write_clip
+from .webkit import Session, TestClient, build_dataset, copy_dataset, token_for, web_config
+
+TRACK_FIELDS = {"track", "start", "end", "frames_used", "best_frame_time", "box", "quality",
+                "decision", "fpir", "threshold", "candidates"}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("webvideo")
+    ds = copy_dataset(build_dataset(tmp_path_factory.mktemp("webbuild")), root / "ds")
+    known, unknown = photo("subject01.glasses"), photo("subject04.normal")
+    clips = {
+        # subject01 (enrolled) panning for 2.5 s, a cut, subject04 (not enrolled) for 2.5 s
+        "two": write_clip(root / "two.mp4", itertools.chain(
+            pan(known, 25), pan(unknown, 25, background=200, dx=-1, scale=0.8))).read_bytes(),
+        "noface": write_clip(root / "noface.webm", empty(15), codec="libvpx").read_bytes(),
+        # 7 s of nothing but a grey frame: over a limit of 5 s
+        "long": write_clip(root / "long.mp4", empty(70)).read_bytes(),
+    }
+    from pof.web.app import create_app
+    app = create_app(ds, web_config())
+    tok = {n: {"Authorization": f"Bearer {token_for(ds, n)}"} for n in ("vera", "rita")}
+    return {"ds": ds, "app": app, "api": TestClient(app), "clips": clips, "tok": tok}
+
+
+def _search(env, clip: str | bytes, who: str = "vera", name: str = "clip.mp4", client=None):
+    data = env["clips"][clip] if isinstance(clip, str) else clip
+    return (client or env["api"]).post("/api/search", headers=env["tok"][who],
+                                       files={"image": (name, data, "application/octet-stream")})
+
+
+@pytest.fixture(scope="module")
+def searched(env) -> dict:
+    r = _search(env, "two", name="march 3.mp4")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_api_answers_the_video_json_with_a_probe(searched):
+    assert list(searched)[:7] == ["video", "duration", "fps", "frames_read", "frames_analysed",
+                                  "error", "tracks"]
+    assert searched["video"] == "march 3.mp4" and searched["error"] is None
+    assert searched["frames_read"] == 50 and searched["probe"]
+    first, second = searched["tracks"]
+    assert set(first) == TRACK_FIELDS
+    assert first["decision"] == "match" and first["candidates"][0]["person"] == "subject01"
+    assert second["decision"] == "no_match" and second["start"] >= 2.4
+
+
+def test_the_search_is_audited_and_the_clip_is_not_kept(env, searched):
+    import hashlib
+    with Catalog(env["ds"]) as cat:
+        rows = cat.db.execute("SELECT detail FROM audit WHERE action = 'search' ORDER BY seq").fetchall()
+    detail = json.loads(rows[-1][0])
+    assert detail["image_sha256"] == hashlib.sha256(env["clips"]["two"]).hexdigest()
+    assert detail["tracks"] == 2
+    assert [t["decision"] for t in detail["results"]] == ["match", "no_match"]
+    probe = env["app"].state.web.probes.get(searched["probe"], "vera")
+    assert probe.data == b"" and probe.video is not None
+    assert probe.nbytes > sum(len(j) for f in probe.frames.values() for _, j in f) > 0
+
+
+def test_frames_of_a_match_are_shown_and_a_bystander_blurred(env, searched):
+    s = Session(env["app"], env["ds"], "vera")
+    token = searched["probe"]
+    page = s.get(f"/probes/{token}")
+    assert page.status_code == 200
+    assert "Track 1" in page.text and "Track 2" in page.text
+    assert "00:00–00:02" in page.text and "00:02–00:04" in page.text
+    probe = env["app"].state.web.probes.get(token, "vera")
+    for n in (1, 2):
+        k = len(probe.frames[n - 1])
+        assert 1 <= k <= 8 and f"/probes/{token}/tracks/{n}/frames/{k}.jpg" in page.text
+    match = s.get(f"/probes/{token}/tracks/1/frames/1.jpg")
+    assert match.status_code == 200 and match.content == probe.frames[0][0][1]
+    shown = s.get(f"/probes/{token}/tracks/2/frames/1.jpg")
+    kept = decode_jpeg(probe.frames[1][0][1]).astype(float)
+    sent = decode_jpeg(shown.content).astype(float)
+    assert shown.status_code == 200 and sent.shape == kept.shape
+    # blurred: the fine detail of the face is gone
+    assert np.abs(np.diff(sent, axis=1)).mean() < 0.5 * np.abs(np.diff(kept, axis=1)).mean()
+    assert s.get(f"/probes/{token}/faces/1.jpg").status_code == 200
+    assert s.get(f"/probes/{token}/faces/2.jpg").status_code == 404
+    assert s.get(f"/probes/{token}/tracks/2/frames/99.jpg").status_code == 404
+    assert s.get(f"/probes/{token}/tracks/3/frames/1.jpg").status_code == 404
+    # another user does not see it
+    assert Session(env["app"], env["ds"], "rita").get(f"/probes/{token}/tracks/1/frames/1.jpg").status_code == 404
+
+
+def test_a_viewer_cannot_unblur_a_track_a_reviewer_can(env):
+    s_vera = Session(env["app"], env["ds"], "vera")
+    r = s_vera.post("/search", files={"image": ("two.mp4", env["clips"]["two"], "video/mp4")})
+    assert r.status_code == 303
+    url = r.headers["location"]
+    assert "Mark track" not in s_vera.get(url).text
+    assert s_vera.post(f"{url}/faces/2/officer").status_code == 403
+    # a reviewer's own search
+    rita = Session(env["app"], env["ds"], "rita")
+    r = rita.post("/search", files={"image": ("two.mp4", env["clips"]["two"], "video/mp4")})
+    url = r.headers["location"]
+    token = url.rsplit("/", 1)[1]
+    assert "Mark track 2 as an officer" in rita.get(url).text
+    assert rita.get(f"/probes/{token}/faces/2.jpg").status_code == 404
+    assert rita.post(f"{url}/faces/2/officer").status_code == 303
+    probe = env["app"].state.web.probes.get(token, "rita")
+    assert rita.get(f"/probes/{token}/faces/2.jpg").status_code == 200
+    assert rita.get(f"/probes/{token}/tracks/2/frames/1.jpg").content == probe.frames[1][0][1]
+
+
+def test_a_clip_with_no_face_says_so(env):
+    r = _search(env, "noface", name="empty.webm")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["tracks"] == [] and "no face found" in body["error"] and "empty.webm" in body["error"]
+    assert "/tmp" not in body["error"]
+    s = Session(env["app"], env["ds"], "vera")
+    r = s.post("/search", files={"image": ("empty.webm", env["clips"]["noface"], "video/webm")})
+    assert "No face found in this clip" in s.get(r.headers["location"]).text
+
+
+def test_a_broken_clip_gets_a_clear_415(env):
+    broken = env["clips"]["two"][:600]           # the container's start only
+    r = _search(env, broken, name="cut short.mp4")
+    assert r.status_code == 415 and "cut short.mp4" in r.json()["error"]
+    assert "/tmp" not in r.json()["error"] and "Traceback" not in r.text
+    s = Session(env["app"], env["ds"], "vera")
+    page = s.post("/search", files={"image": ("cut short.mp4", broken, "video/mp4")})
+    assert page.status_code == 415 and "Clip cannot be read" in page.text
+
+
+def test_a_clip_over_the_length_limit_gets_413(env, monkeypatch):
+    monkeypatch.setenv("POF_MAX_VIDEO_SECONDS", "5")
+    r = _search(env, "long", name="long.mp4")
+    assert r.status_code == 413 and "over the limit of 5 s" in r.json()["error"]
+    s = Session(env["app"], env["ds"], "vera")
+    page = s.post("/search", files={"image": ("long.mp4", env["clips"]["long"], "video/mp4")})
+    assert page.status_code == 413 and "over the limit of 5 s" in page.text
+
+
+def test_a_clip_over_the_size_limit_gets_413(env, monkeypatch):
+    monkeypatch.setenv("POF_MAX_VIDEO_BYTES", str(len(env["clips"]["two"]) - 1))
+    r = _search(env, "two")
+    assert r.status_code == 413 and "MiB" in r.json()["error"]
+    # the guard gives an upload room for a clip of max_video_bytes (over a photo's 15 MiB)
+    from pof.web.guard import Transport, body_limit
+    monkeypatch.setenv("POF_MAX_VIDEO_BYTES", str(50 * 2**20))
+    cfg = web_config()
+    assert body_limit("/api/search", cfg, Transport()) == 50 * 2**20 + Transport().multipart_bytes
+
+
+def test_a_clip_is_charged_the_frames_it_will_analyse(env):
+    from pof.web.app import create_app
+    cfg = web_config()
+    # 50 frames at 10 fps, each analysed, of 480 x 270: 6.5 MP
+    cfg.pixel_rate = (6_000_000, 60.0)
+    client = TestClient(create_app(env["ds"], cfg))
+    r = _search(env, "two", client=client)
+    assert r.status_code == 413 and "50 frames" in r.json()["error"]
+    cfg.pixel_rate = (10_000_000, 60.0)
+    client = TestClient(create_app(env["ds"], cfg))
+    assert _search(env, "two", client=client).status_code == 200
+    r = _search(env, "two", client=client)             # the second does not fit the minute
+    assert r.status_code == 429 and "wait" in r.json()["error"]
+
+
+def test_a_clip_probe_cannot_be_saved_as_a_photo(env, searched):
+    s = Session(env["app"], env["ds"], "vera")
+    r = s.post(f"/probes/{searched['probe']}/save", {"case_id": "", "title": "x"})
+    assert r.status_code == 400 and "clip" in r.text
