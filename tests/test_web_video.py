@@ -184,3 +184,60 @@ def test_a_clip_probe_cannot_be_saved_as_a_photo(env, searched):
     s = Session(env["app"], env["ds"], "vera")
     r = s.post(f"/probes/{searched['probe']}/save", {"case_id": "", "title": "x"})
     assert r.status_code == 400 and "clip" in r.text
+
+
+def test_an_event_clip_gives_one_unknown_face_per_track(env):
+    from .conftest import YALE
+    hdr = env["tok"]["vera"]
+    r = env["api"].post("/api/unknown/events", headers=hdr, data={"event": "march 3, pier"}, files=[
+        ("images", ("pier.mp4", env["clips"]["two"], "video/mp4")),
+        ("images", ("sad.gif", (YALE / "subject04.sad").read_bytes(), "image/gif")),
+        ("images", ("cut.mp4", env["clips"]["two"][:600], "video/mp4")),
+        ("images", ("empty.webm", env["clips"]["noface"], "video/webm"))])
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["photos"] == 3 and body["faces"] == 3       # two tracks and one photo face
+    errors = {e["image"]: e["reason"] for e in body["errors"]}
+    assert set(errors) == {"cut.mp4", "empty.webm"} and "no face found" in errors["empty.webm"]
+    assert "/tmp" not in " ".join(errors.values())
+    with Catalog(env["ds"]) as cat:
+        rows = cat.db.execute(
+            "SELECT f.id, f.group_id, f.track_start, f.track_end, f.descriptor, f.box, p.name, p.image"
+            " FROM unknown_faces f JOIN event_photos p ON p.id = f.photo_id JOIN events e"
+            " ON e.id = p.event_id WHERE e.name = 'march 3, pier' ORDER BY f.id").fetchall()
+    clip_rows = [r for r in rows if r["track_start"] is not None]
+    assert [r["name"] for r in clip_rows] == ["pier.mp4 00:00-00:02", "pier.mp4 00:02-00:04"]
+    assert clip_rows[0]["track_end"] < clip_rows[1]["track_start"]
+    for r in clip_rows:
+        d = np.frombuffer(r["descriptor"], np.float32)
+        assert abs(float(np.linalg.norm(d)) - 1.0) < 1e-3          # the track's template
+        frame = decode_jpeg(r["image"])                              # its best frame, whole
+        assert frame.shape == (270, 480, 3)
+        x, y, w, h = json.loads(r["box"])
+        assert 0 <= x and x + w <= 480 + 1 and 0 <= y and y + h <= 270 + 1
+    photo_row = next(r for r in rows if r["track_start"] is None)
+    # subject04's photo and subject04's track are one unknown person
+    assert photo_row["group_id"] == clip_rows[1]["group_id"] != clip_rows[0]["group_id"]
+    s = Session(env["app"], env["ds"], "vera")
+    page = s.get(f"/unknown/groups/{clip_rows[1]['group_id']}")
+    assert "seen 00:02–00:04 of the clip" in page.text and "photo sad.gif" in page.text
+    assert s.get(f"/unknown/faces/{clip_rows[1]['id']}.jpg").status_code == 200
+    assert s.get(f"/unknown/faces/{clip_rows[1]['id']}/photo.jpg").status_code == 200
+
+
+def test_an_older_catalog_gains_the_track_columns(tmp_path):
+    import sqlite3
+
+    from pof.dataset import schema
+    from pof.dataset.catalog import CATALOG_NAME
+    db = sqlite3.connect(tmp_path / CATALOG_NAME)
+    db.executescript(schema.TABLES["catalog"])
+    db.executescript(schema.TABLES["unknown"])             # as version 2 created it
+    db.execute("INSERT INTO meta VALUES ('schema', '2')")
+    db.commit()
+    assert "track_start" not in {r[1] for r in db.execute("PRAGMA table_info(unknown_faces)")}
+    db.close()
+    with Catalog(tmp_path) as cat:
+        columns = {r[1] for r in cat.db.execute("PRAGMA table_info(unknown_faces)")}
+        assert {"track_start", "track_end"} <= columns
+        assert cat.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "3"

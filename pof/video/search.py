@@ -50,14 +50,15 @@ class Scan:
 
 
 def scan_video(path: str, pipeline, gate, limits: tuple[float, float], stride: int = 0,
-               progress: Callable[[int, int], None] | None = None, crop_side: int = 0) -> Scan:
+               progress: Callable[[int, int], None] | None = None, crop_side: int = 0,
+               best_frame: bool = False) -> Scan:
     """Read a video and follow its faces: ``Scan``. ``gate``: ``Searcher.gate``; ``limits``:
-    (link, same) similarities (``thresholds``); ``crop_side``: keep a JPEG of each pooled face
-    (``Tracker``). A file that cannot be decoded, or breaks part-way, gives ``error`` (with the
+    (link, same) similarities (``thresholds``); ``crop_side``, ``best_frame``: keep a JPEG of
+    each pooled face, of each track's best frame (``Tracker``). A file that cannot be decoded, or breaks part-way, gives ``error`` (with the
     tracks found before the break)."""
     out = Scan()
     link, same = limits
-    tracker = Tracker(KEEP, gate, link, same, crop_side)
+    tracker = Tracker(KEEP, gate, link, same, crop_side, best_frame)
     last_time = 0.0
     try:
         with Video(path) as video:
@@ -79,7 +80,7 @@ def scan_video(path: str, pipeline, gate, limits: tuple[float, float], stride: i
                         out.analysed += 1
                         pixels = frame.rgb()
                         faces = pipeline.analyze(pixels, with_crops=False)
-                        tracker.update(frame.time, faces, pixels if crop_side else None)
+                        tracker.update(frame.time, faces, pixels if crop_side or best_frame else None)
                     if progress:
                         progress(out.read, video.frames_estimate)
             except VideoError as exc:

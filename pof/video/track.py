@@ -67,6 +67,7 @@ class Track:
     seen: int = 1                           # detector frames with this face
     misses: int = 0
     velocity: tuple = (0.0, 0.0)            # px per second of the box, from its last two
+    best: tuple | None = None               # (rank, time, JPEG of the whole frame, box) if kept
 
     @property
     def template(self) -> np.ndarray:
@@ -90,12 +91,15 @@ class Tracker:
     ``link``: descriptor similarity at which a face continues a track it overlaps;
     ``same``: similarity at which a face continues a track wherever it is, and at which two
     tracks are merged (a strict false-match rate); ``crop_side``: keep a JPEG of each pooled
-    face, at most that many px on its long side (0: keep none)."""
+    face, at most that many px on its long side (0: keep none); ``best_frame``: keep a JPEG of
+    the whole frame of each track's best face (``Track.best``; encoded when a better face
+    comes, so one a track)."""
 
     def __init__(self, keep: int, gate: Callable[[Face], str | None], link: float,
-                 same: float, crop_side: int = 0) -> None:
+                 same: float, crop_side: int = 0, best_frame: bool = False) -> None:
         self.keep, self.gate, self.link, self.same = keep, gate, link, same
         self.crop_side = crop_side              # px of a kept face JPEG's long side; 0: none
+        self.best_frame = best_frame
         self.open: list[Track] = []
         self.closed: list[Track] = []
         self._count = 0
@@ -151,7 +155,11 @@ class Tracker:
     def _add(self, t: Track, time: float, f: Face, pixels: np.ndarray | None = None) -> None:
         f.crop = f.landmarks68 = None          # what a search needs stays; pixels do not
         jpeg = face_jpeg(pixels, f.box, self.crop_side) if self.crop_side and pixels is not None else None
-        t.pool.append((time, (self.gate(f) is None, f.quality), f, jpeg))
+        rank = (self.gate(f) is None, f.quality)
+        t.pool.append((time, rank, f, jpeg))
+        if self.best_frame and pixels is not None and (t.best is None or rank > t.best[0]):
+            from pof.runtime.jpeg import encode_jpeg
+            t.best = (rank, time, encode_jpeg(np.ascontiguousarray(pixels), 90), tuple(f.box))
         if len(t.pool) > 2 * self.keep:
             t.pool = thin(t.pool)
 
@@ -172,6 +180,8 @@ class Tracker:
             into.end = max(into.end, t.end)
             into.total = into.total + t.total
             into.seen += t.seen
+            if t.best is not None and (into.best is None or t.best[0] > into.best[0]):
+                into.best = t.best
             into.pool = sorted(into.pool + t.pool, key=lambda e: e[0])
             while len(into.pool) > 2 * self.keep:
                 into.pool = thin(into.pool)
