@@ -74,7 +74,7 @@ def test_the_search_is_audited_and_the_clip_is_not_kept(env, searched):
     assert [t["decision"] for t in detail["results"]] == ["match", "no_match"]
     probe = env["app"].state.web.probes.get(searched["probe"], "vera")
     assert probe.data == b"" and probe.video is not None
-    assert probe.nbytes > sum(len(j) for f in probe.frames.values() for _, j in f) > 0
+    assert probe.nbytes > sum(len(e[1]) for f in probe.frames.values() for e in f) > 0
 
 
 def test_frames_of_a_match_are_shown_and_a_bystander_blurred(env, searched):
@@ -184,6 +184,46 @@ def test_a_clip_probe_cannot_be_saved_as_a_photo(env, searched):
     s = Session(env["app"], env["ds"], "vera")
     r = s.post(f"/probes/{searched['probe']}/save", {"case_id": "", "title": "x"})
     assert r.status_code == 400 and "clip" in r.text
+
+
+def test_a_name_proposed_for_a_track_saves_its_best_frame(env):
+    r = _search(env, "two", name="pier.mp4")
+    token = r.json()["probe"]
+    probe = env["app"].state.web.probes.get(token, "vera")
+    hdr = env["tok"]["vera"]
+    r = env["api"].post("/api/identifications", headers=hdr, json={
+        "probe": token, "face": 1, "person": "subject01", "note": "same glasses and hairline",
+        "case_title": "pier"})
+    assert r.status_code == 201, r.text
+    ident = r.json()
+    assert ident["search_decision"] == "match" and ident["face_index"] == 0
+    with Catalog(env["ds"]) as cat:
+        photo = cat.db.execute("SELECT name, sha256, image, faces FROM case_photos WHERE id = ?",
+                               (ident["photo_id"],)).fetchone()
+        rows = cat.db.execute("SELECT action, detail FROM audit ORDER BY seq DESC LIMIT 2").fetchall()
+    assert photo["name"] == "pier.mp4 00:00-00:02"
+    assert photo["image"] == probe.frames[0][[abs(f[0] - probe.results[0]["best_frame_time"])
+                                              for f in probe.frames[0]].index(0.0)][1]
+    face = json.loads(photo["faces"])[0]
+    assert face["track"] == 1 and face["decision"] == "match"
+    x, y, w, h = face["box"]
+    crop = decode_jpeg(photo["image"])
+    assert 0 <= x < x + w <= crop.shape[1] + 1 and 0 <= y < y + h <= crop.shape[0] + 1
+    detail = {a: json.loads(d) for a, d in rows}
+    import hashlib
+    seen = detail["propose"]["frames_seen"]
+    assert detail["propose"]["track"] == 1 and len(seen) == len(probe.frames[0])
+    assert seen[0]["sha256"] == hashlib.sha256(probe.frames[0][0][1]).hexdigest()
+    # a second name for the same track goes to the same case photo
+    r = env["api"].post("/api/identifications", headers=hdr, json={
+        "probe": token, "face": 1, "person": "subject02", "note": "or him"})
+    assert r.status_code == 201 and r.json()["photo_id"] == ident["photo_id"]
+    assert env["api"].post("/api/identifications", headers=hdr, json={
+        "probe": token, "face": 3, "person": "subject02", "note": "x"}).status_code == 404
+    # the page offers it
+    s = Session(env["app"], env["ds"], "vera")
+    page = s.get(f"/probes/{token}").text
+    assert 'name="probe" value="' + token + '"' in page and "Propose subject01" in page
 
 
 def test_an_event_clip_gives_one_unknown_face_per_track(env):

@@ -106,8 +106,8 @@ def search_video(path: str, pipeline, searcher, top: int | None = None, stride: 
     ``default_stride``); after a cut the next frame is always analysed.
     ``progress(frames_read, frames_estimate)`` is called as frames are read. A file that
     cannot be decoded, or breaks part-way, gives ``error`` (with the tracks found before the
-    break). ``crop_side``: each track's ``frames`` hold JPEGs of the faces its decision used,
-    at most that many px on their long side (0: none kept)."""
+    break). ``crop_side``: each track's ``frames`` hold (time, JPEG, the face's box in it) of
+    the faces its decision used, at most that many px on their long side (0: none kept)."""
     scan = scan_video(path, pipeline, searcher.gate, limits or thresholds(searcher.gallery.descriptors),
                       stride, progress, crop_side)
     if not scan.opened:
@@ -127,7 +127,7 @@ def track_result(track, searcher, top: int | None) -> TrackResult:
                        box=box_of(face.box), quality=round(face.quality, 3),
                        decision=result.decision, fpir=result.fpir, threshold=result.threshold,
                        candidates=result.candidates, reason=result.reason,
-                       frames=tuple((round(t, 3), jpeg) for t, jpeg in track.frames(KEEP)))
+                       frames=tuple((round(t, 3), jpeg, box) for t, jpeg, box in track.frames(KEEP)))
 
 
 def is_video(path: str) -> bool:

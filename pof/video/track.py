@@ -63,7 +63,7 @@ class Track:
     end: float
     box: tuple
     total: np.ndarray                       # sum of the unit descriptors seen
-    pool: list = field(default_factory=list)   # (time, rank, face, jpeg or None) in time order
+    pool: list = field(default_factory=list)   # (time, rank, face, shot or None) in time order
     seen: int = 1                           # detector frames with this face
     misses: int = 0
     velocity: tuple = (0.0, 0.0)            # px per second of the box, from its last two
@@ -79,10 +79,10 @@ class Track:
         dt = time - self.end
         return (x + self.velocity[0] * dt, y + self.velocity[1] * dt, w, h)
 
-    def frames(self, keep: int) -> list[tuple[float, bytes]]:
-        """(time, JPEG of the face) of the pooled faces ``select`` takes for the track's query,
-        in time order; empty when the tracker kept no crops."""
-        return [(e[0], e[3]) for e in select(self.pool, keep) if e[3] is not None]
+    def frames(self, keep: int) -> list[tuple[float, bytes, tuple]]:
+        """(time, JPEG of the face, the face's box in that JPEG) of the pooled faces ``select``
+        takes for the track's query, in time order; empty when the tracker kept no crops."""
+        return [(e[0], *e[3]) for e in select(self.pool, keep) if e[3] is not None]
 
 
 class Tracker:
@@ -154,9 +154,9 @@ class Tracker:
 
     def _add(self, t: Track, time: float, f: Face, pixels: np.ndarray | None = None) -> None:
         f.crop = f.landmarks68 = None          # what a search needs stays; pixels do not
-        jpeg = face_jpeg(pixels, f.box, self.crop_side) if self.crop_side and pixels is not None else None
+        shot = face_jpeg(pixels, f.box, self.crop_side) if self.crop_side and pixels is not None else None
         rank = (self.gate(f) is None, f.quality)
-        t.pool.append((time, rank, f, jpeg))
+        t.pool.append((time, rank, f, shot))
         if self.best_frame and pixels is not None and (t.best is None or rank > t.best[0]):
             from pof.runtime.jpeg import encode_jpeg
             t.best = (rank, time, encode_jpeg(np.ascontiguousarray(pixels), 90), tuple(f.box))
@@ -190,21 +190,24 @@ class Tracker:
         return merged
 
 
-def face_jpeg(pixels: np.ndarray, box, side: int) -> bytes:
-    """A JPEG of the face at ``box`` (x, y, w, h) of an RGB frame, its box widened by
-    ``CROP_MARGIN``, at most ``side`` px on its long side."""
+def face_jpeg(pixels: np.ndarray, box, side: int) -> tuple[bytes, tuple]:
+    """(a JPEG of the face at ``box`` (x, y, w, h) of an RGB frame, its box widened by
+    ``CROP_MARGIN`` and at most ``side`` px on its long side; the face's box in that JPEG)."""
     import cv2
     from pof.runtime.jpeg import encode_jpeg
-    x, y, w, h = box
+    x, y, w, h = (float(v) for v in box)
     H, W = pixels.shape[:2]
-    x0, y0 = max(0, int(x - CROP_MARGIN * w)), max(0, int(y - CROP_MARGIN * h))
-    x1, y1 = min(W, int(np.ceil(x + w * (1 + CROP_MARGIN)))), min(H, int(np.ceil(y + h * (1 + CROP_MARGIN))))
-    part = pixels[max(0, min(y0, H - 1)):max(y1, y0 + 1), max(0, min(x0, W - 1)):max(x1, x0 + 1)]
-    scale = side / max(part.shape[:2])
+    x0 = min(max(0, int(x - CROP_MARGIN * w)), W - 1)
+    y0 = min(max(0, int(y - CROP_MARGIN * h)), H - 1)
+    x1 = max(min(W, int(np.ceil(x + w * (1 + CROP_MARGIN)))), x0 + 1)
+    y1 = max(min(H, int(np.ceil(y + h * (1 + CROP_MARGIN)))), y0 + 1)
+    part = pixels[y0:y1, x0:x1]
+    scale = min(1.0, side / max(part.shape[:2]))
     if scale < 1.0:
         part = cv2.resize(part, (max(1, round(part.shape[1] * scale)), max(1, round(part.shape[0] * scale))),
                           interpolation=cv2.INTER_AREA)
-    return encode_jpeg(np.ascontiguousarray(part), quality=85)
+    inside = tuple(round(v, 1) for v in ((x - x0) * scale, (y - y0) * scale, w * scale, h * scale))
+    return encode_jpeg(np.ascontiguousarray(part), quality=85), inside
 
 
 def thin(pool: list) -> list:

@@ -143,13 +143,53 @@ def clip_probe(owner: str, name: str, data: bytes, size: tuple[int, int], result
     return probe
 
 
-def best_frame(probe, index: int) -> bytes | None:
-    """The JPEG of track ``index``'s best face (the frame its box and quality are from)."""
+def best_shot(probe, index: int) -> tuple[float, bytes, tuple] | None:
+    """(time, face JPEG, box in it) of track ``index``'s best face (the frame its box and
+    quality are from), or None if none was kept."""
     frames = probe.frames.get(index) or []
     if not frames:
         return None
     at = probe.results[index].get("best_frame_time")
-    return min(frames, key=lambda f: abs(f[0] - at) if at is not None else 0)[1]
+    return min(frames, key=lambda f: abs(f[0] - at) if at is not None else 0)
+
+
+def best_frame(probe, index: int) -> bytes | None:
+    """The JPEG of track ``index``'s best face."""
+    shot = best_shot(probe, index)
+    return shot[1] if shot else None
+
+
+@dataclass
+class TrackPhoto:
+    """A track of a clip as a case keeps it (``pof.casework.cases.SearchedPhoto``): its best
+    face's JPEG as the photo, its one face the track's result with the box in that JPEG."""
+
+    name: str
+    sha256: str
+    results: list
+    officer: set
+    data: bytes = b""
+    pixels: int = 0
+
+
+def track_photo(probe, index: int) -> tuple[TrackPhoto, bytes]:
+    """(what a case keeps of track ``index`` of a clip's probe, its JPEG); BadRequest if no
+    frame of it was kept."""
+    from pof.casework.unknown import track_photo_name
+    shot = best_shot(probe, index)
+    if shot is None:
+        raise BadRequest(f"no frame of track {index + 1} was kept")
+    _, jpeg, box = shot
+    track = probe.results[index]
+    photo = TrackPhoto(track_photo_name(probe.name, track["start"], track["end"]), probe.sha256,
+                       [dict(track, box=list(box))], {0} if index in probe.officer else set())
+    return photo, jpeg
+
+
+def frames_seen(probe, index: int) -> list[dict]:
+    """What the track's frame strip showed: each frame's time and the SHA-256 of its JPEG."""
+    return [{"time": t, "sha256": hashlib.sha256(jpeg).hexdigest()}
+            for t, jpeg, _ in probe.frames.get(index, [])]
 
 
 def shown_crops(probe) -> dict[int, bytes]:

@@ -287,15 +287,18 @@ async def probe_officer(request: Request, token: str, n: int,
     probe = state.probes.get(token, user.name)
     if not 1 <= n <= len(probe.results):
         raise NotFound(f"no face {n} in this photo")
-    if probe.photo_id is not None:               # saved: its case may no longer be shared
+    saved, face = probe.photo_id, n - 1
+    if probe.video is not None:                  # a clip: track n is face 1 of its case photo
+        saved, face = probe.track_photos.get(n - 1), 0
+    if saved is not None:                        # saved: its case may no longer be shared
         with state.db() as db:
-            cases.photo_readable(db, user, probe.photo_id)
+            cases.photo_readable(db, user, saved)
     if n - 1 not in probe.officer:
         probe.officer.add(n - 1)
         await rerender(state, probe)
     with state.db() as db:
-        if probe.photo_id is not None:
-            cases.mark_officer(db, probe.photo_id, n - 1)
+        if saved is not None:
+            cases.mark_officer(db, saved, face)
         audit.append(db, user.name, "mark_officer", image_sha256=probe.sha256, face=n,
                      photo=probe.photo_id)
     return RedirectResponse(f"/probes/{token}#face-{n}", 303)
@@ -317,6 +320,27 @@ def save_to_case(state: WebState, db, probe: Probe, user: User, case_id: str, ti
     probe.photo_id = cases.save_probe(db, cid, probe, user, image)
     audit.append(db, user.name, "save_probe", case=cid, photo=probe.photo_id, image_sha256=probe.sha256)
     return probe.photo_id
+
+
+def save_track_to_case(state: WebState, db, probe: Probe, user: User, index: int, case_id: str,
+                       title: str) -> int:
+    """Save track ``index`` of a clip's probe into a case as ``save_to_case`` saves a photo:
+    its best face's JPEG as the case photo, named 'clip.mp4 00:12-00:19', its one face the
+    track's result; the frames its decision used are recorded in the audit log (time and
+    SHA-256 of each). Returns the photo id (the same one if saved already)."""
+    from pof.web.clips import frames_seen, track_photo
+    if index in probe.track_photos:
+        return probe.track_photos[index]
+    photo, jpeg = track_photo(probe, index)
+    if str(case_id).isdigit():
+        cid = cases.readable(db, user, int(case_id))["id"]
+    else:
+        cid = cases.create(db, title or photo.name, user.name)
+    pid = cases.save_probe(db, cid, photo, user, jpeg)
+    probe.track_photos[index] = pid
+    audit.append(db, user.name, "save_probe", case=cid, photo=pid, image_sha256=probe.sha256,
+                 track=index + 1, frames_seen=frames_seen(probe, index))
+    return pid
 
 
 @router.post("/probes/{token}/save")

@@ -105,9 +105,11 @@ class Probe:
     photo_id: int | None = None                  # set once saved to a case
     created: float = field(default_factory=time.monotonic)
     # a clip: its tracks are ``results``; {"duration", "fps", "frames_read", "frames_analysed",
-    # "error"} here, and each track's face JPEGs (time, bytes) of the frames its decision used
+    # "error"} here; each track's (time, face JPEG, box in it) of the frames its decision used;
+    # the case photo each track was saved as, by track index
     video: dict | None = None
-    frames: dict[int, list[tuple[float, bytes]]] = field(default_factory=dict)
+    frames: dict[int, list[tuple[float, bytes, tuple]]] = field(default_factory=dict)
+    track_photos: dict[int, int] = field(default_factory=dict)
 
     @property
     def pixels(self) -> int:
@@ -121,7 +123,7 @@ class Probe:
     def nbytes(self) -> int:
         """About what the probe takes in memory."""
         return (len(self.data) + len(self.image) + sum(len(c) for c in self.crops.values())
-                + sum(len(j) + 64 for f in self.frames.values() for _, j in f)
+                + sum(len(e[1]) + 96 for f in self.frames.values() for e in f)
                 + self._results_bytes + 1024)
 
 
