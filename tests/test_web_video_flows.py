@@ -63,6 +63,17 @@ def test_a_clip_result_page(server, browser, shots):  # noqa: F811
     assert vera.locator("#face-2 button:has-text('Mark track')").count() == 0
     _loaded(vera)
     walk.look(vera, "result-viewer")
+    # she proposes the matched name for track 1: its best frame goes to a new case
+    cand = vera.locator("#face-1 li.candidate.above").first
+    assert cand.locator("figcaption").first.inner_text() == "this track"
+    walk.press(vera, cand.locator("details.propose > summary"))
+    cand.locator("input[name=case_title]").fill("march 3, pier")
+    cand.locator("textarea[name=note]").fill("same glasses and hairline in every frame")
+    walk.press(vera, cand.locator("details.propose button[type=submit]"))
+    vera.wait_for_url(re.compile(r"/identifications/\d+$"))
+    assert "PROPOSED" in vera.locator("h1 .state").inner_text().upper()
+    _loaded(vera)
+    walk.look(vera, "proposed")
     vera.context.close()
 
     rita = walk.sign_in(browser, server, "rita")
