@@ -281,3 +281,34 @@ def test_an_older_catalog_gains_the_track_columns(tmp_path):
         columns = {r[1] for r in cat.db.execute("PRAGMA table_info(unknown_faces)")}
         assert {"track_start", "track_end"} <= columns
         assert cat.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "3"
+
+
+def test_a_track_frame_shows_one_person(env):
+    """Another face of the frame is filled in a face's crop and blurred in its best frame."""
+    from pof.video.track import Tracker, face_jpeg
+    from .videokit import frame
+    web = env["app"].state.web
+    a, b = photo("subject01.glasses"), photo("subject04.normal")
+    px = np.concatenate([frame((320, 243), 90, a), frame((320, 243), 90, b)], axis=1)
+    faces = sorted(web.analyze(px), key=lambda f: f.box[0])
+    assert len(faces) == 2
+    # a neighbour reaching into the crop: filled with one colour
+    x, y, w, h = faces[0].box
+    near = (x + 0.9 * w, y, w, h)
+    jpeg, inside = face_jpeg(px, faces[0].box, 1000, [near])
+    crop = decode_jpeg(jpeg).astype(float)
+    left = int(inside[0] + 0.9 * w - 0.25 * w) + 3                  # where the neighbour starts
+    assert crop[:, left:].std(axis=(0, 1)).max() < 3
+    plain = decode_jpeg(face_jpeg(px, faces[0].box, 1000)[0]).astype(float)
+    assert plain[:, left:].std(axis=(0, 1)).max() > 10
+    # the best frame kept for an event: the other face blurred, this one as it was
+    tracker = Tracker(8, lambda f: None, link=0.5, same=0.99, crop_side=160, best_frame=True)
+    tracker.update(0.0, faces, px)
+    tracks = sorted(tracker.finish(), key=lambda t: t.best[3][0])
+    best = decode_jpeg(tracks[0].best[2]).astype(float)
+
+    def detail(img, box):
+        x, y, w, h = (int(v) for v in box)
+        return np.abs(np.diff(img[y:y + h, x:x + w], axis=1)).mean()
+    assert detail(best, faces[1].box) < 0.4 * detail(px.astype(float), faces[1].box)
+    assert detail(best, faces[0].box) > 0.8 * detail(px.astype(float), faces[0].box)

@@ -101,6 +101,7 @@ class Tracker:
         self.crop_side = crop_side              # px of a kept face JPEG's long side; 0: none
         self.best_frame = best_frame
         self.open: list[Track] = []
+        self._boxes: list[tuple] = []           # the boxes of the frame being added
         self.closed: list[Track] = []
         self._count = 0
 
@@ -111,7 +112,9 @@ class Tracker:
 
     def update(self, time: float, faces: list[Face], pixels: np.ndarray | None = None) -> None:
         """Add one detector frame's faces (with descriptors) seen at ``time`` seconds;
-        ``pixels``: the frame (RGB), from which pooled faces are cropped if ``crop_side``."""
+        ``pixels``: the frame (RGB), from which pooled faces are cropped if ``crop_side``
+        (every other face of the frame obscured in a face's crop and best frame)."""
+        self._boxes = [tuple(f.box) for f in faces]
         pairs = []
         for ti, t in enumerate(self.open):
             tmpl = t.template
@@ -154,12 +157,16 @@ class Tracker:
 
     def _add(self, t: Track, time: float, f: Face, pixels: np.ndarray | None = None) -> None:
         f.crop = f.landmarks68 = None          # what a search needs stays; pixels do not
-        shot = face_jpeg(pixels, f.box, self.crop_side) if self.crop_side and pixels is not None else None
+        others = [b for b in self._boxes if b != tuple(f.box)]
+        shot = face_jpeg(pixels, f.box, self.crop_side, others) \
+            if self.crop_side and pixels is not None else None
         rank = (self.gate(f) is None, f.quality)
         t.pool.append((time, rank, f, shot))
         if self.best_frame and pixels is not None and (t.best is None or rank > t.best[0]):
             from pof.runtime.jpeg import encode_jpeg
-            t.best = (rank, time, encode_jpeg(np.ascontiguousarray(pixels), 90), tuple(f.box))
+            frame = np.array(pixels)
+            hide(frame, (0, 0), others, pixels.shape, "blur")
+            t.best = (rank, time, encode_jpeg(frame, 90), tuple(f.box))
         if len(t.pool) > 2 * self.keep:
             t.pool = thin(t.pool)
 
@@ -190,9 +197,25 @@ class Tracker:
         return merged
 
 
-def face_jpeg(pixels: np.ndarray, box, side: int) -> tuple[bytes, tuple]:
+def hide(part: np.ndarray, origin: tuple[int, int], boxes, shape, method: str) -> None:
+    """Obscure, in place in ``part`` (the region of a frame of ``shape`` whose top left corner
+    is ``origin``), each face of ``boxes`` (frame coordinates) with pof.redact's
+    ``method`` at strength 1.5, over its box widened by ``CROP_MARGIN``."""
+    from pof.redact import obscure, region
+    ox, oy = origin
+    for b in boxes:
+        x0, y0, x1, y1 = region(tuple(b), CROP_MARGIN, shape)
+        x0, y0 = max(0, x0 - ox), max(0, y0 - oy)
+        x1, y1 = min(part.shape[1], x1 - ox), min(part.shape[0], y1 - oy)
+        if x1 > x0 and y1 > y0:
+            obscure(part, (x0, y0, x1, y1), method, 1.5)
+
+
+def face_jpeg(pixels: np.ndarray, box, side: int, others=()) -> tuple[bytes, tuple]:
     """(a JPEG of the face at ``box`` (x, y, w, h) of an RGB frame, its box widened by
-    ``CROP_MARGIN`` and at most ``side`` px on its long side; the face's box in that JPEG)."""
+    ``CROP_MARGIN`` and at most ``side`` px on its long side; the face's box in that JPEG).
+    Any of the ``others`` (boxes of the frame's other faces) reaching into it is filled with
+    its mean colour: a crop shows one person."""
     import cv2
     from pof.runtime.jpeg import encode_jpeg
     x, y, w, h = (float(v) for v in box)
@@ -202,6 +225,9 @@ def face_jpeg(pixels: np.ndarray, box, side: int) -> tuple[bytes, tuple]:
     x1 = max(min(W, int(np.ceil(x + w * (1 + CROP_MARGIN)))), x0 + 1)
     y1 = max(min(H, int(np.ceil(y + h * (1 + CROP_MARGIN)))), y0 + 1)
     part = pixels[y0:y1, x0:x1]
+    if others:
+        part = np.array(part)
+        hide(part, (x0, y0), others, pixels.shape, "fill")
     scale = min(1.0, side / max(part.shape[:2]))
     if scale < 1.0:
         part = cv2.resize(part, (max(1, round(part.shape[1] * scale)), max(1, round(part.shape[0] * scale))),
