@@ -1,9 +1,9 @@
 """Validate pof's attribute scores against hand labels (bench/attributes/labels.csv).
 
-    python bench/attributes.py                 # per-attribute accuracy table (Markdown)
-    python bench/attributes.py --write         # ... and pof/stages/attributes/validation.json
-    python bench/attributes.py --sheets DIR    # contact sheets of the labelled crops
-    python bench/attributes.py --set lfw [--write] [--sheets DIR]   # the LFW colour set
+    python -m bench attributes                 # per-attribute accuracy table (Markdown)
+    python -m bench attributes --write         # ... and pof/stages/attributes/validation.json
+    python -m bench attributes --sheets DIR    # contact sheets of the labelled crops
+    python -m bench attributes --set lfw [--write] [--sheets DIR]   # the LFW colour set
 
 Two labelled sets. ``core`` (bench/attributes/labels.csv) is described next. ``lfw``
 (bench/attributes/labels_lfw.csv) holds 198 LFW deep-funneled colour photos of 184 people,
@@ -42,17 +42,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from pof import Pipeline
+from pof.stages.attributes import ESTIMATORS, FaceView, AttributeStage
+from pof.stages.attributes.card import VALIDATION, judge
 
-from pof import Pipeline  # noqa: E402
-from pof.stages.attributes import ESTIMATORS, FaceView, AttributeStage  # noqa: E402
-from pof.stages.attributes.card import VALIDATION, judge  # noqa: E402
+from bench.harness import BENCH, DEMO, REPO, WORK, parser, require, save
 
-LABELS = ROOT / "bench" / "attributes" / "labels.csv"
-LABELS_LFW = ROOT / "bench" / "attributes" / "labels_lfw.csv"
-RESULTS = ROOT / "bench" / "results" / "attributes.json"
-RESULTS_LFW = ROOT / "bench" / "results" / "attributes_lfw.json"
+LABELS = BENCH / "attributes" / "labels.csv"
+LABELS_LFW = BENCH / "attributes" / "labels_lfw.csv"
 LFW_CENTRE = (125.0, 125.0)     # LFW deep-funneled images are 250 x 250, the face centred
 # The regions thresholds were set on LFW rows sorting before this (about half the set).
 TUNING_END_LFW = "Joe_Paterno"
@@ -90,7 +87,7 @@ TRUTH_LFW = {
 
 def image_path(source: str, args: argparse.Namespace) -> Path:
     kind, name = source.split(":", 1)
-    return {"yale": args.yale, "demo": ROOT / "pof" / "data" / "demo", "fr": args.extra}[kind] / name
+    return {"yale": args.yale, "demo": DEMO, "fr": args.extra}[kind] / name
 
 
 def labelled_images(args: argparse.Namespace) -> list[str]:
@@ -101,8 +98,8 @@ def labelled_images(args: argparse.Namespace) -> list[str]:
         if h not in seen:
             seen.add(h)
             out.append(f"yale:{p.name}")
-    out += [f"demo:{p.relative_to(ROOT / 'pof' / 'data' / 'demo')}"
-            for p in sorted((ROOT / "pof" / "data" / "demo").glob("*/*.jpg"))]
+    out += [f"demo:{p.relative_to(DEMO)}"
+            for p in sorted(DEMO.glob("*/*.jpg"))]
     out += [f"fr:{p.name}" for p in sorted(args.extra.glob("*.jpg"))] if args.extra.is_dir() else []
     return out
 
@@ -278,11 +275,11 @@ def write_validation(res: dict, which: str) -> None:
 
 def _figures(pairs: list[tuple[bool, bool]]) -> dict:
     """Counts and rates of (truth, prediction) pairs."""
+    from pof.evaluation.metrics import balanced_accuracy
     pos = [p for t, p in pairs if t]
     neg = [p for t, p in pairs if not t]
     acc = np.mean([t == p for t, p in pairs]) if pairs else float("nan")
-    recalls = [np.mean(pos) if pos else float("nan"), 1 - np.mean(neg) if neg else float("nan")]
-    bal = np.nanmean(recalls) if pos or neg else float("nan")
+    bal = balanced_accuracy([t for t, _ in pairs], [p for _, p in pairs])
     return {"faces": len(pairs), "positives": len(pos), "negatives": len(neg),
             "accuracy": round(float(acc), 3), "balanced_accuracy": round(float(bal), 3),
             "majority": round(max(len(pos), len(neg)) / max(len(pairs), 1), 3)}
@@ -299,31 +296,34 @@ def table(res: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None) -> int:
+    ap = parser(__name__, __doc__)
     ap.add_argument("--yale", type=Path, default=Path("/work/shared/testdata/yalefaces"))
-    ap.add_argument("--extra", type=Path, default=ROOT / "bench" / "work" / "attributes" / "extra")
+    ap.add_argument("--extra", type=Path, default=WORK / "attributes" / "extra")
     ap.add_argument("--set", choices=("core", "lfw"), default="core", help="which labelled set")
     ap.add_argument("--lfw", type=Path, default=Path("/work/data/public/lfw_deepfunneled"),
                     help="LFW deep-funneled folder (PERSON/PERSON_NNNN.jpg)")
     ap.add_argument("--sheets", type=Path, help="write contact sheets of every face here, then stop")
     ap.add_argument("--write", action="store_true", help="also write pof/stages/attributes/validation.json")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.set == "core":
+        require([args.yale], "the Yale Face Database is needed (--yale DIR)")
+    else:
+        require([args.lfw], "LFW deep-funneled is needed (--lfw DIR; see bench/README.md)")
     if args.sheets:
         sheets(args)
-        return
+        return 0
     res = evaluate(args) if args.set == "core" else evaluate_lfw(args)
     print(f"{res['set']['faces']} labelled faces from {res['set']['images']} images\n")
     print(table(res))
     print("\nms per face (batch 1, one thread): "
           + ", ".join(f"{k} {v}" for k, v in res["ms_per_face"].items()))
-    out = RESULTS if args.set == "core" else RESULTS_LFW
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=1) + "\n")
+    save("attributes" if args.set == "core" else "attributes_lfw", res, table(res))
     if args.write:
         write_validation(res, args.set)
-        print(f"wrote {VALIDATION.relative_to(ROOT)}")
+        print(f"wrote {VALIDATION.relative_to(REPO)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -3,10 +3,10 @@
 Officers at protests wear masks and sunglasses; a descriptor of a covered face is far from the
 descriptor of the same face uncovered, but closer to one of that face under a similar cover.
 ``occlude`` draws such covers on a gallery photo so the gallery can hold, beside each real
-face, descriptors of the face masked and in sunglasses. bench/occlusion.py measures what that
+face, descriptors of the face masked and in sunglasses. ``python -m bench occlusion`` measures what that
 does: on LFW it makes things worse (BENCHMARKS.md), so pof does not do it; this stays here as
 the experiment's code. The covers are drawn plainly (a cloth mask, dark lenses) and unlike
-the benchmark's probe covers (bench/make_core_set.py: a blue surgical mask, a black band), so
+the benchmark's probe covers (bench/conditions.py: a blue surgical mask, a black band), so
 the benchmark does not reward a copy of its own occluders.
 
 Landmarks are iBUG 68 points (x, y) in image pixels.

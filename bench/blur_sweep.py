@@ -1,6 +1,6 @@
 """How identification degrades as a face gets blurred: the basis of pof's blur gate.
 
-    python bench/blur_sweep.py        (after bench/make_core_set.py and bench/core.py)
+    python -m bench blur_sweep        (after make_core_set and core)
 
 Each plain probe of the core set is blurred with a Gaussian whose sigma is a fraction of the
 face's eye distance (so the blur means the same on large and small faces), then searched
@@ -11,31 +11,35 @@ blurred) on the faces found; then, over every blurred face, rank-1 by blur-measu
 """
 from __future__ import annotations
 
-import csv
-from pathlib import Path
+import sys
 
 import cv2
 import numpy as np
 
-from pof.stages.load import load_image
-from pof.pipeline import Pipeline
-from pof.matching.search import Gallery, Searcher
+from bench.harness import WORK, parser, read_csv, require
 
-ROOT = Path(__file__).resolve().parent / "work" / "core"
+ROOT = WORK / "core"
 SIGMAS = (0.0, 0.03, 0.06, 0.09, 0.12, 0.16, 0.20, 0.25)   # x the eye distance, px
 BANDS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 1.01)
 
 
-def main() -> None:
-    rows = [r for r in csv.DictReader(open(ROOT / "probes.csv")) if r["condition"] == "plain"]
-    pipe = Pipeline()
-    searcher = Searcher(Gallery.load(ROOT / "dataset"), min_interocular=0, max_blur=1.0)
-    enrolled = set(searcher.gallery.labels)
-    every = []   # (blur measure, enrolled, rank-1 right) of each blurred face found
+def search(mated: bool, detected: bool, top_ok: bool, match: bool) -> dict:
+    """One search as ``pof.evaluation.metrics.ident_figures`` takes it (only the top candidate
+    is known: rank 1 or 0)."""
+    return {"mated": mated, "detected": detected, "rank": 1 if top_ok else 0,
+            "top_ok": top_ok, "decision_match": match, "top_score": -np.inf}
+
+
+def sweep(pipe, searcher, rows: list[dict], enrolled: set) -> list[tuple]:
+    """Print one table row per blur step; returns (blur measure, enrolled, rank-1 right) of
+    each blurred face found."""
+    from pof.evaluation.metrics import ident_figures
+    from pof.stages.load import load_image
+    every = []
     print("| sigma / eye distance | detected | rank-1 | DIR at FPIR 1% | FPIR | median blur |")
     print("|---|---|---|---|---|---|")
     for k in SIGMAS:
-        found, right, dir_hits, fp, blurs, n_in, n_out = 0, 0, 0, 0, [], 0, 0
+        found, blurs, searches = 0, [], []
         for r in rows:
             im = load_image(ROOT / r["path"]).pixels
             faces = pipe.analyze(im, with_crops=False)
@@ -43,11 +47,11 @@ def main() -> None:
                 continue
             face = max(faces, key=lambda f: f.box[2])
             mated = r["person"] in enrolled
-            n_in, n_out = n_in + mated, n_out + (not mated)
             sigma = k * face.interocular
             probe = cv2.GaussianBlur(im, (0, 0), sigma) if sigma > 0 else im
             got = pipe.analyze(probe, with_crops=False)
             if not got:
+                searches.append(search(mated, False, False, False))
                 continue
             g = max(got, key=lambda f: f.box[2])
             res = searcher.search([g], 1)[0].to_json()
@@ -55,13 +59,15 @@ def main() -> None:
             found += 1
             blurs.append(g.blur)
             every.append((g.blur, mated, top == r["person"]))
-            if mated:
-                right += top == r["person"]
-                dir_hits += top == r["person"] and res["decision"] == "match"
-            else:
-                fp += res["decision"] == "match"
-        print(f"| {k:.2f} | {found / len(rows):.2f} | {right / n_in:.2f} | {dir_hits / n_in:.2f} | "
-              f"{fp / n_out:.2f} | {np.median(blurs):.2f} |")
+            searches.append(search(mated, True, top == r["person"], res["decision"] == "match"))
+        f = ident_figures(searches, max_rank=1)
+        print(f"| {k:.2f} | {found / len(rows):.2f} | {f['rank1']:.2f} | {f['dir_at_threshold']:.2f} | "
+              f"{f['fpir_at_threshold']:.2f} | {np.median(blurs):.2f} |")
+    return every
+
+
+def bands(every: list[tuple]) -> None:
+    """Rank-1 of the enrolled by band of pof's blur measure, over every blurred face."""
     a = np.array(every, dtype=float)
     print("\n| blur measure | faces (enrolled) | rank-1 |\n|---|---|---|")
     for lo, hi in zip(BANDS[:-1], BANDS[1:]):
@@ -70,5 +76,19 @@ def main() -> None:
             print(f"| {lo:.2f}-{min(hi, 1):.2f} | {int(sel.sum())} | {a[sel, 2].mean():.2f} |")
 
 
+def main(argv=None) -> int:
+    ap = parser(__name__, __doc__)
+    ap.parse_args(argv)
+    require([ROOT / "probes.csv", ROOT / "dataset"],
+            "run python -m bench make_core_set and python -m bench core first")
+    from pof.matching.search import Gallery, Searcher
+    from pof.pipeline import Pipeline
+    rows = [r for r in read_csv(ROOT / "probes.csv") if r["condition"] == "plain"]
+    pipe = Pipeline()
+    searcher = Searcher(Gallery.load(ROOT / "dataset"), min_interocular=0, max_blur=1.0)
+    bands(sweep(pipe, searcher, rows, set(searcher.gallery.labels)))
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,10 +1,10 @@
 """Photos per second of `pof build` against the face_recognition library, one run, same cores.
 
-    python bench/build_speed.py [--pof-only] [--big N] [--sample N] [--device D] [SOURCE_DIR ...]
+    python -m bench build_speed [--pof-only] [--big N] [--sample N] [--device D] [SOURCE_DIR ...]
 
 SOURCE_DIR are PERSON/IMAGE folders (default: the five probe folders of the core set, 605
-photos of 320 x 243, made by bench/make_core_set.py). ``--big N`` times N made-up 1024 x 768
-JPEGs instead (bench/gpu_throughput.py's photos: one to four real faces pasted on a blurred
+photos of 320 x 243, made by ``python -m bench make_core_set``). ``--big N`` times N made-up
+1024 x 768 JPEGs instead (bench/harness.py's photos: one to four real faces pasted on a blurred
 photo), built from a manifest without person labels, so that every face is enrolled.
 ``--sample N``: N photos of the SOURCE_DIRs drawn at random (seed 7), linked into PERSON/IMAGE
 folders of a temporary one (for example 240 of the public set's LFW photos, news photos with
@@ -20,12 +20,14 @@ runs after pof's builds (before it, this process only starts pof, and with ``--b
 the photos). ``--pof-only`` times pof
 alone (quick A/B runs of pof changes; POF_RUNTIME=onnxruntime or openvino picks the
 detector's runtime). ``--device cuda``: `pof build --device cuda`, the GPU engine's build
-(bench/gpu_device_run.sh runs it on a lent GPU machine; with --pof-only).
+(bench/gpu_device_run.sh runs it on a lent GPU machine; with --pof-only). The figures are
+printed as JSON and written to bench/results/build_speed.json.
 """
 from __future__ import annotations
 
 import json
 import os
+import random
 import resource
 import shutil
 import subprocess
@@ -34,14 +36,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.harness import PEER_HINT, WORK, make_photos, need, parser, require, save
 
 
 def big_photos(folder: Path, count: int) -> tuple[list[str], list[Path]]:
     """``count`` 1024 x 768 JPEGs in ``folder`` and a manifest listing them (no person)."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    from gpu_throughput import make_photos
-
     photos = make_photos(folder, count)
     manifest = folder / "manifest.csv"
     manifest.write_text("path\n" + "".join(f"{p.name}\n" for p in photos))
@@ -91,58 +90,81 @@ def run_pof(cmd: list[str], sample: bool = False) -> tuple[float, int]:
     return seconds, peak // 1024
 
 
-def main() -> None:
-    args = sys.argv[1:]
-    pof_only = "--pof-only" in args
-    big = int(args[args.index("--big") + 1]) if "--big" in args else 0
-    sample = int(args[args.index("--sample") + 1]) if "--sample" in args else 0
-    device = ["--device", args[args.index("--device") + 1]] if "--device" in args else []
-    options = ("--big", "--sample", "--device")
-    rest = [a for i, a in enumerate(args)
-            if a not in ("--pof-only", *options) and not (i and args[i - 1] in options)]
-    work = Path(tempfile.mkdtemp())
-    if big:
+def inputs(args, work: Path) -> tuple[list[str], list[Path]]:
+    """(what `pof build` is given, the photos in it) for these arguments."""
+    if args.big:
         (work / "photos").mkdir()
-        sources, photos = big_photos(work / "photos", big)
-    else:
-        core = ROOT / "bench" / "work" / "core" / "probes"
-        dirs = [Path(a) for a in rest] or sorted(p for p in core.iterdir() if p.is_dir())
-        sources = [str(d) for d in dirs]
-        photos = sorted(f for s in dirs for f in s.glob("*/*") if f.is_file())
-        if sample:
-            import random
-            photos = sorted(random.Random(7).sample(photos, sample))
-            for f in photos:
-                (work / "sample" / f.parent.name).mkdir(parents=True, exist_ok=True)
-                (work / "sample" / f.parent.name / f.name).symlink_to(f.resolve())
-            sources = [str(work / "sample")]
-            photos = sorted((work / "sample").glob("*/*"))
+        return big_photos(work / "photos", args.big)
+    core = WORK / "core" / "probes"
+    if not args.sources:
+        require([core], "run python -m bench make_core_set first, or name SOURCE_DIRs or --big N")
+    dirs = args.sources or sorted(p for p in core.iterdir() if p.is_dir())
+    sources = [str(d) for d in dirs]
+    photos = sorted(f for s in dirs for f in s.glob("*/*") if f.is_file())
+    if args.sample:
+        photos = sorted(random.Random(7).sample(photos, args.sample))
+        for f in photos:
+            (work / "sample" / f.parent.name).mkdir(parents=True, exist_ok=True)
+            (work / "sample" / f.parent.name / f.name).symlink_to(f.resolve())
+        sources = [str(work / "sample")]
+        photos = sorted((work / "sample").glob("*/*"))
+    return sources, photos
+
+
+def time_pof(sources: list[str], photos: list[Path], work: Path, device: list[str]) -> dict:
+    """One timed `pof build`, then one untimed with its memory sampled."""
     out = work / "ds"
     pof_s, _ = run_pof([sys.executable, "-m", "pof", "build", *sources, "--out", str(out), "--quiet", *device])
     _, pof_mb = run_pof([sys.executable, "-m", "pof", "build", *sources, "--out", str(work / "ds2"),
                          "--quiet", *device], sample=True)
     pof_faces = len(json.loads((out / "metadata.json").read_text()))
-    pof = {"device": device[1] if device else "cpu", "seconds": round(pof_s, 2), "faces": pof_faces, "photos_per_s": round(len(photos) / pof_s, 2),
-           "peak_pss_mb": pof_mb}
-    if pof_only:
-        shutil.rmtree(work)
-        print(json.dumps({"photos": len(photos), "pof": pof}))
-        return
+    return {"device": device[1] if device else "cpu", "seconds": round(pof_s, 2), "faces": pof_faces,
+            "photos_per_s": round(len(photos) / pof_s, 2), "peak_pss_mb": pof_mb}
+
+
+def time_peer(photos: list[Path]) -> dict:
+    """The peer in this process over the same photos (its warm-up outside the timing)."""
     import face_recognition as fr
-    fr.face_encodings(fr.load_image_file(str(photos[0])))       # warm up outside the timing
+    fr.face_encodings(fr.load_image_file(str(photos[0])))
     t, peer_faces = time.perf_counter(), 0
     for f in photos:
         img = fr.load_image_file(str(f))
         peer_faces += len(fr.face_encodings(img, fr.face_locations(img, 1)))
     peer_s = time.perf_counter() - t
+    return {"seconds": round(peer_s, 2), "faces": peer_faces,
+            "photos_per_s": round(len(photos) / peer_s, 2)}
+
+
+def main(argv=None) -> int:
+    ap = parser(__name__, __doc__)
+    ap.add_argument("sources", nargs="*", type=Path, metavar="SOURCE_DIR")
+    ap.add_argument("--pof-only", action="store_true", help="time pof alone")
+    ap.add_argument("--big", type=int, default=0, metavar="N", help="N made-up 1024 x 768 JPEGs")
+    ap.add_argument("--sample", type=int, default=0, metavar="N",
+                    help="N photos of the SOURCE_DIRs drawn at random (seed 7)")
+    ap.add_argument("--device", help="pof build --device (e.g. cuda)")
+    args = ap.parse_args(argv)
+    device = ["--device", args.device] if args.device else []
+    if not args.pof_only:
+        need("face_recognition", PEER_HINT)
+    work = Path(tempfile.mkdtemp())
+    sources, photos = inputs(args, work)
+    pof = time_pof(sources, photos, work, device)
+    if args.pof_only:
+        shutil.rmtree(work)
+        res = {"photos": len(photos), "pof": pof}
+        print(json.dumps(res))
+        save("build_speed", res)
+        return 0
+    peer = time_peer(photos)
     shutil.rmtree(work)
-    peer_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-    res = {"photos": len(photos), "pof": pof,
-           "peer": {"seconds": round(peer_s, 2), "faces": peer_faces,
-                    "photos_per_s": round(len(photos) / peer_s, 2), "peak_rss_mb": peer_mb}}
+    peer["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    res = {"photos": len(photos), "pof": pof, "peer": peer}
     res["ratio_photos_per_s"] = round(res["pof"]["photos_per_s"] / res["peer"]["photos_per_s"], 2)
     print(json.dumps(res, indent=1))
+    save("build_speed", res)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -9,13 +9,13 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, torchvision, onnx; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'cuda', torch.cuda.is_available(), 'cpus', __import__('os').cpu_count())"
 photos=/tmp/pof-gpu-photos
-if ! timeout 180 python3 bench/gpu_throughput.py --photos 256 --batch 64 --photo-dir $photos --out $out/smoke.json >$out/smoke.log 2>&1; then
+if ! timeout 180 python3 -m bench gpu_throughput --photos 256 --batch 64 --photo-dir $photos --out $out/smoke.json >$out/smoke.log 2>&1; then
     tail -n 40 $out/smoke.log; exit 1
 fi
 for cfg in "64" "256" "256 --half" "512 --half"; do
     set -- $cfg
     name=b$1${2:+_half}
-    timeout 120 python3 bench/gpu_throughput.py --photos 4096 --batch $1 ${2:-} --photo-dir $photos \
+    timeout 120 python3 -m bench gpu_throughput --photos 4096 --batch $1 ${2:-} --photo-dir $photos \
         --out $out/$name.json >$out/$name.log 2>&1 || tail -n 15 $out/$name.log
 done
 # the user's path, end to end (decoding, the engine, attributes, crops, catalog, export):
@@ -23,7 +23,7 @@ done
 # then on (face-api needs onnxruntime)
 for cfg in "off 64" "off 256" "on 256"; do
     set -- $cfg
-    POF_ATTRIBUTES=$1 POF_GPU_BATCH=$2 timeout 120 python3 bench/build_speed.py --pof-only --big 512 \
+    POF_ATTRIBUTES=$1 POF_GPU_BATCH=$2 timeout 120 python3 -m bench build_speed --pof-only --big 512 \
         --device cuda >$out/build_attributes_$1_batch$2.log 2>&1
     echo "attributes $1, batch $2:"; tail -n 14 $out/build_attributes_$1_batch$2.log
 done

@@ -1,13 +1,14 @@
 """Photos per second of pof's GPU engine, end to end on 1-megapixel JPEGs.
 
-    python bench/gpu_throughput.py [--device cuda] [--photos 2048] [--batch 64] [--half]
+    python -m bench gpu_throughput [--device cuda] [--photos 2048] [--batch 64] [--half]
                                    [--threads 16] [--photo-dir DIR]
                                    [--out bench/results/gpu_throughput.json]
 
 The photos are made first (not timed): 1024 x 768 JPEGs (quality 90), each a blurred,
 enlarged photo as background with one to four real faces pasted in at widths of 60 to 260
 pixels, the faces taken from the Yale images in tests/data/yale and the colour portraits in
-pof/data/demo (so the benchmark needs nothing outside this repository). Timed, end to end:
+pof/data/demo (``bench.harness.make_photos``: the benchmark needs nothing outside this
+repository). Timed, end to end:
 reading each file, decoding it (OpenCV, in a thread pool, one batch ahead of the device),
 and ``pof.gpu.engine.GpuEngine.analyze`` (detection, 68 landmarks, crops, chips, both
 recognizers, quality): every face ready to be written to a dataset. Writing the dataset
@@ -20,7 +21,6 @@ memory, and, on a GPU, how close its descriptors are to the same engine's on the
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -31,50 +31,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-PHOTO_W, PHOTO_H = 1024, 768
-JPEG_QUALITY = 90
-
-
-def face_sources() -> list[np.ndarray]:
-    """RGB photos with one face each: the Yale set and the demo portraits."""
-    files = sorted((ROOT / "tests" / "data" / "yale").glob("subject*"))
-    files += sorted((ROOT / "pof" / "data" / "demo").rglob("*.jpg"))
-    return [np.asarray(Image.open(f).convert("RGB")) for f in files]
-
-
-def make_photo(sources: list[np.ndarray], seed: int) -> np.ndarray:
-    """One 1024 x 768 RGB photo: a blurred background and 1-4 pasted face photos."""
-    rng = np.random.default_rng(seed)
-    bg = sources[rng.integers(len(sources))]
-    photo = cv2.GaussianBlur(cv2.resize(bg, (PHOTO_W, PHOTO_H)), (0, 0), 8)
-    for _ in range(int(rng.integers(1, 5))):
-        src = sources[rng.integers(len(sources))]
-        # the source's face is about half its width: paste so the face is 60-260 px wide
-        width = int(rng.uniform(60, 260)) * 2
-        height = int(width * src.shape[0] / src.shape[1])
-        if height >= PHOTO_H or width >= PHOTO_W:
-            continue
-        x, y = int(rng.integers(0, PHOTO_W - width)), int(rng.integers(0, PHOTO_H - height))
-        photo[y:y + height, x:x + width] = cv2.resize(src, (width, height), interpolation=cv2.INTER_AREA)
-    return photo
-
-
-def make_photos(folder: Path, count: int) -> list[Path]:
-    sources = face_sources()
-    paths = [folder / f"photo{i:05d}.jpg" for i in range(count)]
-
-    def write(i: int) -> None:
-        bgr = cv2.cvtColor(make_photo(sources, i), cv2.COLOR_RGB2BGR)
-        cv2.imwrite(str(paths[i]), bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-
-    with ThreadPoolExecutor(os.cpu_count()) as pool:
-        list(pool.map(write, range(count)))
-    return paths
+from bench.harness import GPU_HINT, PHOTO_H, PHOTO_W, RESULTS, make_photos, need, parser, save
 
 
 def decode(path: Path) -> np.ndarray:
@@ -166,25 +124,8 @@ def descriptor_rate(engine, count: int = 1024, repeats: int = 5) -> dict[str, fl
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="cuda")
-    ap.add_argument("--photos", type=int, default=2048)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--half", action="store_true", help="recognizers in float16")
-    ap.add_argument("--photo-dir", type=Path, help="make the photos here, or reuse those made before")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "gpu_throughput.json")
-    args = ap.parse_args()
-
-    import torch
-
-    from pof.gpu.engine import GpuEngine
-
-    if args.device.startswith("cuda"):
-        # the models run on the GPU: torch's own CPU threads would only spin against the
-        # decoding threads and the pose workers
-        torch.set_num_threads(1)
+def photos_for(args) -> list[Path]:
+    """The photos, made in --photo-dir (or a temporary folder) unless enough are there."""
     folder = args.photo_dir or Path(tempfile.mkdtemp(prefix="pof-gpu-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -192,6 +133,16 @@ def main() -> None:
     if len(paths) < args.photos:
         paths = make_photos(folder, args.photos)
     print(f"made {len(paths)} photos of {PHOTO_W} x {PHOTO_H} in {time.perf_counter() - t:.1f} s", flush=True)
+    return paths
+
+
+def measure(args, paths: list[Path]) -> dict:
+    """The engine end to end, the decoding alone, the stages, the recognizers, memory and
+    (on a GPU) agreement with the CPU."""
+    import torch
+
+    from pof.gpu.engine import GpuEngine
+
     t = time.perf_counter()
     engine = GpuEngine(args.device, half=args.half)
     load_s = time.perf_counter() - t
@@ -217,9 +168,31 @@ def main() -> None:
         result["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
         result["cpu_vs_gpu"] = cpu_agreement(engine, sample[:8], args.half)
     engine.close()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def main(argv=None) -> int:
+    ap = parser(__name__, __doc__)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--photos", type=int, default=2048)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--half", action="store_true", help="recognizers in float16")
+    ap.add_argument("--photo-dir", type=Path, help="make the photos here, or reuse those made before")
+    ap.add_argument("--out", type=Path, default=RESULTS / "gpu_throughput.json")
+    args = ap.parse_args(argv)
+    need("torch", GPU_HINT)
+
+    import torch
+
+    if args.device.startswith("cuda"):
+        # the models run on the GPU: torch's own CPU threads would only spin against the
+        # decoding threads and the pose workers
+        torch.set_num_threads(1)
+    result = measure(args, photos_for(args))
+    save("gpu_throughput", result, out=args.out)
     print(json.dumps(result, indent=2))
+    return 0
 
 
 def cpu_agreement(engine, photos: list[np.ndarray], half: bool) -> dict:
@@ -238,5 +211,6 @@ def cpu_agreement(engine, photos: list[np.ndarray], half: bool) -> dict:
             "min_cosine": round(min(cos), 6) if cos else None}
 
 
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

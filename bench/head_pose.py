@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """How often OpenCV's head-pose fit lands on the mirrored solution, and what refitting does.
 
 pof's head pose (``pof.stages.quality.head_pose``) fits a generic 3-D head, flipped top to bottom and
@@ -9,19 +8,17 @@ angles before and after pof's refit, and checks both against a 2-D cue: the nose
 offset from the eye midpoint over the eye distance, mapped to degrees by a line fitted on the
 faces whose first fit was fine.
 
-    python bench/head_pose.py [--lfw DIR] [--step 5] [--workers 2]
+    python -m bench head_pose [--lfw DIR] [--step 5] [--workers 2]
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.harness import parser, require, save
 
 
 def _landmarks(pipeline, path: str):
@@ -49,13 +46,14 @@ def nose_cue(lm: np.ndarray) -> float:
     return float((lm[30, 0] - (le[0] + re[0]) / 2) / max(np.linalg.norm(re - le), 1e-6))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None) -> int:
+    ap = parser(__name__, __doc__)
     ap.add_argument("--lfw", type=Path, default=Path("/work/data/public/lfw_deepfunneled"))
     ap.add_argument("--step", type=int, default=5, help="every STEP-th photo (sorted by path)")
     ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args()
-    from pof.runtime.parallel import pipeline_map
+    args = ap.parse_args(argv)
+    require([args.lfw], "LFW deep-funneled is needed (--lfw DIR; see bench/README.md)")
+    from pof.runtime.workers import pipeline_map
     from pof.pipeline import Pipeline
     from pof.stages.quality import head_pose
 
@@ -74,7 +72,7 @@ def main() -> None:
     def off(yaw, cue):
         return round(float(np.median(np.abs(np.polyval(line, cue) - yaw))), 1)
 
-    print(json.dumps({
+    result = {
         "photos": len(files), "faces": len(a), "first_fit_at_positive_depth": len(mirrored),
         "unchanged_elsewhere": bool(np.allclose(fine[:, 0].round(1), fine[:, 3]) and np.allclose(fine[:, 1].round(1), fine[:, 4])),
         "refitted_yaw_change_deg": {"median": round(float(np.median(np.abs(mirrored[:, 3] - mirrored[:, 0]))), 1),
@@ -84,8 +82,11 @@ def main() -> None:
         "median_deg_from_nose_cue": {"fine_faces": off(fine[:, 0], fine[:, 5]),
                                      "mirrored_before": off(mirrored[:, 0], mirrored[:, 5]),
                                      "mirrored_after": off(mirrored[:, 3], mirrored[:, 5])},
-    }, indent=1))
+    }
+    print(json.dumps(result, indent=1))
+    save("head_pose", result)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,6 +1,6 @@
 """What hostile requests cost `pof serve`, and how a normal search fares while they run.
 
-    python bench/hostile_requests.py [--searches 8] [--json OUT.json]
+    python -m bench hostile_requests [--searches 8] [--json OUT.json]
 
 Builds a small dataset (pof's demo gallery and Yale subjects 01-04), adds a viewer with an
 API token, starts `pof serve` in a subprocess on 127.0.0.1 (TMPDIR pointed at an empty
@@ -19,11 +19,11 @@ For each: the answer (status line) and when it came, the server's resident memor
 before, the largest seen while the attack runs (sampled every 50 ms) and after, the largest
 size TMPDIR reached (spooled uploads, named or already deleted), and the median time of a normal token search
 (a real photo of an enrolled person, by four other viewers in turn) made while the attack
-runs, against its quiet value measured first. Nothing here is timed in the test suite; figures go to BENCHMARKS.md.
+runs, against its quiet value measured first. Figures go to BENCHMARKS.md; every figure to
+bench/results/hostile_requests.json (and ``--json``).
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -37,24 +37,7 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "pof" / "data" / "demo"
-PASSWORD = "a long benchmark password"
-
-
-def build(work: Path) -> Path:
-    """The demo gallery and Yale subjects 01-04, built by the command line."""
-    src = work / "people"
-    for f in sorted((ROOT / "tests" / "data" / "yale").glob("subject0[1-4]*")):
-        person = src / f.name.split(".")[0]
-        person.mkdir(parents=True, exist_ok=True)
-        shutil.copy(f, person / f.name)
-    manifest = (DEMO / "manifest.csv").read_text().replace("gallery/", f"{DEMO / 'gallery'}/")
-    (work / "demo.csv").write_text(manifest)
-    out = work / "dataset"
-    subprocess.run([sys.executable, "-m", "pof", "build", str(src), str(work / "demo.csv"),
-                    "--out", str(out), "--workers", "1", "--quiet"], check=True)
-    return out
+from bench.harness import DEMO, PASSWORD, parser, save, small_dataset
 
 
 def add_user(ds: Path, work: Path, name: str, role: str) -> str:
@@ -214,18 +197,142 @@ def zero_png() -> bytes:
     return buf.getvalue()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--searches", type=int, default=8, help="normal searches per measurement")
-    parser.add_argument("--json", type=Path, help="write every figure here")
-    args = parser.parse_args()
+def record(rows: dict, name: str, attack, pid: int, port: int, token, photo: bytes, tmpdir: Path,
+           searches: int, quiet_s: float) -> None:
+    """Run ``attack`` while normal searches go on; the largest RSS and TMPDIR size seen while it
+    runs (sampled every 50 ms), the RSS before and after, and the searches' median time."""
+    before = proc_status(pid)
+    stop, top = threading.Event(), {"rss": 0, "tmp": 0}
+
+    def watch():
+        while not stop.is_set():
+            top["rss"] = max(top["rss"], proc_status(pid)["rss_mib"])
+            top["tmp"] = max(top["tmp"], dir_bytes(tmpdir, pid))
+            time.sleep(0.05)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    res, times = searches_during(port, token, photo, searches, attack)
+    stop.set()
+    watcher.join()
+    after = proc_status(pid)
+    med = statistics.median(times) if times else float("nan")
+    rows[name] = {**res, "rss_before_mib": before["rss_mib"], "rss_after_mib": after["rss_mib"],
+                  "rss_max_mib": top["rss"], "tmp_max_bytes": top["tmp"],
+                  "searches_ok": len(times), "search_median_s": round(med, 3),
+                  "slowdown": round(med / quiet_s, 2)}
+    print(name, json.dumps(rows[name]), flush=True)
+
+
+def attacks(port: int, attacker: str) -> dict:
+    """The hostile requests, in order: name -> a function that makes them and says how the
+    server answered."""
     import httpx
+    boundary = "pofbench"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.jpg\"\r\n"
+            "Content-Type: image/jpeg\r\n\r\n").encode()
+    png = zero_png()
+
+    def zero_searches():
+        statuses = []
+        t0 = time.perf_counter()
+        for _ in range(4):
+            r = httpx.post(f"http://127.0.0.1:{port}/api/search",
+                           files={"image": ("zero.png", png, "image/png")},
+                           headers={"Authorization": f"Bearer {attacker}"}, timeout=300)
+            statuses.append(r.status_code)
+        return {"answer": " ".join(map(str, statuses)), "seconds": round(time.perf_counter() - t0, 2),
+                "png_kib": len(png) // 1024}
+
+    def logins():
+        def one(_):
+            s = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+            page = s.get("/login")
+            csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+            return s.post("/login", data={"csrf": csrf, "name": "viewer1",
+                                          "password": "wrong password!!", "next": "/search"},
+                          headers={"Origin": f"http://127.0.0.1:{port}"}).status_code
+        from concurrent.futures import ThreadPoolExecutor
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(8) as ex:
+            statuses = list(ex.map(one, range(8)))
+        return {"answer": " ".join(map(str, sorted(statuses))),
+                "seconds": round(time.perf_counter() - t0, 2)}
+
+    def static_get_during_logins():
+        res: dict = {}
+        t = threading.Thread(target=lambda: res.update(logins()))
+        t.start()
+        worst = 0.0
+        while t.is_alive():
+            t0 = time.perf_counter()
+            httpx.get(f"http://127.0.0.1:{port}/static/pof.css", timeout=60)
+            worst = max(worst, time.perf_counter() - t0)
+            time.sleep(0.02)
+        t.join()
+        res["static_get_worst_s"] = round(worst, 3)
+        return res
+
+    def slow_headers():
+        socks = []
+        for _ in range(50):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"GET /login HTT")
+            socks.append(s)
+        t0 = time.perf_counter()
+        deadline = t0 + 90
+        open_ = len(socks)
+        for s in socks:
+            s.settimeout(max(0.1, deadline - time.perf_counter()))
+            try:
+                s.recv(1)
+                open_ -= 1                  # closed (or answered) by the server
+            except (socket.timeout, OSError):
+                pass
+            s.close()
+        return {"answer": f"{50 - open_} of 50 closed by the server within 90 s",
+                "seconds": round(time.perf_counter() - t0, 2)}
+
+    return {
+        "unauth_upload": lambda: chunked_attack(
+            port, "/api/search", head, b"\0" * 2**20, 300 * 2**20,
+            f"multipart/form-data; boundary={boundary}"),
+        "unauth_json": lambda: chunked_attack(
+            port, "/api/identifications/1/confirm", b'{"evidence_seen": [', b"1," * 2**19,
+            40 * 2**20, "application/json"),
+        "zero_png": zero_searches,
+        "logins": static_get_during_logins,
+        "slow_headers": slow_headers,
+    }
+
+
+def table(rows: dict) -> str:
+    lines = ["| request | answer | after (s) | sent (MiB) | RSS before -> max -> after (MiB) | "
+             "TMPDIR max (MiB) | search median (s) | x quiet |",
+             "|---|---|---|---|---|---|---|---|",
+             f"| none (quiet) | | | | {rows['quiet']['rss_mib']} | | "
+             f"{rows['quiet']['search_median_s']} | 1 |"]
+    for name, r in rows.items():
+        if name == "quiet":
+            continue
+        extra = f" (static GET worst {r['static_get_worst_s']} s)" if "static_get_worst_s" in r else ""
+        lines.append(f"| {name} | {r.get('answer', '')}{extra} | {r.get('seconds', '')} | {r.get('sent_mib', '')} | "
+                     f"{r['rss_before_mib']} -> {r['rss_max_mib']} -> {r['rss_after_mib']} | "
+                     f"{r['tmp_max_bytes'] / 2**20:.1f} | "
+                     f"{r['search_median_s']} | {r['slowdown']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = parser(__name__, __doc__)
+    ap.add_argument("--searches", type=int, default=8, help="normal searches per measurement")
+    ap.add_argument("--json", type=Path, help="write every figure here")
+    args = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="pof-hostile-"))
     tmpdir = work / "tmp"
     tmpdir.mkdir()
     try:
-        ds = build(work)
+        ds = small_dataset(work, command_line=True)
         # normal searches rotate over four viewers (each stays under the per-user search rate);
         # the photo attack comes from a fifth
         tokens = [add_user(ds, work, f"viewer{i}", "viewer") for i in range(1, 5)]
@@ -243,124 +350,19 @@ def main() -> None:
             quiet = [search_once(port, token_(), photo)[0] for _ in range(args.searches)]
             q = statistics.median(quiet)
             rows["quiet"] = {"search_median_s": round(q, 3), **proc_status(pid)}
-
-            def record(name, attack):
-                before = proc_status(pid)
-                stop, top = threading.Event(), {"rss": 0, "tmp": 0}
-
-                def watch():            # the largest RSS and TMPDIR size seen while it runs
-                    while not stop.is_set():
-                        top["rss"] = max(top["rss"], proc_status(pid)["rss_mib"])
-                        top["tmp"] = max(top["tmp"], dir_bytes(tmpdir, pid))
-                        time.sleep(0.05)
-                watcher = threading.Thread(target=watch)
-                watcher.start()
-                res, times = searches_during(port, token_, photo, args.searches, attack)
-                stop.set()
-                watcher.join()
-                after = proc_status(pid)
-                med = statistics.median(times) if times else float("nan")
-                rows[name] = {**res, "rss_before_mib": before["rss_mib"], "rss_after_mib": after["rss_mib"],
-                              "rss_max_mib": top["rss"], "tmp_max_bytes": top["tmp"],
-                              "searches_ok": len(times), "search_median_s": round(med, 3),
-                              "slowdown": round(med / q, 2)}
-                print(name, json.dumps(rows[name]), flush=True)
-
-            boundary = "pofbench"
-            head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.jpg\"\r\n"
-                    "Content-Type: image/jpeg\r\n\r\n").encode()
-            record("unauth_upload", lambda: chunked_attack(
-                port, "/api/search", head, b"\0" * 2**20, 300 * 2**20,
-                f"multipart/form-data; boundary={boundary}"))
-            record("unauth_json", lambda: chunked_attack(
-                port, "/api/identifications/1/confirm", b'{"evidence_seen": [', b"1," * 2**19,
-                40 * 2**20, "application/json"))
-
-            png = zero_png()
-
-            def zero_searches():
-                statuses = []
-                t0 = time.perf_counter()
-                for _ in range(4):
-                    r = httpx.post(f"http://127.0.0.1:{port}/api/search",
-                                   files={"image": ("zero.png", png, "image/png")},
-                                   headers={"Authorization": f"Bearer {attacker}"}, timeout=300)
-                    statuses.append(r.status_code)
-                return {"answer": " ".join(map(str, statuses)), "seconds": round(time.perf_counter() - t0, 2),
-                        "png_kib": len(png) // 1024}
-            record("zero_png", zero_searches)
-
-            def logins():
-                def one(_):
-                    s = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
-                    page = s.get("/login")
-                    csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
-                    return s.post("/login", data={"csrf": csrf, "name": "viewer1",
-                                                  "password": "wrong password!!", "next": "/search"},
-                                  headers={"Origin": f"http://127.0.0.1:{port}"}).status_code
-                from concurrent.futures import ThreadPoolExecutor
-                t0 = time.perf_counter()
-                with ThreadPoolExecutor(8) as ex:
-                    statuses = list(ex.map(one, range(8)))
-                return {"answer": " ".join(map(str, sorted(statuses))),
-                        "seconds": round(time.perf_counter() - t0, 2)}
-
-            def static_get_during_logins():
-                res: dict = {}
-                t = threading.Thread(target=lambda: res.update(logins()))
-                t.start()
-                worst = 0.0
-                while t.is_alive():
-                    t0 = time.perf_counter()
-                    httpx.get(f"http://127.0.0.1:{port}/static/pof.css", timeout=60)
-                    worst = max(worst, time.perf_counter() - t0)
-                    time.sleep(0.02)
-                t.join()
-                res["static_get_worst_s"] = round(worst, 3)
-                return res
-            record("logins", static_get_during_logins)
-
-            def slow_headers():
-                socks = []
-                for _ in range(50):
-                    s = socket.create_connection(("127.0.0.1", port))
-                    s.sendall(b"GET /login HTT")
-                    socks.append(s)
-                t0 = time.perf_counter()
-                deadline = t0 + 90
-                open_ = len(socks)
-                for s in socks:
-                    s.settimeout(max(0.1, deadline - time.perf_counter()))
-                    try:
-                        s.recv(1)
-                        open_ -= 1                  # closed (or answered) by the server
-                    except (socket.timeout, OSError):
-                        pass
-                    s.close()
-                return {"answer": f"{50 - open_} of 50 closed by the server within 90 s",
-                        "seconds": round(time.perf_counter() - t0, 2)}
-            record("slow_headers", slow_headers)
+            for name, attack in attacks(port, attacker).items():
+                record(rows, name, attack, pid, port, token_, photo, tmpdir, args.searches, q)
         finally:
             server.stop()
         print()
-        print("| request | answer | after (s) | sent (MiB) | RSS before -> max -> after (MiB) | "
-              "TMPDIR max (MiB) | search median (s) | x quiet |")
-        print("|---|---|---|---|---|---|---|---|")
-        print(f"| none (quiet) | | | | {rows['quiet']['rss_mib']} | | "
-              f"{rows['quiet']['search_median_s']} | 1 |")
-        for name, r in rows.items():
-            if name == "quiet":
-                continue
-            extra = f" (static GET worst {r['static_get_worst_s']} s)" if "static_get_worst_s" in r else ""
-            print(f"| {name} | {r.get('answer', '')}{extra} | {r.get('seconds', '')} | {r.get('sent_mib', '')} | "
-                  f"{r['rss_before_mib']} -> {r['rss_max_mib']} -> {r['rss_after_mib']} | "
-                  f"{r['tmp_max_bytes'] / 2**20:.1f} | "
-                  f"{r['search_median_s']} | {r['slowdown']} |")
+        print(table(rows))
+        save("hostile_requests", rows, table(rows))
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,6 +1,6 @@
 """Search latency, recall@10 and memory of pof.dataset.index at 10^4, 10^5 and 10^6 descriptors.
 
-    python bench/index_scale.py [--sizes 10000 100000 1000000] [--queries 1000] [--dim 320]
+    python -m bench index_scale [--sizes 10000 100000 1000000] [--queries 1000] [--dim 320]
 
 The descriptors are synthetic (no million-face set is at hand): unit vectors grouped into
 persons of 10 images each. --dim 128 (dlib's alone): the spread of real dlib descriptors (mean
@@ -9,7 +9,9 @@ MobileFaceNet) and 384 (dlib + MobileFace, an earlier default): a dlib-like part
 part (cosine about 0 between persons, 0.74 or 0.61 within) joined with that descriptor's
 weights (``synthetic_fused``, ``FUSED``); other widths: the dlib-like generator. Each size runs in its own process so its peak
 memory (max RSS) is its own. Latency is per single-query call, as a search of one face makes.
-Recall@10 is the share of the exact top 10 (numpy matrix product) that the index returns.
+Recall@10 is the share of the exact top 10 (numpy matrix product) that the index returns
+(``pof.evaluation.metrics.recall_at_k``). Results go to bench/results/index_scale.json (128-d)
+or index_scale_dDIM.json.
 """
 from __future__ import annotations
 
@@ -20,12 +22,10 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.harness import REPO, parser, save
 
 
 def synthetic(n: int, d: int = 128, per_person: int = 10, seed: int = 0) -> np.ndarray:
@@ -90,7 +90,8 @@ def timed(idx, q: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
         _, ids = idx.search(q[i:i + 1], 10)
         lat.append(time.perf_counter() - t)
         got.append(ids[0])
-    recall = float(np.mean([len(set(g) & set(t)) / 10 for g, t in zip(got, truth)]))
+    from pof.evaluation.metrics import recall_at_k
+    recall = recall_at_k(got, truth)
     ms = np.array(lat) * 1000
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 95)), recall
 
@@ -118,38 +119,49 @@ def one_size(n: int, queries: int, d: int = 384) -> dict:
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def run_sizes(a) -> list[dict]:
+    """Every size in its own process."""
+    rows = []
+    for n in a.sizes:
+        r = subprocess.run([sys.executable, "-m", "bench", "index_scale", "--one", str(n),
+                            "--queries", str(a.queries), "--dim", str(a.dim)],
+                           capture_output=True, text=True, cwd=REPO)
+        if r.returncode:
+            print(f"size {n} failed: {r.stderr[-800:]}")
+            continue
+        rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+        print(rows[-1], flush=True)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| descriptors | index | efSearch | build s | p50 ms | p95 ms | recall@10 | index MB | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        for ef, m in r["sweep_ef_search"].items():
+            lines.append(f"| {r['n']:,} | {r['index']} | {ef or '-'} | {r['build_s']} | {m['p50_ms']} | "
+                         f"{m['p95_ms']} | {m['recall_at_10']} | {r['index_rss_mb']} | {r['peak_rss_mb']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = parser(__name__, __doc__)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--dim", type=int, default=320,
                     help="descriptor width (320: pof's default dlib + MobileFaceNet; 384: dlib + "
                          "MobileFace; 128: dlib alone)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     if a.one:
         print(json.dumps(one_size(a.one, a.queries, a.dim)))
-        return
-    rows = []
-    for n in a.sizes:
-        r = subprocess.run([sys.executable, __file__, "--one", str(n), "--queries", str(a.queries),
-                            "--dim", str(a.dim)],
-                           capture_output=True, text=True)
-        if r.returncode:
-            print(f"size {n} failed: {r.stderr[-800:]}")
-            continue
-        rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
-        print(rows[-1], flush=True)
-    out = ROOT / "bench" / "results" / ("index_scale.json" if a.dim == 128 else f"index_scale_d{a.dim}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"cpu": os.cpu_count(), "rows": rows}, indent=1) + "\n")
-    print("| descriptors | index | efSearch | build s | p50 ms | p95 ms | recall@10 | index MB | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        for ef, m in r["sweep_ef_search"].items():
-            print(f"| {r['n']:,} | {r['index']} | {ef or '-'} | {r['build_s']} | {m['p50_ms']} | "
-                  f"{m['p95_ms']} | {m['recall_at_10']} | {r['index_rss_mb']} | {r['peak_rss_mb']} |")
+        return 0
+    rows = run_sizes(a)
+    name = "index_scale" if a.dim == 128 else f"index_scale_d{a.dim}"
+    save(name, {"cpu": os.cpu_count(), "rows": rows}, table(rows))
+    print(table(rows))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

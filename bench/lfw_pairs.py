@@ -1,8 +1,8 @@
-#!/usr/bin/env python
-"""Verification on all 6,000 pairs of LFW View 2 (issue 2's pair-accuracy target), pof against
-the face_recognition library, each judged by the LFW protocol on LFW's own ten folds.
+"""Verification on all 6,000 pairs of LFW View 2: pof against the face_recognition library.
 
-    python bench/lfw_pairs.py [--lfw DIR] [--pairs-txt FILE] [--no-peer] [--workers N]
+Each is judged by the LFW protocol on LFW's own ten folds.
+
+    python -m bench lfw_pairs [--lfw DIR] [--pairs-txt FILE] [--no-peer] [--workers N]
 
 DIR is LFW (deep-funneled) as PERSON/PERSON_NNNN.jpg; FILE is LFW's pairs.txt (default: both
 under /work/data/public, see bench/README.md). Writes bench/work/lfw_pairs/pairs.csv (file_x,
@@ -14,8 +14,6 @@ Prints Markdown and writes bench/results/lfw_pairs.json.
 """
 from __future__ import annotations
 
-import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -25,12 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from bench.harness import WORK as BENCH_WORK
+from bench.harness import PEER_HINT, add_workers, need, parser, require, save, write_csv
 
-from pof.evaluation import metrics as ev  # noqa: E402
-
-WORK = REPO / "bench" / "work" / "lfw_pairs"
+WORK = BENCH_WORK / "lfw_pairs"
 VARIANTS = [("largest", False), ("largest", True), ("center", False), ("center", True)]
 PEER_TOLERANCE = 0.6
 
@@ -111,27 +107,41 @@ def peer_figures(rows: list[dict], faces: dict, face: str) -> dict:
         scores.append(-np.inf if a is None or b is None else -float(np.linalg.norm(a - b)))
     s = np.array(scores)
     y = np.array([r["Decision"] == "Yes" for r in rows])
-    fig = ev.pair_figures(s, y, -PEER_TOLERANCE, np.array([r["fold"] for r in rows]))
+    from pof.evaluation.metrics import pair_figures
+    fig = pair_figures(s, y, -PEER_TOLERANCE, np.array([r["fold"] for r in rows]))
     fig["threshold"] = f"distance {PEER_TOLERANCE}"
     return fig
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def table(res: dict) -> str:
+    lines = ["| system | face | 10-fold accuracy (LFW folds) | accuracy at own threshold | AUC | EER | TAR at FAR 1e-3 | unscored |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, fig in [(f"pof {v.split('-')[1]}", (v.split('-')[0], f)) for v, f in res["pof"].items()] + \
+                     [("face_recognition", (k, f)) for k, f in res["peer"].items()]:
+        face, f = fig
+        tar = f.get("tar_at_far_0.001")
+        lines.append(f"| {name} | {face} | {100 * f['accuracy_10fold']:.2f}% | {100 * f['accuracy']:.2f}% | "
+                     f"{f['auc']:.4f} | {100 * f['eer']:.2f}% | {'n/a' if tar is None else f'{100 * tar:.1f}%'} | {f['unscored']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = parser(__name__, __doc__)
     ap.add_argument("--lfw", type=Path, default=Path("/work/data/public/lfw_deepfunneled"))
     ap.add_argument("--pairs-txt", type=Path, default=Path("/work/data/public/lfw_pairs.txt"))
     ap.add_argument("--no-peer", action="store_true")
-    ap.add_argument("--workers", type=int, default=2)
+    add_workers(ap)
     ap.add_argument("--variants", default=",".join(f"{f}-{'mirror' if m else 'plain'}" for f, m in VARIANTS),
                     help="which pof variants to run, e.g. largest-plain,center-mirror")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    require([args.lfw, args.pairs_txt], "LFW deep-funneled and its pairs.txt are needed "
+            "(--lfw DIR --pairs-txt FILE; see bench/README.md)")
+    if not args.no_peer:
+        need("face_recognition", PEER_HINT)
     rows = read_pairs_txt(args.pairs_txt)
     WORK.mkdir(parents=True, exist_ok=True)
     pairs_csv = WORK / "pairs.csv"
-    with pairs_csv.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["file_x", "file_y", "Decision", "fold"])
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(pairs_csv, rows, ["file_x", "file_y", "Decision", "fold"])
     res = {"pairs": len(rows), "date": time.strftime("%Y-%m-%d %H:%M"), "pof": {}, "peer": {}}
     for v in args.variants.split(","):
         face, how = v.split("-")
@@ -142,18 +152,10 @@ def main() -> None:
         faces = peer_encodings(paths, args.lfw, args.workers)
         for face in ("largest", "center"):
             res["peer"][face] = peer_figures(rows, faces, face)
-    out = REPO / "bench" / "results" / "lfw_pairs.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=1) + "\n")
-    print("\n| system | face | 10-fold accuracy (LFW folds) | accuracy at own threshold | AUC | EER | TAR at FAR 1e-3 | unscored |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, fig in [(f"pof {v.split('-')[1]}", (v.split('-')[0], f)) for v, f in res["pof"].items()] + \
-                     [("face_recognition", (k, f)) for k, f in res["peer"].items()]:
-        face, f = fig
-        tar = f.get("tar_at_far_0.001")
-        print(f"| {name} | {face} | {100 * f['accuracy_10fold']:.2f}% | {100 * f['accuracy']:.2f}% | "
-              f"{f['auc']:.4f} | {100 * f['eer']:.2f}% | {'n/a' if tar is None else f'{100 * tar:.1f}%'} | {f['unscored']} |")
+    save("lfw_pairs", res, table(res))
+    print("\n" + table(res))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,5 +1,4 @@
-#!/usr/bin/env python
-"""Build the public-photo benchmark set (issue 3) from Labeled Faces in the Wild.
+"""Build the public-photo benchmark set from Labeled Faces in the Wild.
 
 Data: LFW, deep-funneled version (Huang, Ramesh, Berg, Learned-Miller 2007; deep funneling:
 Huang, Mattar, Lee, Learned-Miller 2012), 13,233 news photos of 5,749 people, 250 x 250 JPEG,
@@ -8,8 +7,8 @@ redistribute): ``bench/public/files.csv`` lists every file the benchmark uses wi
 and this script checks them before it writes anything. See bench/README.md for where to get the
 images.
 
-    python bench/make_public_set.py --lfw DIR            # verify files.csv, write the set
-    python bench/make_public_set.py --lfw DIR --select   # (re)choose the files: analyse LFW
+    python -m bench make_public_set --lfw DIR            # verify files.csv, write the set
+    python -m bench make_public_set --lfw DIR --select   # (re)choose the files: analyse LFW
                                                          # with pof, write bench/public/files.csv
 
 Writes under ``bench/work/public/`` (ignored by git):
@@ -19,7 +18,7 @@ Writes under ``bench/work/public/`` (ignored by git):
   probes/COND/PERSON/FILE    probes, COND in plain, masked, eyeband, small, jpeg_blur, pose:
                              mated = enrolled persons, their other photos; nonmated = people not
                              enrolled (one photo each). The synthetic conditions are made from
-                             the plain photos with bench/make_core_set.py's functions; ``pose``
+                             the plain photos as in the core set (bench/conditions.py); ``pose``
                              are real photos whose head is turned by at least 45 degrees (yaw
                              estimated by pof's quality stage at selection time). Every face
                              used is the one nearest the photo's centre, the person LFW
@@ -36,7 +35,6 @@ Writes under ``bench/work/public/`` (ignored by git):
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
@@ -48,14 +46,22 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from make_core_set import contact_sheet, find_landmarks, load_rgb, save_condition
+from bench.conditions import contact_sheet, find_landmarks, load_rgb, save_condition
+from bench.harness import (
+    BENCH,
+    PEER_HINT,
+    WORK,
+    add_workers,
+    need,
+    parser,
+    read_csv,
+    require,
+    write_csv,
+)
 
 DEFAULT_LFW = Path("/work/data/public/lfw_deepfunneled")
-DEFAULT_OUT = HERE / "work" / "public"
-FILES_CSV = HERE / "public" / "files.csv"
+DEFAULT_OUT = WORK / "public"
+FILES_CSV = BENCH / "public" / "files.csv"
 CONDITIONS = ["plain", "masked", "eyeband", "small", "jpeg_blur", "pose"]
 SYNTHETIC = ["masked", "eyeband", "small", "jpeg_blur"]
 
@@ -126,7 +132,7 @@ def _analyse(pipeline, path: str) -> dict:
 
 def select(lfw: Path, pairs_txt: Path, workers: int, pair_folds: int) -> list[dict]:
     """Choose the files (deterministic given LFW and pof's pose estimates)."""
-    from pof.runtime.parallel import pipeline_map
+    from pof.runtime.workers import pipeline_map
     from pof.pipeline import Pipeline
 
     people = lfw_people(lfw)
@@ -220,45 +226,28 @@ def select(lfw: Path, pairs_txt: Path, workers: int, pair_folds: int) -> list[di
 
 # ----------------------------------------------------------------------------- set
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW,
-                    help="folder of LFW deep-funneled images, PERSON/PERSON_NNNN.jpg")
-    ap.add_argument("--pairs-txt", type=Path, default=None,
-                    help="LFW pairs.txt (only with --select; default: LFW/../lfw_pairs.txt)")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--files", type=Path, default=FILES_CSV)
-    ap.add_argument("--select", action="store_true",
-                    help="choose the files anew with pof (writes --files)")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--pair-folds", type=int, default=PAIR_FOLDS)
-    args = ap.parse_args(argv)
-    lfw, out = args.lfw.resolve(), args.out
-
-    if not lfw.is_dir():
-        print(f"error: LFW folder not found: {lfw} (see bench/README.md)", file=sys.stderr)
-        return 2
-    if args.select:
-        pairs_txt = args.pairs_txt or lfw.parent / "lfw_pairs.txt"
-        rows = select(lfw, pairs_txt, args.workers, args.pair_folds)
+def write_selection(args, lfw: Path) -> None:
+    """Choose the files anew with pof and write files.csv and the pairs beside it."""
+    pairs_txt = args.pairs_txt or lfw.parent / "lfw_pairs.txt"
+    rows = select(lfw, pairs_txt, args.workers, args.pair_folds)
+    for r in rows:
+        r["sha256"] = sha256(lfw / r["path"])
+    pairs = read_pairs(pairs_txt, args.pair_folds)
+    args.files.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.files, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "sha256", "person", "uses", "yaw"])
         for r in rows:
-            r["sha256"] = sha256(lfw / r["path"])
-        pairs = read_pairs(pairs_txt, args.pair_folds)
-        args.files.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.files, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["path", "sha256", "person", "uses", "yaw"])
-            for r in rows:
-                w.writerow([r["path"], r["sha256"], r["person"], ";".join(r["uses"]), r["yaw"]])
-        with open(args.files.with_name("pairs.csv"), "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["file_x", "file_y", "Decision", "fold"])
-            w.writerows(pairs)
-        print(f"wrote {args.files} ({len(rows)} files) and {args.files.with_name('pairs.csv')}")
+            w.writerow([r["path"], r["sha256"], r["person"], ";".join(r["uses"]), r["yaw"]])
+    with open(args.files.with_name("pairs.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file_x", "file_y", "Decision", "fold"])
+        w.writerows(pairs)
+    print(f"wrote {args.files} ({len(rows)} files) and {args.files.with_name('pairs.csv')}")
 
-    # 1. verify every listed file
-    with open(args.files, newline="") as f:
-        files = list(csv.DictReader(f))
+
+def verify_files(files: list[dict], lfw: Path, listed: Path) -> bool:
+    """Every listed file present with its SHA-256; prints what is not."""
     bad = []
     for r in files:
         p = lfw / r["path"]
@@ -269,14 +258,14 @@ def main(argv=None) -> int:
     if bad:
         print(f"error: {len(bad)} of {len(files)} listed files missing or different, e.g.\n  "
               + "\n  ".join(bad[:10]), file=sys.stderr)
-        return 1
-    print(f"verified {len(files)} files against {args.files}")
+        return False
+    print(f"verified {len(files)} files against {listed}")
+    return True
 
-    import face_recognition as fr  # landmarks for the synthetic conditions (as the core set)
 
-    for sub in ("lfw", "gallery", "probes", "dataset"):
-        shutil.rmtree(out / sub, ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
+def copy_files(files: list[dict], lfw: Path, out: Path) -> tuple[dict, list[dict]]:
+    """The listed files under lfw/, the enrolled gallery under gallery/, and the gallery,
+    calibration and non-enrolled tables; returns (files by use, gallery rows)."""
     uses = defaultdict(list)
     for r in files:
         for u in r["uses"].split(";"):
@@ -284,8 +273,6 @@ def main(argv=None) -> int:
         dst = out / "lfw" / r["path"]
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(lfw / r["path"], dst)
-
-    # 2. gallery (enrolled persons) and the calibration study's gallery
     gal_rows = []
     for r in uses["gallery"]:
         dst = out / "gallery" / r["path"]
@@ -300,18 +287,28 @@ def main(argv=None) -> int:
               [{"path": f"lfw/{r['path']}", "person": r["person"], "use": u}
                for u, key in (("calib", "calib_nonmated"), ("ident", "nonmated"))
                for r in uses[key]], ["path", "person", "use"])
+    return uses, gal_rows
 
-    # 3. probes: plain + synthetic from the same photos; pose from turned-head photos
+
+def landmarks(uses: dict, lfw: Path, fr) -> tuple[dict, dict]:
+    """68 landmarks of the face nearest each plain probe's centre; where dlib finds none, the
+    median of the others (deep-funneled photos are aligned alike). Returns (landmarks, source)."""
     lms, lm_src = {}, {}
-    plain_src = [(r, "mated") for r in uses["mated"]] + [(r, "nonmated") for r in uses["nonmated"]]
-    for r, _ in plain_src:
+    for r in uses["mated"] + uses["nonmated"]:
         lms[r["path"]] = find_landmarks(fr, load_rgb(lfw / r["path"]), "center")
     found = [v for v in lms.values() if v is not None]
-    median = np.median(np.stack(found), axis=0)   # deep-funneled photos are aligned alike
+    median = np.median(np.stack(found), axis=0)
     for k, v in lms.items():
         lm_src[k] = "dlib" if v is not None else f"fallback_median_of_{len(found)}_images"
         if v is None:
             lms[k] = median
+    return lms, lm_src
+
+
+def write_probes(uses: dict, lms: dict, lm_src: dict, lfw: Path, out: Path) -> list[dict]:
+    """Plain and synthetic probes from the same photos, pose probes from turned-head photos;
+    probes.csv and landmarks.csv. Returns probes.csv's rows."""
+    plain_src = [(r, "mated") for r in uses["mated"]] + [(r, "nonmated") for r in uses["nonmated"]]
     rows = []
     for r, role in plain_src:
         img, lm = load_rgb(lfw / r["path"]), lms[r["path"]]
@@ -337,13 +334,49 @@ def main(argv=None) -> int:
     write_csv(out / "probes.csv", rows, ["path", "person", "role", "condition"])
     write_csv(out / "landmarks.csv", [{"image": k, "landmarks": v} for k, v in lm_src.items()],
               ["image", "landmarks"])
+    return rows
 
-    # 4. verification pairs: LFW View 2 (pairs.txt), first folds
-    with open(args.files.with_name("pairs.csv"), newline="") as f:
-        pairs = list(csv.DictReader(f))
+
+def write_pairs(listed: Path, out: Path) -> list[dict]:
+    """LFW View 2 pairs (pairs.txt), the first folds, as paths under lfw/."""
+    pairs = read_csv(listed.with_name("pairs.csv"))
     write_csv(out / "pairs.csv", [{"file_x": f"lfw/{p['file_x']}", "file_y": f"lfw/{p['file_y']}",
                                    "Decision": p["Decision"], "fold": p["fold"]} for p in pairs],
               ["file_x", "file_y", "Decision", "fold"])
+    return pairs
+
+
+def main(argv=None) -> int:
+    ap = parser(__name__, __doc__)
+    ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW,
+                    help="folder of LFW deep-funneled images, PERSON/PERSON_NNNN.jpg")
+    ap.add_argument("--pairs-txt", type=Path, default=None,
+                    help="LFW pairs.txt (only with --select; default: LFW/../lfw_pairs.txt)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--files", type=Path, default=FILES_CSV)
+    ap.add_argument("--select", action="store_true",
+                    help="choose the files anew with pof (writes --files)")
+    add_workers(ap)
+    ap.add_argument("--pair-folds", type=int, default=PAIR_FOLDS)
+    args = ap.parse_args(argv)
+    lfw, out = args.lfw.resolve(), args.out
+    require([lfw], "LFW deep-funneled is needed (--lfw DIR; see bench/README.md)")
+    need("face_recognition", PEER_HINT)        # its landmarks place the masks and eye bands
+    if args.select:
+        write_selection(args, lfw)
+    files = read_csv(args.files)
+    if not verify_files(files, lfw, args.files):
+        return 1
+
+    import face_recognition as fr  # landmarks for the synthetic conditions (as the core set)
+
+    for sub in ("lfw", "gallery", "probes", "dataset"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    uses, gal_rows = copy_files(files, lfw, out)
+    lms, lm_src = landmarks(uses, lfw, fr)
+    rows = write_probes(uses, lms, lm_src, lfw, out)
+    pairs = write_pairs(args.files, out)
 
     by = Counter((r["condition"], r["role"]) for r in rows)
     info = {"source": "Labeled Faces in the Wild, deep-funneled (UMass Amherst), copy in "
@@ -378,13 +411,6 @@ def pose_sheet(root: Path, rows: list[dict], out: Path, cols: int = 16) -> None:
             sheet.paste(im.convert("RGB").resize((cell - 2, cell - 2)),
                         ((i % cols) * cell, (i // cols) * cell))
     sheet.save(out)
-
-
-def write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Which face `pof build` enrols from a photo named for one person, over all of LFW.
 
 LFW names the person at each photo's centre, so a named photo whose enrolled face is not the
@@ -8,11 +7,10 @@ the largest enrolled (and whether it is the central one); refused because anothe
 nearly as large (the earlier rule, AMBIGUOUS_AREA); refused only by the current rule
 (a sizeable face nearer the centre than the largest, OFF_CENTRE_AREA).
 
-    python bench/named_photos.py [--lfw DIR] [--workers 2]
+    python -m bench named_photos [--lfw DIR] [--workers 2]
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import Counter
@@ -20,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.harness import parser, require, save
 
 
 def _boxes(pipeline, path: str):
@@ -31,13 +28,14 @@ def _boxes(pipeline, path: str):
     return [tuple(float(v) for v in d.box) for d in dets], img.shape[1], img.shape[0]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None) -> int:
+    ap = parser(__name__, __doc__)
     ap.add_argument("--lfw", type=Path, default=Path("/work/data/public/lfw_deepfunneled"))
     ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    require([args.lfw], "LFW deep-funneled is needed (--lfw DIR; see bench/README.md)")
     from pof.dataset.build import AMBIGUOUS_AREA, _pick_named_face
-    from pof.runtime.parallel import pipeline_map
+    from pof.runtime.workers import pipeline_map
     from pof.pipeline import Pipeline
     from pof.record import Face
     from pof.stages.select import central, largest
@@ -65,10 +63,12 @@ def main() -> None:
                 key += ", the central one" if big is mid else ", NOT the central one"
         counts[key] += 1
         examples.setdefault(key, []).append(str(f.relative_to(args.lfw)))
-    print(json.dumps({"photos": len(files), "counts": counts,
-                      "examples": {k: v[:10] for k, v in examples.items() if "NOT" in k or "only since" in k}},
-                     indent=1))
+    result = {"photos": len(files), "counts": counts,
+              "examples": {k: v[:10] for k, v in examples.items() if "NOT" in k or "only since" in k}}
+    print(json.dumps(result, indent=1))
+    save("named_photos", result)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,9 +1,9 @@
-"""Does enrolling synthetic occlusions help identify masked and eye-covered faces? (issue 3)
+"""Does enrolling synthetic occlusions help identify masked and eye-covered faces?
 
-    python bench/occlusion.py [SET_DIR]      (default bench/work/public; bench/work/core works too)
+    python -m bench occlusion [SET_DIR]      (default bench/work/public; bench/work/core works too)
 
 SET_DIR holds gallery/PERSON/IMAGE and probes.csv (path,person,role,condition), as written by
-bench/make_public_set.py or bench/make_core_set.py. Every gallery photo is analysed by pof;
+``python -m bench make_public_set`` or ``make_core_set``. Every gallery photo is analysed by pof;
 then, from its 68 landmarks, bench/augment.py draws a cloth mask and dark sunglasses on it and the
 covered photos are analysed too. Each probe's largest face is searched (quality gates on)
 against:
@@ -19,7 +19,6 @@ rank-1 and DIR at FPIR 1% of the mated probes, FPIR of the non-mated ones.
 """
 from __future__ import annotations
 
-import csv
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -27,14 +26,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from augment import KINDS, occlude      # bench/augment.py
-from pof.matching.calibrate import calibrate_gallery, fuse_by_person, group_starts
-from pof.errors import PofError
-from pof.stages.load import load_image
-from pof.pipeline import Pipeline
-from pof.matching.search import MAX_BLUR, MIN_INTEROCULAR
-
-HERE = Path(__file__).resolve().parent
+from bench.augment import KINDS, occlude
+from bench.harness import WORK, parser, read_csv, require
 
 
 def nearest(faces, box):
@@ -43,8 +36,10 @@ def nearest(faces, box):
     return min(faces, key=lambda f: (f.box[0] + f.box[2] / 2 - cx) ** 2 + (f.box[1] + f.box[3] / 2 - cy) ** 2)
 
 
-def gallery_rows(root: Path, pipe: Pipeline) -> tuple[list[np.ndarray], list[str], list[str]]:
+def gallery_rows(root: Path, pipe) -> tuple[list[np.ndarray], list[str], list[str]]:
     """Descriptors, persons and kinds ("real", "mask", "sunglasses") of the gallery."""
+    from pof.errors import PofError
+    from pof.stages.load import load_image
     desc, persons, kinds = [], [], []
     files = sorted(f for f in (root / "gallery").glob("*/*") if f.is_file())
     for f in tqdm(files, desc="gallery", unit="img"):
@@ -65,10 +60,14 @@ def gallery_rows(root: Path, pipe: Pipeline) -> tuple[list[np.ndarray], list[str
     return desc, persons, kinds
 
 
-def probe_rows(root: Path, pipe: Pipeline) -> list[tuple[str, str, str, np.ndarray | None]]:
+def probe_rows(root: Path, pipe) -> list[tuple[str, str, str, np.ndarray | None]]:
     """(condition, person, role, descriptor or None if not found / gated) of every probe."""
+    from pof.errors import PofError
+    from pof.settings import value
+    from pof.stages.load import load_image
+    min_interocular, max_blur = value("min_interocular", None), value("max_blur", None)  # pof's gates
     out = []
-    rows = list(csv.DictReader(open(root / "probes.csv", newline="")))
+    rows = read_csv(root / "probes.csv")
     for r in tqdm(rows, desc="probes", unit="img"):
         d = None
         try:
@@ -77,7 +76,7 @@ def probe_rows(root: Path, pipe: Pipeline) -> list[tuple[str, str, str, np.ndarr
             faces = []
         if faces:
             f = max(faces, key=lambda x: x.box[2] * x.box[3])
-            if f.interocular >= MIN_INTEROCULAR and f.blur <= MAX_BLUR:
+            if f.interocular >= min_interocular and f.blur <= max_blur:
                 d = f.descriptor
         out.append((r["condition"], r["person"], r["role"], d))
     return out
@@ -85,33 +84,44 @@ def probe_rows(root: Path, pipe: Pipeline) -> list[tuple[str, str, str, np.ndarr
 
 def evaluate(desc: np.ndarray, persons: list[str], probes) -> dict[str, tuple[float, float, float]]:
     """Per condition: (rank-1, DIR at FPIR 1%, FPIR) against the gallery (desc, persons)."""
+    from pof.evaluation.metrics import cmc, dir_at, fpir_at
+    from pof.matching.calibrate import calibrate_gallery, fuse_by_person, group_starts
     order = np.argsort(persons, kind="stable")
     desc, persons = desc[order], [persons[i] for i in order]
     starts = group_starts(persons)
     labels = [persons[i] for i in starts]
     cal = calibrate_gallery(desc, persons, 0.01)
-    stats: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])   # mated, rank1, dir, non, fp
+    # per condition: the mated probes' (mate on top, top score) and the others' top scores;
+    # -inf where no face was found or it was gated
+    stats: dict[str, tuple[list, list, list]] = defaultdict(lambda: ([], [], []))
     for cond, person, role, d in probes:
-        s = stats[cond]
+        ok, scores, non = stats[cond]
         mated = person in labels
-        s[0 if mated else 3] += 1
-        if d is None:
-            continue
-        per = fuse_by_person(d[None] @ desc.T, starts)[0]
-        top = int(np.argmax(per))
-        hit = per[top] >= cal.threshold
+        top, score = None, -np.inf
+        if d is not None:
+            per = fuse_by_person(d[None] @ desc.T, starts)[0]
+            top = int(np.argmax(per))
+            score = per[top]
         if mated:
-            s[1] += labels[top] == person
-            s[2] += labels[top] == person and hit
+            ok.append(top is not None and labels[top] == person)
+            scores.append(score)
         else:
-            s[4] += hit
-    out = {c: (s[1] / max(s[0], 1), s[2] / max(s[0], 1), s[4] / max(s[3], 1)) for c, s in stats.items()}
+            non.append(score)
+    thr = np.float32(cal.threshold)        # in the scores' own precision: one equal to it passes
+    out = {c: (float(cmc([1 if x else 0 for x in ok], 1)[0]) if ok else 0.0,
+               dir_at(ok, scores, thr) or 0.0, fpir_at(non, thr) or 0.0)
+           for c, (ok, scores, non) in stats.items()}
     out["_threshold"] = (cal.threshold, cal.fpir(), 0.0)
     return out
 
 
-def main() -> None:
-    root = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "work" / "public"
+def main(argv=None) -> int:
+    ap = parser(__name__, __doc__)
+    ap.add_argument("root", nargs="?", type=Path, default=WORK / "public", metavar="SET_DIR")
+    root = ap.parse_args(argv).root
+    require([root / "gallery", root / "probes.csv"],
+            "run python -m bench make_public_set (or make_core_set) first")
+    from pof.pipeline import Pipeline
     pipe = Pipeline()
     desc, persons, kinds = gallery_rows(root, pipe)
     probes = probe_rows(root, pipe)
@@ -131,7 +141,8 @@ def main() -> None:
     for name, res in results.items():
         cells = [f"{res[c][0]:.1%} / {res[c][1]:.1%} / {res[c][2]:.1%}" for c in conds]
         print(f"| {name} | {res['_threshold'][0]:.3f} | " + " | ".join(cells) + " |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

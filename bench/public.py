@@ -1,9 +1,8 @@
-#!/usr/bin/env python
-"""Public-photo benchmark (issue 3): pof vs the face_recognition library on LFW, in one run.
+"""Public photos: pof vs the face_recognition library on LFW, in one run.
 
-Needs the set that ``bench/make_public_set.py`` writes under ``bench/work/public/``.
+Needs the set that ``python -m bench make_public_set`` writes under ``bench/work/public/``.
 
-1. Head to head, as bench/core.py (whose functions this reuses): pof through its command line
+1. Head to head, as the core study (bench/common.py): pof through its command line
    (``pof build``, ``pof search --json``, ``pof verify --pairs``), the peer in-process, on the
    same photos and pinned cores. Per condition (plain, masked, eyeband, small, jpeg_blur, pose):
    rank-1, DIR at pof's own threshold (FPIR target 1%), the peer's DIR at the distance that
@@ -13,24 +12,18 @@ Needs the set that ``bench/make_public_set.py`` writes under ``bench/work/public
    persons up to the largest the set gives, several random draws each; pof's predicted FPIR
    against the FPIR observed on held-out probes of people not enrolled.
 3. Templates: ways to score a person from 5 photos (max, mean2, mean of top 3, mean of all,
-   mean descriptor = pof's default fusion "template" since this comparison, quality-weighted
-   mean descriptor): rank-1, DIR at an
-   observed FPIR of 1%, and DIR / FPIR at a threshold calibrated the pof way.
+   mean descriptor = pof's default fusion "template", quality-weighted mean descriptor):
+   rank-1, DIR at an observed FPIR of 1%, and DIR / FPIR at a threshold calibrated the pof way.
 4. Experiments (not pof's behaviour; labelled so): enrolling mirrored and synthetically masked
    copies of the gallery photos; DIR and FPIR by estimated yaw and blur (quality gate).
 
-Prints Markdown; writes bench/work/public/results.json.
+Prints Markdown; writes bench/work/public/results.json (and results.md beside it).
 
-    python bench/public.py [--workers 1] [--peer-only | --pof-only] [--no-pairs]
+    python -m bench public [--workers 1] [--peer-only | --pof-only] [--no-pairs]
 """
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
-import hashlib
 import json
-import math
-import os
 import shlex
 import sys
 import time
@@ -39,59 +32,44 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import core
-from core import (
-    REPO,
+from bench import common
+from bench.common import (
     Log,
     Peer,
     find_pof,
     fmt,
     ident_metrics,
-    machine_info,
     peer_verify,
-    pin_cores,
     pof_build,
     pof_search,
     pof_verify,
+)
+from bench.descriptors import PofFaces, Templates, evaluate_scores, rounded, stack
+from bench.harness import (
+    PEER_HINT,
+    REPO,
+    WORK,
+    add_cores,
+    add_workers,
+    commit,
+    loadavg,
+    machine_info,
+    need,
+    now,
+    parser,
+    pin_cores,
     read_csv,
     rel,
+    require,
+    save,
 )
 
-DEFAULT_ROOT = HERE / "work" / "public"
+DEFAULT_ROOT = WORK / "public"
 CONDITIONS = ["plain", "masked", "eyeband", "small", "jpeg_blur", "pose"]
-PEER_TOLERANCE = core.PEER_TOLERANCE
+PEER_TOLERANCE = common.PEER_TOLERANCE
 TARGET_FPIR = 0.01
 CALIB_DRAWS = 5
-
-
-# ----------------------------------------------------------------------------- small helpers
-
-def threshold_for_fpir(nonmated_scores, fpir: float) -> float:
-    """Lowest threshold at which at most ``fpir`` of the nonmated top scores (-inf: nothing
-    found) reach it (so with 250 probes and 1%, at most 2 do)."""
-    s = np.sort(np.asarray(nonmated_scores, float))[::-1]
-    k = int(math.floor(len(s) * fpir + 1e-9))       # allowed at or above the threshold
-    if k >= len(s):
-        return -np.inf
-    return float(np.nextafter(s[k], np.inf)) if np.isfinite(s[k]) else -np.inf
-
-
-def dir_at(mated_ok, mated_scores, t: float) -> float | None:
-    ok = np.asarray(mated_ok, bool) & (np.asarray(mated_scores, float) >= t)
-    return round(float(ok.mean()), 4) if len(ok) else None
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return (max(0.0, c - h), min(1.0, c + h))
+SET_FILES = ("gallery.csv", "probes.csv", "nonmated.csv", "calib_gallery.csv", "pairs.csv")
 
 
 def _score(o: dict, similarity: bool = True) -> float:
@@ -102,155 +80,11 @@ def _score(o: dict, similarity: bool = True) -> float:
     return float(s) if similarity else -float(s)
 
 
-def sha_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-# ----------------------------------------------------------------------------- pof in-process
-
-def _face_info(pipeline, path: str, rule: str = "center") -> dict:
-    """Module-level (pof worker processes): the descriptor and quality of the scored face: by
-    default the one nearest the photo's centre (the person LFW labels), or with ``rule``
-    "largest" the largest (the Yale set)."""
-    from PIL import Image
-
-    from pof.pipeline import faces_or_error
-    from pof.stages.select import subject
-    faces, _err = faces_or_error(pipeline, path)
-    if not faces:
-        return {"detected": False}
-    with Image.open(path) as im:
-        f = subject(faces, rule, *im.size)
-    return {"detected": True, "descriptor": f.descriptor.astype(np.float32),
-            "yaw": f.pose.yaw, "pitch": f.pose.pitch, "blur": f.blur,
-            "interocular": f.interocular, "quality": f.quality}
-
-
-QUALITY_VERSION = 2
-
-
-class PofFaces:
-    """Descriptors of many photos by pof's own pipeline, cached by content hash. ``rule``: which
-    face of a photo (see _face_info); ``embedder``: another of pof's embedders than the
-    default (its own cache file)."""
-
-    def __init__(self, root: Path, workers: int, rule: str = "center", embedder: str | None = None):
-        from pof.pipeline import Pipeline
-        self.root, self.workers, self.rule = root, workers, rule
-        self.pipe = Pipeline(**({"embedder": embedder} if embedder else {}))
-        # the pose and quality the cache holds come from pof.stages.quality, which the descriptor key
-        # does not name: QUALITY_VERSION changes with it (2: the head-pose refit)
-        self.key = self.pipe.descriptor_key() + f"|face={rule}|quality={QUALITY_VERSION}"
-        self.cache_path = root / (f"pof_faces_cache_{embedder.replace('+', '_')}.npz" if embedder
-                                  else "pof_faces_cache.npz")
-        self.cache: dict[str, dict] = {}
-        if self.cache_path.is_file():
-            try:
-                z = np.load(self.cache_path, allow_pickle=True)
-                if str(z["key"]) == self.key:
-                    self.cache = z["cache"].item()
-            except Exception:  # noqa: BLE001
-                self.cache = {}
-        self.wall_s = 0.0
-        self.analysed = 0
-
-    def get(self, paths: list[str]) -> dict[str, dict]:
-        from pof.runtime.parallel import pipeline_map
-        hashes = {p: sha_file(self.root / p) for p in dict.fromkeys(paths)}
-        todo = [p for p, h in hashes.items() if h not in self.cache]
-        if todo:
-            t0 = time.perf_counter()
-            print(f"pof in-process: analysing {len(todo)} photos ...", file=sys.stderr, flush=True)
-            jobs = ((str(self.root / p), self.rule) for p in todo)
-            for p, r in zip(todo, pipeline_map(self.pipe, _face_info, jobs, self.workers)):
-                self.cache[hashes[p]] = r
-            self.wall_s += time.perf_counter() - t0
-            self.analysed += len(todo)
-            tmp = self.cache_path.with_suffix(".tmp.npz")
-            np.savez(tmp, key=self.key, cache=np.array(self.cache, dtype=object))
-            os.replace(tmp, self.cache_path)
-        return {p: self.cache[hashes[p]] for p in paths}
-
-
-def stack(infos: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """(descriptors with zero rows where nothing was found, found mask)."""
-    found = np.array([i.get("detected", False) for i in infos])
-    dim = next((len(i["descriptor"]) for i in infos if i.get("detected")), 128)
-    D = np.zeros((len(infos), dim), np.float32)
-    for j, i in enumerate(infos):
-        if i.get("detected"):
-            D[j] = i["descriptor"]
-    return D, found
-
-
-# ----------------------------------------------------------------------------- templates
-
-class Templates:
-    """Scores of probes against persons, one way of fusing each person's gallery photos."""
-
-    METHODS = ("max", "mean2", "mean_top3", "mean_all", "mean_descriptor", "quality_weighted")
-
-    def __init__(self, G: np.ndarray, persons: list[str], quality: np.ndarray, method: str):
-        order = sorted(range(len(persons)), key=lambda i: persons[i])
-        self.G = G[order]
-        self.persons = [persons[i] for i in order]
-        self.q = np.asarray(quality, float)[order]
-        self.labels = sorted(set(persons))
-        self.owner = np.array([self.labels.index(p) for p in self.persons])
-        self.method = method
-        if method in ("mean_descriptor", "quality_weighted"):
-            T = np.zeros((len(self.labels), G.shape[1]), np.float32)
-            for k in range(len(self.labels)):
-                rows = self.owner == k
-                w = np.ones(rows.sum()) if method == "mean_descriptor" else \
-                    np.maximum(self.q[rows], 1e-3)
-                v = (w[:, None] * self.G[rows]).sum(0)
-                T[k] = v / max(np.linalg.norm(v), 1e-9)
-            self.T = T
-
-    def scores(self, Q: np.ndarray) -> np.ndarray:
-        if self.method in ("mean_descriptor", "quality_weighted"):
-            return Q @ self.T.T
-        S = Q @ self.G.T
-        out = np.empty((len(Q), len(self.labels)), np.float32)
-        k = {"max": 1, "mean2": 2, "mean_top3": 3, "mean_all": 10 ** 6}[self.method]
-        for p in range(len(self.labels)):
-            block = np.sort(S[:, self.owner == p], axis=1)[:, ::-1][:, :k]
-            out[:, p] = block.mean(axis=1)
-        return out
-
-    def impostors(self) -> tuple[np.ndarray, np.ndarray]:
-        """Gallery photos scored against every person they are not, and each photo's best such
-        score (both sorted; what pof.matching.calibrate.calibrate takes)."""
-        S = self.scores(self.G)
-        S[np.arange(len(self.G)), self.owner] = np.nan
-        return np.sort(S[~np.isnan(S)]), np.sort(np.nanmax(S, axis=1))
-
-
-def evaluate_scores(S: np.ndarray, found: np.ndarray, persons: list[str], roles: list[str],
-                    labels: list[str], threshold: float | None) -> dict:
-    """rank-1, DIR at an observed FPIR of 1%, and (given a threshold) DIR and FPIR there."""
-    top = np.where(found, S.max(axis=1) if S.size else -np.inf, -np.inf)
-    arg = S.argmax(axis=1) if S.size else np.zeros(len(found), int)
-    ok = np.array([found[i] and labels[arg[i]] == persons[i] for i in range(len(found))])
-    m = np.array([r == "mated" for r in roles])
-    n = ~m
-    out = {"n_mated": int(m.sum()), "n_nonmated": int(n.sum()),
-           "rank1": round(float(ok[m].mean()), 4) if m.any() else None}
-    if n.any() and m.any():
-        t1 = threshold_for_fpir(top[n], TARGET_FPIR)
-        out["dir_at_observed_fpir_1pct"] = dir_at(ok[m], top[m], t1)
-        out["threshold_observed_fpir_1pct"] = None if not np.isfinite(t1) else round(t1, 4)
-    if threshold is not None:
-        out["dir_at_threshold"] = dir_at(ok[m], top[m], threshold) if m.any() else None
-        out["fpir_at_threshold"] = round(float((top[n] >= threshold).mean()), 4) if n.any() else None
-    return out
-
-
 # ----------------------------------------------------------------------------- studies
 
 def calibration_study(gal_rows, gal_faces, non_faces, fusion: str, draws: int, sizes) -> list:
     """pof's Searcher on random galleries of each size; held-out non-enrolled probes."""
+    from pof.evaluation.metrics import wilson_interval
     from pof.matching.search import Gallery, Searcher
     persons = sorted({r["person"] for r in gal_rows})
     rows_of = {p: [i for i, r in enumerate(gal_rows) if r["person"] == p] for p in persons}
@@ -275,7 +109,7 @@ def calibration_study(gal_rows, gal_faces, non_faces, fusion: str, draws: int, s
             methods[s.calibration.method] += 1
         obs = fm / searches
         p = float(np.mean(pred))
-        lo, hi = wilson(fm, searches)
+        lo, hi = wilson_interval(fm, searches)
         if fm == 0:
             verdict = ("below 1/N: cannot tell" if 1 / searches > p / 2 else
                        "observed below half the prediction (0 seen)")
@@ -321,7 +155,7 @@ def templates_study(gal_rows, gal_faces, probe_rows, probe_faces) -> dict:
 def augmentation_study(root: Path, gal_rows, pof_faces: PofFaces, probe_rows, probe_faces,
                        fr) -> dict:
     """EXPERIMENT: enrol mirrored and synthetically masked copies of the gallery photos."""
-    from make_core_set import apply_mask, find_landmarks, load_rgb, save_png
+    from bench.conditions import apply_mask, find_landmarks, load_rgb, save_png
     from PIL import Image
 
     from pof.matching.search import Gallery, Searcher
@@ -392,14 +226,18 @@ def quality_study(probe_rows, probe_faces, gal_rows, gal_faces) -> dict:
                      "ok": g.labels[arg[i]] == r["person"], "match": bool(top[i] >= t)})
 
     def summarise(sel):
+        from pof.evaluation.metrics import ident_figures
         m = [x for x in sel if x["role"] == "mated"]
         n = [x for x in sel if x["role"] != "mated"]
-        return {"mated": len(m), "nonmated": len(n),
-                "rank1": round(np.mean([x["ok"] for x in m]), 4) if m else None,
-                "dir": round(np.mean([x["ok"] and x["match"] for x in m]), 4) if m else None,
+        f = ident_figures([{"mated": x["role"] == "mated", "detected": True,
+                            "rank": 1 if x["ok"] else 0, "top_ok": bool(x["ok"]),
+                            "top_score": -np.inf, "decision_match": x["match"]} for x in sel],
+                          max_rank=1)
+        return {"mated": len(m), "nonmated": len(n), "rank1": f["rank1"],
+                "dir": f["dir_at_threshold"],
                 "wrong_match": round(np.mean([(not x["ok"]) and x["match"] for x in m]), 4)
                 if m else None,
-                "fpir": round(np.mean([x["match"] for x in n]), 4) if n else None}
+                "fpir": f["fpir_at_threshold"]}
 
     yaw_bins = [(0, 15), (15, 30), (30, 45), (45, 60), (60, 90)]
     blur_bins = [(0, 0.5), (0.5, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.01)]
@@ -510,20 +348,177 @@ def markdown(res: dict) -> str:
     return "\n".join(L)
 
 
+# ----------------------------------------------------------------------------- steps
+
+def load_set(root: Path) -> dict:
+    """The set's tables, and what the result records about it."""
+    s = {"gal_rows": read_csv(root / "gallery.csv"), "probe_rows": read_csv(root / "probes.csv"),
+         "non_rows": read_csv(root / "nonmated.csv"),
+         "calib_rows": read_csv(root / "calib_gallery.csv"), "pairs": read_csv(root / "pairs.csv")}
+    info = json.loads((root / "set_info.json").read_text()) if (root / "set_info.json").is_file() else {}
+    s["probe_paths"] = [rel(root / r["path"]) for r in s["probe_rows"]]
+    s["data"] = {"source": info.get("source"), "root": rel(root),
+                 "enrolled_persons": len({r["person"] for r in s["gal_rows"]}),
+                 "gallery_images": len(s["gal_rows"]),
+                 "probes": dict(Counter(f"{r['condition']}/{r['role']}" for r in s["probe_rows"])),
+                 "calib_gallery_persons": len({r["person"] for r in s["calib_rows"]}),
+                 "calib_nonmated": sum(r["use"] == "calib" for r in s["non_rows"]),
+                 "pairs": len(s["pairs"])}
+    return s
+
+
+def records(s: dict, outcomes: dict) -> list[dict]:
+    """Per-probe outcomes (by the path passed to the system) joined with probes.csv."""
+    return [dict(outcomes[p], person=r["person"], role=r["role"], condition=r["condition"],
+                 path=r["path"]) for p, r in zip(s["probe_paths"], s["probe_rows"])]
+
+
+def by_condition(recs, similarity: bool) -> dict:
+    """ident_metrics per condition and overall, with the DIR at an observed FPIR of 1%; the
+    scores behind it are kept under _ok, _ms, _ns for match_peer_to_pof."""
+    from pof.evaluation.metrics import dir_at, threshold_for_fpir
+    out = {}
+    for c in CONDITIONS + ["overall"]:
+        sub = [r for r in recs if c == "overall" or r["condition"] == c]
+        m = ident_metrics(sub)
+        mated = [r for r in sub if r["role"] == "mated"]
+        non = [r for r in sub if r["role"] == "nonmated"]
+        ok = [bool(r["detected"] and r.get("top_person") == r["person"]) for r in mated]
+        ms = [_score(r, similarity) for r in mated]
+        ns = [_score(r, similarity) for r in non]
+        if non:
+            t = threshold_for_fpir(ns, TARGET_FPIR)
+            m["dir_at_observed_fpir_1pct"] = rounded(dir_at(ok, ms, t))
+        out[c] = m
+        out[c]["_ok"], out[c]["_ms"], out[c]["_ns"] = ok, ms, ns
+    return out
+
+
+def run_pof(args, root: Path, s: dict, log: Log, res: dict) -> None:
+    """pof through its command line: build, search every probe, verify the pairs."""
+    base, why = find_pof(args.pof_cmd, log)
+    pof: dict = {"command": None if base is None else shlex.join(base)}
+    res["pof"] = pof
+    if base is None:
+        pof["error"] = why
+        return
+    ds = root / "dataset"
+    b = pof_build(base, log, root / "gallery", ds, len(s["gal_rows"]), args.timeout)
+    pof["build"] = b
+    if b.get("rc") == 0:
+        out, info = pof_search(base, log, ds, s["probe_paths"], args.batch, args.timeout)
+        pof["search"] = info
+        pof["threshold"] = info.get("threshold_median")
+        pof["predicted_fpir"] = info.get("fpir_reported_median")
+        pof_recs = records(s, out)
+        H = res["head_to_head"]
+        H["pof"] = by_condition(pof_recs, True)
+        for c, m in H["pof"].items():
+            fp = [r.get("fpir") for r in pof_recs if (c == "overall" or r["condition"] == c)
+                  and r.get("fpir") is not None]
+            m["predicted_fpir"] = float(np.median(fp)) if fp else None
+            m["quality_too_low"] = sum(1 for r in pof_recs if (c == "overall" or r["condition"] == c)
+                                       and r.get("decision") == "quality_too_low")
+        pof["per_probe"] = [{k: r.get(k) for k in ("path", "detected", "top_person", "score",
+                                                   "decision", "error")} for r in pof_recs]
+    else:
+        pof["error"] = b.get("error")
+    if not args.no_pairs:
+        res["verify"]["pof"] = pof_verify(base, log, root / "pairs.csv", root, s["pairs"],
+                                          args.timeout)
+
+
+def reuse_peer(path: Path, s: dict, res: dict) -> None:
+    """The peer's outcomes and pair figures from an earlier result of the same set."""
+    prev = json.loads(path.read_text())
+    res["peer"] = dict(prev["peer"], reused_from=rel(path), reused_started=prev.get("started"))
+    got = {o["path"]: o for o in prev["peer"]["per_probe"]}
+    peer_recs = records(s, {p: dict(got[r["path"]], failed=False)
+                            for p, r in zip(s["probe_paths"], s["probe_rows"])})
+    res["head_to_head"]["peer"] = by_condition(peer_recs, False)
+    if "peer" in prev.get("verify", {}):
+        res["verify"]["peer"] = prev["verify"]["peer"]
+
+
+def run_peer(args, root: Path, s: dict, res: dict):
+    """The peer in-process: build, search, and (unless --no-pairs) the pairs. Returns its
+    face_recognition module (the augmentation study draws its landmarks with it)."""
+    peer = Peer()
+    pr: dict = {"versions": peer.versions}
+    res["peer"] = pr
+    G, persons, _, binfo = peer.build([(root / r["path"], r["person"]) for r in s["gal_rows"]])
+    pr["build"] = binfo
+    out, sinfo = peer.search(G, persons, [REPO / p for p in s["probe_paths"]])
+    pr["search"] = sinfo
+    peer_recs = records(s, {rel(k): v for k, v in out.items()})
+    res["head_to_head"]["peer"] = by_condition(peer_recs, False)
+    pr["per_probe"] = [{k: r.get(k) for k in ("path", "detected", "top_person", "score",
+                                              "match")} for r in peer_recs]
+    if not args.no_pairs:
+        t0 = time.perf_counter()
+        files = sorted({p[k] for p in s["pairs"] for k in ("file_x", "file_y")})
+        encs = {f: peer.encode(root / f) for f in files}
+        res["verify"]["peer"] = peer_verify(s["pairs"], encs)
+        res["verify"]["peer"]["wall_s"] = round(time.perf_counter() - t0, 1)
+    return peer.fr
+
+
+def match_peer_to_pof(H: dict) -> None:
+    """The peer's DIR at the distance that gives pof's observed FPIR, per condition; then the
+    kept scores are dropped."""
+    from pof.evaluation.metrics import dir_at, threshold_for_fpir
+    for c, m in (H.get("peer") or {}).items():
+        pm = (H.get("pof") or {}).get(c)
+        if pm and pm.get("fpir") is not None and m["_ns"]:
+            t = threshold_for_fpir(m["_ns"], pm["fpir"])
+            m["matched_fpir"] = round(float(np.mean(np.asarray(m["_ns"]) >= t)), 4)
+            m["dir_at_matched_fpir"] = rounded(dir_at(m["_ok"], m["_ms"], t))
+            m["matched_distance"] = None if not np.isfinite(t) else round(-t, 4)
+    for sysname in H:
+        for m in H[sysname].values():
+            for k in ("_ok", "_ms", "_ns"):
+                m.pop(k, None)
+
+
+def run_inprocess(args, root: Path, s: dict, fr, res: dict) -> None:
+    """pof in-process: calibration, templates and the experiments."""
+    gal_rows, probe_rows, calib_rows = s["gal_rows"], s["probe_rows"], s["calib_rows"]
+    pf = PofFaces(root, args.workers)
+    gal_faces = pf.get([r["path"] for r in gal_rows] + [r["path"] for r in calib_rows])
+    probe_faces = pf.get([r["path"] for r in probe_rows])
+    calib_non = [r for r in s["non_rows"] if r["use"] == "calib"]
+    non_faces = pf.get([r["path"] for r in calib_non])
+    n_persons = len({r["person"] for r in calib_rows})
+    sizes = list(range(10, n_persons + 1, 10))
+    if sizes[-1] != n_persons:
+        sizes.append(n_persons)
+    res["calibration"] = {}
+    for fusion in ("template", "max"):
+        res["calibration"][fusion] = calibration_study(
+            calib_rows, gal_faces, [non_faces[r["path"]] for r in calib_non], fusion,
+            args.draws, sizes)
+    res["templates"] = templates_study(gal_rows, gal_faces, probe_rows, probe_faces)
+    if fr is None:
+        import face_recognition as fr
+    res["augmentation"] = augmentation_study(root, gal_rows, pf, probe_rows, probe_faces, fr)
+    res["quality"] = quality_study(probe_rows, probe_faces, gal_rows, gal_faces)
+    res["pof_inprocess"] = {"photos_analysed": pf.analysed, "wall_s": round(pf.wall_s, 1),
+                            "descriptor_key": pf.key}
+
+
 # ----------------------------------------------------------------------------- main
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="pof vs face_recognition on public photos (LFW)")
+    ap = parser(__name__, __doc__)
     ap.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     ap.add_argument("--out", type=Path, default=None, help="default: ROOT/results.json")
     ap.add_argument("--peer-only", action="store_true")
     ap.add_argument("--pof-only", action="store_true")
     ap.add_argument("--pof-cmd", default=None)
     ap.add_argument("--batch", type=int, default=400, help="probes per pof search call")
-    ap.add_argument("--workers", type=int, default=2,
-                    help="worker processes of pof's in-process studies (the pof command line "
+    add_workers(ap, help="worker processes of pof's in-process studies (the pof command line "
                          "uses its default, one per core)")
-    ap.add_argument("--cores", type=int, default=2)
+    add_cores(ap)
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--no-pairs", action="store_true", help="skip verification pairs")
     ap.add_argument("--draws", type=int, default=CALIB_DRAWS)
@@ -531,173 +526,36 @@ def main(argv=None) -> int:
                     help="take the peer's per-probe outcomes and pair figures from an earlier "
                          "results.json of the same set (the peer does not change; saves ~15 min)")
     args = ap.parse_args(argv)
-    core.FACE_RULE = "center"      # LFW labels the face at each photo's centre
     root = args.root.resolve()
     out_path = args.out or root / "results.json"
-    for p in ("gallery.csv", "probes.csv", "nonmated.csv", "calib_gallery.csv", "pairs.csv"):
-        if not (root / p).is_file():
-            print(f"error: {root / p} missing; run bench/make_public_set.py first", file=sys.stderr)
-            return 2
+    require([root / p for p in SET_FILES], "run python -m bench make_public_set first")
+    need("face_recognition", PEER_HINT)       # the peer, and the masks of the augmentation study
+    common.FACE_RULE = "center"      # LFW labels the face at each photo's centre
     t_start = time.perf_counter()
     cores = pin_cores(args.cores)
     log = Log()
-    gal_rows = read_csv(root / "gallery.csv")
-    probe_rows = read_csv(root / "probes.csv")
-    non_rows = read_csv(root / "nonmated.csv")
-    calib_rows = read_csv(root / "calib_gallery.csv")
-    pairs = read_csv(root / "pairs.csv")
-    set_info = json.loads((root / "set_info.json").read_text()) if (root / "set_info.json").is_file() else {}
-    try:
-        commit = __import__("subprocess").run(["git", "-C", str(REPO), "describe", "--always",
-                                               "--dirty"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        commit = None
-    res: dict = {"benchmark": "public photos (issue 3)",
+    s = load_set(root)
+    res: dict = {"benchmark": "public photos",
                  "invocation": shlex.join([sys.executable] + sys.argv),
-                 "started": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                 "pof_commit": commit, "machine": machine_info(cores),
-                 "data": {"source": set_info.get("source"), "root": rel(root),
-                          "enrolled_persons": len({r["person"] for r in gal_rows}),
-                          "gallery_images": len(gal_rows),
-                          "probes": dict(Counter(f"{r['condition']}/{r['role']}" for r in probe_rows)),
-                          "calib_gallery_persons": len({r["person"] for r in calib_rows}),
-                          "calib_nonmated": sum(r["use"] == "calib" for r in non_rows),
-                          "pairs": len(pairs)}}
-    probe_paths = [rel(root / r["path"]) for r in probe_rows]
-    H: dict = {}
-    res["head_to_head"] = H
-    res["verify"] = {}
+                 "started": now(), "pof_commit": commit(), "machine": machine_info(cores),
+                 "data": s["data"], "head_to_head": {}, "verify": {}}
 
-    def records(outcomes: dict) -> list[dict]:
-        return [dict(outcomes[p], person=r["person"], role=r["role"], condition=r["condition"],
-                     path=r["path"]) for p, r in zip(probe_paths, probe_rows)]
-
-    def by_condition(recs, similarity: bool) -> dict:
-        out = {}
-        for c in CONDITIONS + ["overall"]:
-            sub = [r for r in recs if c == "overall" or r["condition"] == c]
-            m = ident_metrics(sub)
-            mated = [r for r in sub if r["role"] == "mated"]
-            non = [r for r in sub if r["role"] == "nonmated"]
-            ok = [bool(r["detected"] and r.get("top_person") == r["person"]) for r in mated]
-            ms = [_score(r, similarity) for r in mated]
-            ns = [_score(r, similarity) for r in non]
-            if non:
-                t = threshold_for_fpir(ns, TARGET_FPIR)
-                m["dir_at_observed_fpir_1pct"] = dir_at(ok, ms, t)
-            out[c] = m
-            out[c]["_ok"], out[c]["_ms"], out[c]["_ns"] = ok, ms, ns
-        return out
-
-    # ---------------- pof, through its command line
-    pof_recs = None
     if not args.peer_only:
-        base, why = find_pof(args.pof_cmd, log)
-        pof: dict = {"command": None if base is None else shlex.join(base)}
-        res["pof"] = pof
-        if base is None:
-            pof["error"] = why
-        else:
-            ds = root / "dataset"
-            b = pof_build(base, log, root / "gallery", ds, len(gal_rows), args.timeout)
-            pof["build"] = b
-            if b.get("rc") == 0:
-                out, info = pof_search(base, log, ds, probe_paths, args.batch, args.timeout)
-                pof["search"] = info
-                pof["threshold"] = info.get("threshold_median")
-                pof["predicted_fpir"] = info.get("fpir_reported_median")
-                pof_recs = records(out)
-                H["pof"] = by_condition(pof_recs, True)
-                for c, m in H["pof"].items():
-                    fp = [r.get("fpir") for r in pof_recs if (c == "overall" or r["condition"] == c)
-                          and r.get("fpir") is not None]
-                    m["predicted_fpir"] = float(np.median(fp)) if fp else None
-                    m["quality_too_low"] = sum(1 for r in pof_recs if (c == "overall" or r["condition"] == c)
-                                               and r.get("decision") == "quality_too_low")
-                pof["per_probe"] = [{k: r.get(k) for k in ("path", "detected", "top_person", "score",
-                                                           "decision", "error")} for r in pof_recs]
-            else:
-                pof["error"] = b.get("error")
-            if not args.no_pairs:
-                res["verify"]["pof"] = pof_verify(base, log, root / "pairs.csv", root, pairs,
-                                                  args.timeout)
-
-    # ---------------- the peer, in-process
+        run_pof(args, root, s, log, res)
     fr = None
     if args.reuse_peer and not args.pof_only:
-        prev = json.loads(args.reuse_peer.read_text())
-        pr = dict(prev["peer"], reused_from=rel(args.reuse_peer),
-                  reused_started=prev.get("started"))
-        res["peer"] = pr
-        got = {o["path"]: o for o in prev["peer"]["per_probe"]}
-        peer_recs = records({p: dict(got[r["path"]], failed=False)
-                             for p, r in zip(probe_paths, probe_rows)})
-        H["peer"] = by_condition(peer_recs, False)
-        if "peer" in prev.get("verify", {}):
-            res["verify"]["peer"] = prev["verify"]["peer"]
+        reuse_peer(args.reuse_peer, s, res)
     elif not args.pof_only:
-        peer = Peer()
-        fr = peer.fr
-        pr: dict = {"versions": peer.versions}
-        res["peer"] = pr
-        G, persons, _, binfo = peer.build([(root / r["path"], r["person"]) for r in gal_rows])
-        pr["build"] = binfo
-        out, sinfo = peer.search(G, persons, [REPO / p for p in probe_paths])
-        pr["search"] = sinfo
-        peer_recs = records({rel(k): v for k, v in out.items()})
-        H["peer"] = by_condition(peer_recs, False)
-        pr["per_probe"] = [{k: r.get(k) for k in ("path", "detected", "top_person", "score",
-                                                  "match")} for r in peer_recs]
-        if not args.no_pairs:
-            t0 = time.perf_counter()
-            files = sorted({p[k] for p in pairs for k in ("file_x", "file_y")})
-            encs = {f: peer.encode(root / f) for f in files}
-            res["verify"]["peer"] = peer_verify(pairs, encs)
-            res["verify"]["peer"]["wall_s"] = round(time.perf_counter() - t0, 1)
-    for c, m in (H.get("peer") or {}).items():
-        pm = (H.get("pof") or {}).get(c)
-        if pm and pm.get("fpir") is not None and m["_ns"]:
-            t = threshold_for_fpir(m["_ns"], pm["fpir"])
-            m["matched_fpir"] = round(float(np.mean(np.asarray(m["_ns"]) >= t)), 4)
-            m["dir_at_matched_fpir"] = dir_at(m["_ok"], m["_ms"], t)
-            m["matched_distance"] = None if not np.isfinite(t) else round(-t, 4)
-    for sysname in H:
-        for m in H[sysname].values():
-            for k in ("_ok", "_ms", "_ns"):
-                m.pop(k, None)
-
-    # ---------------- pof in-process: calibration, templates, experiments
+        fr = run_peer(args, root, s, res)
+    match_peer_to_pof(res["head_to_head"])
     if not args.peer_only:
-        pf = PofFaces(root, args.workers)
-        gal_faces = pf.get([r["path"] for r in gal_rows] + [r["path"] for r in calib_rows])
-        probe_faces = pf.get([r["path"] for r in probe_rows])
-        calib_non = [r for r in non_rows if r["use"] == "calib"]
-        non_faces = pf.get([r["path"] for r in calib_non])
-        n_persons = len({r["person"] for r in calib_rows})
-        sizes = list(range(10, n_persons + 1, 10))
-        if sizes[-1] != n_persons:
-            sizes.append(n_persons)
-        res["calibration"] = {}
-        for fusion in ("template", "max"):
-            res["calibration"][fusion] = calibration_study(
-                calib_rows, gal_faces, [non_faces[r["path"]] for r in calib_non], fusion,
-                args.draws, sizes)
-        res["templates"] = templates_study(gal_rows, gal_faces, probe_rows, probe_faces)
-        if fr is None:
-            import face_recognition as fr
-        res["augmentation"] = augmentation_study(root, gal_rows, pf, probe_rows, probe_faces, fr)
-        res["quality"] = quality_study(probe_rows, probe_faces, gal_rows, gal_faces)
-        res["pof_inprocess"] = {"photos_analysed": pf.analysed, "wall_s": round(pf.wall_s, 1),
-                                "descriptor_key": pf.key}
+        run_inprocess(args, root, s, fr, res)
 
-    res["machine"]["loadavg_at_end"] = core._loadavg()
+    res["machine"]["loadavg_at_end"] = loadavg()
     res["commands"] = log.commands
     res["total_wall_s"] = round(time.perf_counter() - t_start, 1)
     res["table_md"] = markdown(res)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(res, indent=1, default=str))
-    os.replace(tmp, out_path)
+    save("public", res, res["table_md"], out_path)
     print(res["table_md"])
     print(f"\ntotal wall time {res['total_wall_s']} s on {res['machine']['nproc']} CPU "
           f"({res['machine']['cpu_model']}), pinned to cores {cores}, load average "

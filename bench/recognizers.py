@@ -1,5 +1,4 @@
-#!/usr/bin/env python
-"""How much of each recognizer: dlib's ResNet, the second network, and their weighted sum (issue 3).
+"""How much of each recognizer: dlib's ResNet, the second network, and their weighted sum.
 
 pof's default descriptor (embedder ``dlib+mobilefacenet-onnx``; ``dlib+mobileface-onnx`` before
 the default) is [sqrt(w) * dlib, sqrt(1 - w) * second] with w = its WEIGHT (0.8), so one inner
@@ -7,18 +6,19 @@ product scores w * dlib cosine + (1 - w) * second cosine. This study takes that 
 apart (both parts are unit vectors) and puts it back together at other weights, w = 0 (the
 second network alone) to 1 (dlib alone), on the same faces:
 
-- the public set (LFW, bench/make_public_set.py): per condition, DIR at an observed FPIR of 1%
+- the public set (LFW, ``python -m bench make_public_set``): per condition, DIR at an observed FPIR of 1%
   (threshold set on that condition's non-enrolled probes: an oracle, the same for every w) and
   DIR / FPIR at the threshold pof calibrates from the gallery (template fusion, target 1%);
   verification pairs (LFW View 2 folds 1-2), 10-fold accuracy;
-- the Yale core set (bench/make_core_set.py), which played no part in choosing w: the same.
+- the Yale core set (``python -m bench make_core_set``), which played no part in choosing w: the same.
 
-Descriptors come from pof's own pipeline (cached with bench/public.py's cache). Prints Markdown,
+Descriptors come from pof's own pipeline (cached as the public study caches them,
+bench/descriptors.py). Prints Markdown,
 writes bench/work/recognizers.json.
 
-    python bench/recognizers.py [--workers 2]
-    python bench/recognizers.py --candidate MODEL.onnx [--mean 127 --std 128] [--name NAME]
-    python bench/recognizers.py --third
+    python -m bench recognizers [--workers 2]
+    python -m bench recognizers --candidate MODEL.onnx [--mean 127 --std 128] [--name NAME]
+    python -m bench recognizers --third
 
 ``--third`` measures three networks at once: dlib, MobileFaceNet and MobileFace (the second
 network of pof's former default, ``dlib+mobileface-onnx``, whose descriptors it caches in each
@@ -33,9 +33,7 @@ bench/work/recognizers_<sha12>.json. A way to judge a model before anyone decide
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import math
 import os
 import sys
@@ -43,11 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from core import read_csv
-from public import PofFaces, Templates, evaluate_scores, stack
+from bench.descriptors import PofFaces, Templates, evaluate_scores, stack
+from bench.harness import WORK, add_workers, parser, read_csv, require, save
 
 WEIGHTS = [0.0, 0.5, 0.8, 0.9, 0.93, 0.95, 1.0]
 CANDIDATE_WEIGHTS = [0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.0]
@@ -147,7 +142,7 @@ def pairs_accuracy(pairs, parts: Parts, w) -> float:
 def _candidate_vec(pipeline, path: str, model: str, mean: float, std: float,
                    rule: str) -> np.ndarray | None:
     """Module-level (pof worker processes): the candidate model's unit descriptor of the
-    scored face of a photo (``rule``: "center" or "largest", as public.PofFaces), from pof's
+    scored face of a photo (``rule``: "center" or "largest", as descriptors.PofFaces), from pof's
     own detection and landmarks; None if no face."""
     import onnxruntime as ort
     from pof.stages.embed.mobileface import chip
@@ -171,7 +166,7 @@ def _candidate_vec(pipeline, path: str, model: str, mean: float, std: float,
 def candidate_vectors(root: Path, paths: list[str], model: Path, sha: str, mean: float, std: float,
                       workers: int, rule: str) -> dict[str, np.ndarray | None]:
     """The candidate's descriptor of every photo, cached in ROOT/candidate_<sha12>.npz."""
-    from pof.runtime.parallel import pipeline_map
+    from pof.runtime.workers import pipeline_map
     from pof.pipeline import Pipeline
     pipe = Pipeline(attributes="off")
     cache_path = root / f"candidate_{sha[:12]}.npz"
@@ -244,9 +239,9 @@ def markdown(name: str, res: dict, conditions, second: str, pof_w: float | None)
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--workers", type=int, default=2)
+def main(argv=None) -> int:
+    ap = parser(__name__, __doc__)
+    add_workers(ap)
     ap.add_argument("--candidate", type=Path, help="an ONNX face recognizer to measure in place of the second network")
     ap.add_argument("--mean", type=float, default=127.0, help="candidate input: (pixel - mean) / std")
     ap.add_argument("--std", type=float, default=128.0)
@@ -254,7 +249,11 @@ def main() -> None:
     ap.add_argument("--third", action="store_true",
                     help="dlib + MobileFaceNet + MobileFace (pof's former second network) at "
                          "the shares of THIRD_WEIGHTS")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    pub = WORK / "public"
+    core = WORK / "core"
+    require([pub / "gallery.csv", core / "probes.csv"],
+            "run python -m bench make_public_set and python -m bench make_core_set first")
     fb = fused_backend()
     candidate, second, out_name, pof_w = None, fb.SECOND.__name__, "recognizers.json", fb.WEIGHT
     if args.candidate:
@@ -265,8 +264,6 @@ def main() -> None:
         print(f"candidate {args.candidate} sha256 {sha}", file=sys.stderr)
     if args.third:
         second, out_name, pof_w = "MobileFaceNet + MobileFace", "recognizers_third.json", None
-    pub = HERE / "work" / "public"
-    core = HERE / "work" / "core"
     out = {"second": second, "candidate_sha256": candidate[1] if candidate else None}
     pub_cond = ["plain", "masked", "eyeband", "small", "jpeg_blur", "pose"]
     out["public"] = study(pub, read_csv(pub / "gallery.csv"), pub_cond, args.workers, candidate,
@@ -276,10 +273,12 @@ def main() -> None:
     core_cond = ["plain", "masked", "eyeband", "small", "jpeg_blur"]
     out["core"] = study(core, core_gal, core_cond, args.workers, candidate, rule="largest",
                         third=args.third)
-    (HERE / "work" / out_name).write_text(json.dumps(out, indent=1))
-    print(markdown("Public set (LFW, 50 enrolled persons)", out["public"], pub_cond, second, pof_w))
-    print(markdown("Yale core set (10 enrolled persons)", out["core"], core_cond, second, pof_w))
+    tables = (markdown("Public set (LFW, 50 enrolled persons)", out["public"], pub_cond, second, pof_w)
+              + "\n" + markdown("Yale core set (10 enrolled persons)", out["core"], core_cond, second, pof_w))
+    save(out_name[:-len(".json")], out, tables, WORK / out_name)
+    print(tables)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

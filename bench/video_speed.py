@@ -1,6 +1,6 @@
 """Speed and memory of `pof search` on videos.
 
-    python bench/video_speed.py [--seconds 8] [--work DIR]
+    python -m bench video_speed [--seconds 8] [--work DIR]
 
 Clips are made from the test photos (tests/data/yale, pof/data/demo): a face panning and
 zooming in, cut to the next person every 4 seconds, at 25 fps, H.264 (PyAV). Reported:
@@ -11,13 +11,12 @@ zooming in, cut to the next person every 4 seconds, at 25 fps, H.264 (PyAV). Rep
 - peak RSS of `pof search` for a short and a 5x longer 640 x 360 clip (memory should not grow
   with the length: frames are streamed and each track keeps at most 16 faces).
 
-The dataset is the tests' one (Yale subjects 01-03 and the demo persons), built once under
-the work folder. Prints Markdown tables. Not a test.
+The dataset is the tests' one (Yale subjects 01-03, normal and happy, and the demo persons),
+built once under the work folder. Prints Markdown tables; the figures also go to
+bench/results/video_speed.json.
 """
 from __future__ import annotations
 
-import argparse
-import itertools
 import json
 import os
 import subprocess
@@ -27,14 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.videokit import frame, photo, write_clip  # noqa: E402
+from bench.harness import DEMO, REPO, WORK, parser, save, small_dataset
+from tests.videokit import frame, photo, write_clip
 
 FPS = 25
 PEOPLE = ["subject01.glasses", "subject04.normal", "subject02.glasses",
-          str(ROOT / "pof" / "data" / "demo" / "gallery" / "obama_official_portrait_2012.jpg")]
+          str(DEMO / "gallery" / "obama_official_portrait_2012.jpg")]
 
 
 def people() -> list[np.ndarray]:
@@ -104,7 +101,7 @@ def timed(fn, *args) -> tuple[float, object]:
 
 def run_search(dataset: Path, clip: Path, work: Path) -> tuple[float, dict, float]:
     """Wall seconds, the JSON result and the peak RSS (MiB) of one `pof search --json`."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     out_path, err_path = work / "search.out", work / "search.err"
     t = time.perf_counter()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
@@ -118,16 +115,41 @@ def run_search(dataset: Path, clip: Path, work: Path) -> tuple[float, dict, floa
     return wall, json.loads(out_path.read_text().splitlines()[-1]), usage.ru_maxrss / 1024
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def decoding(clips: list[Path]) -> tuple[list[dict], str]:
+    rows = []
+    lines = ["| decoding (every frame to RGB) | PyAV frames/s | OpenCV frames/s |", "|---|---|---|"]
+    for clip in clips:
+        ta, na = timed(decode_pyav, clip)
+        tb, nb = timed(decode_opencv, clip)
+        rows.append({"clip": clip.name, "frames": na, "pyav_fps": round(na / ta), "opencv_fps": round(nb / tb)})
+        lines.append(f"| {clip.name} ({na} frames) | {na / ta:.0f} | {nb / tb:.0f} |")
+    return rows, "\n".join(lines)
+
+
+def searching(dataset: Path, clips: list[Path], work: Path) -> tuple[list[dict], str]:
+    rows = []
+    lines = ["| `pof search --json` | duration s | wall s | wall / duration | frames read/s | "
+             "frames analysed/s | tracks | peak RSS MiB |", "|---|---|---|---|---|---|---|---|"]
+    for clip in clips:
+        wall, res, rss = run_search(dataset, clip, work)
+        rows.append({"clip": clip.name, "duration_s": res["duration"], "wall_s": round(wall, 1),
+                     "frames_read": res["frames_read"], "frames_analysed": res["frames_analysed"],
+                     "tracks": len(res["tracks"]), "peak_rss_mib": round(rss)})
+        lines.append(f"| {clip.name} | {res['duration']:.1f} | {wall:.1f} | {wall / res['duration']:.2f} | "
+                     f"{res['frames_read'] / wall:.0f} | {res['frames_analysed'] / wall:.1f} | "
+                     f"{len(res['tracks'])} | {rss:.0f} |")
+    return rows, "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = parser(__name__, __doc__)
     ap.add_argument("--seconds", type=float, default=8, help="length of the short clips")
-    ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "video")
-    args = ap.parse_args()
+    ap.add_argument("--work", type=Path, default=WORK / "video")
+    args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    from tests.webkit import build_dataset
     dataset = args.work / "dataset"
     if not (dataset / "catalog.sqlite").exists():
-        build_dataset(args.work)
+        small_dataset(args.work, ("01", "02", "03"), ("normal", "happy"))
 
     small = make(args.work, (640, 360), args.seconds)
     large = make(args.work, (1280, 720), args.seconds)
@@ -135,22 +157,14 @@ def main() -> None:
 
     print(f"Machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; clips {FPS} fps H.264")
     print()
-    print("| decoding (every frame to RGB) | PyAV frames/s | OpenCV frames/s |")
-    print("|---|---|---|")
-    for clip in (small, large):
-        ta, na = timed(decode_pyav, clip)
-        tb, nb = timed(decode_opencv, clip)
-        print(f"| {clip.name} ({na} frames) | {na / ta:.0f} | {nb / tb:.0f} |")
+    dec, dec_table = decoding([small, large])
+    print(dec_table)
     print()
-    print("| `pof search --json` | duration s | wall s | wall / duration | frames read/s | "
-          "frames analysed/s | tracks | peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for clip in (small, large, long):
-        wall, res, rss = run_search(dataset, clip, args.work)
-        print(f"| {clip.name} | {res['duration']:.1f} | {wall:.1f} | {wall / res['duration']:.2f} | "
-              f"{res['frames_read'] / wall:.0f} | {res['frames_analysed'] / wall:.1f} | "
-              f"{len(res['tracks'])} | {rss:.0f} |")
+    found, search_table = searching(dataset, [small, large, long], args.work)
+    print(search_table)
+    save("video_speed", {"fps": FPS, "decoding": dec, "search": found}, dec_table + "\n\n" + search_table)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -9,7 +9,7 @@ Coordinates are (x, y) in source pixels; boxes are (x, y, w, h). Importing pof l
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from pof.errors import DatasetError, ImageError, NoFaceError, PofError, SettingError  # noqa: E402
 from pof.stages.load import load_image  # noqa: E402

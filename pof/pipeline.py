@@ -7,10 +7,10 @@ catalogs and indexes are keyed by it so a stale one is never reused.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, runtime_checkable
 
-import cv2
 import numpy as np
 
 from pof.stages import align, detect, embed, quality, restore
@@ -39,8 +39,45 @@ def job_runtime(runtime: str, device: str, count: int) -> str:
     return cpu_runtime(runtime, long_job=count >= OPENVINO_MIN_PHOTOS)
 
 
+Select = Callable[[list[Face]], list[Face]]
+
+
+@runtime_checkable
+class Analyzer(Protocol):
+    """What a build or a search needs from whatever turns photos into Faces: the CPU
+    ``Pipeline`` (one photo at a time, in worker processes) and the GPU engine
+    (``pof.gpu.engine.GpuEngine``, many photos at once on a device) both are one.
+
+    ``settings``: the resolved settings (``pof.settings``) it analyses with; ``describe()``
+    and ``descriptor_key()``: the models and settings that change a descriptor (a build tags
+    every descriptor with the key); ``close()``: give back what it holds (worker processes),
+    after which it can still be used. ``batch_size``: how many photos ``analyze_batch`` is
+    best given at once (1 for the pipeline, whose parallelism is by process).
+    """
+
+    settings: dict[str, Any]
+    batch_size: int
+
+    def analyze_batch(self, photos: Sequence[np.ndarray], selects: Sequence[Select | None] | None = None,
+                      with_crops: bool = True) -> list[list[Face]]:
+        """Faces of every photo (uint8 RGB (H, W, 3) arrays), best detection first, fully
+        filled (crops only ``with_crops``; attributes where the ``attributes`` setting is on
+        and crops are made). ``selects``: per photo, None or a function given the photo's
+        detected faces that returns the ones to keep (``Pipeline.analyze``'s ``select``)."""
+        ...
+
+    def describe(self) -> dict[str, str]:
+        ...
+
+    def descriptor_key(self) -> str:
+        ...
+
+    def close(self) -> None:
+        ...
+
+
 class Pipeline:
-    """Turns images into Faces.
+    """Turns images into Faces (an ``Analyzer``).
 
     settings: overrides of ``pof.settings.SETTINGS`` (detector, min_face, det_threshold,
     max_pixels, embedder, device, ...). Example::
@@ -48,6 +85,8 @@ class Pipeline:
         faces = Pipeline().analyze_file("photo.jpg")
         faces[0].descriptor.shape   # (128,)
     """
+
+    batch_size = 1
 
     def __init__(self, **settings: Any) -> None:
         self.settings = resolve(settings)
@@ -125,22 +164,14 @@ class Pipeline:
 
     def detect(self, pixels: np.ndarray) -> tuple[list, str]:
         """Detections above det_threshold, and the image they were found on: "original", or,
-        when the original gives none, a contrast-equalised copy ("equalized", then "clahe").
-        Harsh side light hides half a face; with a mask or an eye band over the other half the
-        detector then sees too little. Equalising finds 11 of the 16 masked or eye-banded Yale
-        probes missed otherwise (bench/work/core). Boxes are in the original's pixels."""
+        when the original gives none, a contrast-equalised copy ("equalized", then "clahe";
+        ``pof.stages.detect.with_retries``). Boxes are in the original's pixels."""
         t = self.settings["det_threshold"]
-        dets = [d for d in self.detector.detect(pixels) if d.score >= t]
-        if dets:
-            return dets, "original"
-        gray = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
-        for name, fix in (("equalized", cv2.equalizeHist),
-                          ("clahe", cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply)):
-            eq = np.ascontiguousarray(np.repeat(fix(gray)[:, :, None], 3, axis=2))
-            dets = [d for d in self.detector.detect(eq) if d.score >= t]
-            if dets:
-                return dets, name
-        return [], "original"
+
+        def find(images: list[np.ndarray]) -> list[list]:
+            return [[d for d in self.detector.detect(im) if d.score >= t] for im in images]
+
+        return detect.with_retries(find([pixels]), find, [pixels])[0]
 
     def analyze(self, pixels: np.ndarray, with_crops: bool = True, mirror: bool = False,
                 select: Callable[[list[Face]], list[Face]] | None = None) -> list[Face]:
@@ -158,9 +189,7 @@ class Pipeline:
         if restored:
             work = restore.deblock(pixels)
         dets, seen_on = self.detect(work)
-        faces = [Face(index=i, box=d.box, det_score=float(d.score), landmarks5=d.landmarks5,
-                      extra={"detected_on": seen_on} if seen_on != "original" else {})
-                 for i, d in enumerate(dets)]
+        faces = [detect.detected_face(i, d.box, d.score, d.landmarks5, seen_on) for i, d in enumerate(dets)]
         if select is not None:
             faces = select(faces)
         size = (pixels.shape[1], pixels.shape[0])
@@ -169,13 +198,22 @@ class Pipeline:
             f.crop, f.crop_matrix = align.crop_face(pixels, f.landmarks5)
             quality.assess(f, size)
             if restored:
-                f.extra["restored"] = restore.NAME
+                restore.mark(f)
             if not with_crops:
                 f.crop = None
         self.embedder.embed(work, faces, mirror=mirror or restored)
         if with_crops and self.settings["attributes"] == "on":
             self.attributes.estimate(faces)
         return faces
+
+    def analyze_batch(self, photos: Sequence[np.ndarray], selects: Sequence[Select | None] | None = None,
+                      with_crops: bool = True) -> list[list[Face]]:
+        """``analyze`` of each photo in turn (``Analyzer.analyze_batch``)."""
+        selects = [None] * len(photos) if selects is None else selects
+        return [self.analyze(p, with_crops, select=s) for p, s in zip(photos, selects, strict=True)]
+
+    def close(self) -> None:
+        """Nothing to give back: the models stay loaded for the next photos."""
 
     def analyze_file(self, path: str | Path, with_crops: bool = True) -> list[Face]:
         """Load and analyze one file. Raises ImageError if unreadable, NoFaceError if faceless."""
@@ -187,7 +225,7 @@ class Pipeline:
 
 def faces_or_error(pipeline: Pipeline, path: str | Path) -> tuple[list[Face], str | None]:
     """(faces without crops, None) for one probe image, or ([], reason) if it has none or
-    cannot be read. Module-level so worker processes can run it (see pof.runtime.parallel)."""
+    cannot be read. Module-level so worker processes can run it (see pof.runtime.workers)."""
     try:
         return pipeline.analyze_file(path, with_crops=False), None
     except PofError as exc:

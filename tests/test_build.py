@@ -405,3 +405,26 @@ def test_check_label_accepts_names():
     from pof.dataset.sources import check_label
     for label in ("Barack_Obama", "José María Aznar", "O'Brien, P. (badge 4411)", "x" * 200):
         assert check_label(label) == label
+
+
+def test_a_batch_is_analysed_as_its_photos_one_by_one(gallery_dir, pipeline):
+    """The build's one analysis step takes a batch of sources (one for the CPU pipeline in
+    its worker processes, many for the GPU engine): each outcome is that source's own, in
+    order, and a source that cannot be decoded is an error of its own while the others are
+    enrolled, the same as when each is analysed alone."""
+    from pof.dataset.build import _analyse, _analyze
+    from pof.dataset.sources import Item
+    paths = [gallery_dir / "subject01" / "subject01.normal", None, gallery_dir / "subject02" / "subject02.happy"]
+    jobs = []
+    for p in paths:
+        data = b"\xff\xd8 not a photo" if p is None else p.read_bytes()
+        item = Item(str(p or "broken.jpg"), None if p is None else p.parent.name)
+        jobs.append((item, data, hashlib.sha256(data).hexdigest()))
+    together = _analyse(pipeline, jobs)
+    alone = [_analyze(pipeline, *job) for job in jobs]
+    assert [o.status for o in together] == [o.status for o in alone] == ["added", "error", "added"]
+    assert together[1].reason == alone[1].reason and together[1].sha256 == jobs[1][2]
+    for a, b, job in zip(together, alone, jobs):
+        assert a.location == b.location == job[0].location and a.jpegs == b.jpegs
+        assert [f.index for f in a.faces] == [f.index for f in b.faces]
+        assert all(np.array_equal(x.descriptor, y.descriptor) for x, y in zip(a.faces, b.faces))

@@ -93,7 +93,7 @@ def test_verifier_has_a_reference_for_it():
 
 def test_openvino_and_onnx_runtime_give_the_same_descriptors(faces):
     pytest.importorskip("openvino")
-    from pof.runtime.device import OpenVinoSession
+    from pof.runtime.sessions import OpenVinoSession
     chips = np.stack([chip(p, f) for _, p, f in faces])
     ov_net, ort_net = MobileFaceNet(runtime="openvino"), MobileFaceNet(runtime="onnxruntime")
     a, b = ov_net.embed_chips(chips), ort_net.embed_chips(chips)
@@ -105,12 +105,12 @@ def test_openvino_and_onnx_runtime_give_the_same_descriptors(faces):
 
 
 def test_without_openvino_it_warns_and_runs_on_onnx_runtime(faces, monkeypatch):
-    import pof.runtime.device
+    import pof.runtime.sessions
 
     def broken(*args, **kwargs):
         raise RuntimeError("no OpenVINO here")
-    monkeypatch.setattr(pof.runtime.device, "OpenVinoSession", broken)
-    monkeypatch.setattr(pof.runtime.device, "cpu_runtime", lambda name, long_job=False: "openvino")
+    monkeypatch.setattr(pof.runtime.sessions, "OpenVinoSession", broken)
+    monkeypatch.setattr(pof.runtime.sessions, "cpu_runtime", lambda name, long_job=False: "openvino")
     net = MobileFaceNet(runtime="openvino")
     with pytest.warns(RuntimeWarning, match="ONNX Runtime instead"):
         vecs = net.embed_chips(np.stack([chip(p, f) for _, p, f in faces[:2]]))

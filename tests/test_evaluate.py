@@ -58,6 +58,57 @@ def test_ident_figures():
     assert f["dir_at_threshold"] == 0.5 and f["fpir_at_threshold"] == 0.0
 
 
+def test_threshold_for_fpir_lets_at_most_the_share_through():
+    s = np.arange(200, dtype=float)                      # 200 nonmated top scores
+    t = ev.threshold_for_fpir(s, 0.01)                   # at most 2 may pass
+    assert (s >= t).sum() == 2
+    assert (s[:50] >= ev.threshold_for_fpir(s[:50], 0.01)).sum() == 0   # too few to allow one
+    assert ev.threshold_for_fpir([-np.inf] * 10, 0.01) == -np.inf  # nothing found anywhere
+    assert ev.threshold_for_fpir(s, 1.0) == -np.inf      # every search may pass
+
+
+def test_dir_at_counts_the_mate_on_top_at_or_over_the_threshold():
+    ok = [True, True, False, True]
+    score = [0.9, 0.5, 0.95, -np.inf]                    # the third is the wrong person
+    assert ev.dir_at(ok, score, 0.5) == 0.5
+    assert ev.dir_at(ok, score, 0.6) == 0.25
+    assert ev.dir_at([], [], 0.5) is None
+
+
+def test_fpir_at_counts_nonmated_top_scores_at_or_over_the_threshold():
+    assert ev.fpir_at([0.9, 0.5, -np.inf, 0.2], 0.5) == 0.5
+    assert ev.fpir_at([0.9, 0.5, -np.inf, 0.2], -np.inf) == 1.0   # nothing found still counts
+    assert ev.fpir_at([], 0.5) is None
+
+
+def test_wilson_interval_holds_the_rate_and_stays_in_0_1():
+    lo, hi = ev.wilson_interval(5, 100)
+    assert lo < 0.05 < hi and 0.01 < lo and hi < 0.12
+    assert ev.wilson_interval(0, 50)[0] == 0.0 and 0 < ev.wilson_interval(0, 50)[1] < 0.1
+    assert ev.wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_pairwise_precision_recall_counts_pairs():
+    truth = np.array([0, 0, 0, 1, 1])
+    assert ev.pairwise_precision_recall(truth, truth) == (1.0, 1.0)
+    # one group of all five: 10 pairs grouped, 3 + 1 of them of one person
+    assert ev.pairwise_precision_recall(np.zeros(5, int), truth) == (0.4, 1.0)
+    # every face alone: nothing grouped, no pair of one person found
+    assert ev.pairwise_precision_recall(np.arange(5), truth) == (0.0, 0.0)
+    # person 0 split 2 + 1: 1 of its 3 pairs kept, person 1's pair kept
+    assert ev.pairwise_precision_recall(np.array([0, 0, 2, 1, 1]), truth) == (1.0, 0.5)
+
+
+def test_recall_at_k_and_balanced_accuracy():
+    truth = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
+    assert ev.recall_at_k(np.array([[4, 3, 2, 1], [5, 6, 0, 0]]), truth) == 0.75
+    t = np.array([True] * 9 + [False])
+    assert ev.balanced_accuracy(t, np.ones(10, bool)) == 0.5    # always "yes": chance
+    assert ev.balanced_accuracy(t, t) == 1.0
+    assert ev.balanced_accuracy(np.ones(3, bool), [True, True, False]) == 2 / 3   # one side only
+    assert np.isnan(ev.balanced_accuracy([], []))
+
+
 def test_eval_pairs_and_ident_cli(tmp_path):
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("file_x,file_y,Decision,kind\n"

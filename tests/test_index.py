@@ -54,3 +54,31 @@ def test_searcher_with_approximate_index_same_candidates():
     assert (fe.argmax(1) == fa.argmax(1)).mean() > 0.98
     assert np.allclose(fe.max(1), fa.max(1), atol=1e-5)
     assert fuse_by_person(np.array([[1.0, 2.0]]), np.array([0]), "max")[0, 0] == 2.0
+
+
+def _clustered(persons: int, per_person: int = 10, d: int = 128, seed: int = 0) -> np.ndarray:
+    """Unit descriptors grouped as a real gallery's are: about ten close photos a person, all
+    persons around one common direction (the spread of dlib's descriptors: cosine about 0.8
+    between persons, 0.94 within)."""
+    rng = np.random.default_rng(seed)
+    mean = rng.normal(size=d)
+    mean /= np.linalg.norm(mean)
+    centres = mean + 0.5 * rng.normal(size=(persons, d)) / np.sqrt(d)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    x = np.repeat(centres, per_person, axis=0) + 0.25 * rng.normal(size=(persons * per_person, d)) / np.sqrt(d)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_graph_finds_neighbours_in_clustered_descriptors():
+    """The neighbour graph that grouping unknown faces walks (``neighbours`` above its exact
+    limit, at its own small search breadth) finds 99% of the true 10 nearest rows on
+    descriptors clustered as in a real gallery. A graph over the descriptors minus their mean
+    found 98.4% here: unequal lengths mislead an inner-product graph."""
+    x = _clustered(3000)
+    scores, ids = ix.neighbours(x, 10, exact_max=1000)
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    truth = np.argsort(-sims, axis=1)[:, :10]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth)])
+    assert recall >= 0.99, recall
+    assert np.allclose(scores, np.take_along_axis(sims, ids, 1), atol=1e-5)   # scores are cosines

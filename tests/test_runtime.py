@@ -13,7 +13,8 @@ from PIL import Image
 from pof.dataset.build import Builder
 from pof.pipeline import OPENVINO_MIN_PHOTOS
 from pof.stages.detect.mtcnn import MODEL_DIR, MTCNNDetector
-from pof.runtime.device import OpenVinoSession, cpu_runtime
+from pof.runtime.device import cpu_runtime
+from pof.runtime.sessions import OpenVinoSession
 from pof.errors import PofError, SettingError
 from pof.settings import check
 
@@ -191,7 +192,7 @@ def test_openvino_sends_no_telemetry(tmp_path):
     pytest.importorskip("openvino")
     code = (
         "import sys, threading\n"
-        "from pof.runtime.device import OpenVinoSession\n"
+        "from pof.runtime.sessions import OpenVinoSession\n"
         "from pof.stages.detect.mtcnn import MODEL_DIR\n"
         "OpenVinoSession(MODEL_DIR / 'pnet.onnx')\n"
         "assert sys.modules.get('openvino_telemetry') is None, 'telemetry imported'\n"

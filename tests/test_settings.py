@@ -72,3 +72,57 @@ def test_help_shows_the_default_in_effect(monkeypatch):
     assert r.returncode == 0
     assert "[default: 7; from POF_TOP]" in " ".join(r.stdout.split())
     assert "[default: 0.01; or set POF_FPIR]" in " ".join(r.stdout.split())
+
+
+def test_a_given_value_is_not_read_from_the_environment(monkeypatch):
+    """An option given overrides the environment even where the environment's value is bad."""
+    from pof.pipeline import Pipeline
+    from pof.settings import resolve, value
+    monkeypatch.setenv("POF_TOP", "many")
+    monkeypatch.setenv("POF_DETECTOR", "yolo")
+    got = resolve({"top": 3, "detector": "hog"})
+    assert got["top"] == 3 and got["detector"] == "hog" and list(got) == [s.name for s in SETTINGS]
+    assert value("top", 4) == 4
+    assert Pipeline(detector="mtcnn", top=2).settings["detector"] == "mtcnn"
+    with pytest.raises(SettingError, match="POF_TOP"):
+        resolve({"detector": "hog"})
+
+
+def test_the_command_line_beats_the_environment_everywhere_in_the_process(monkeypatch):
+    """What a command's options give (pof.settings.command_line) is what every part of the
+    command resolves: value, resolve, a Pipeline made deep inside; a caller's argument still
+    beats it, and the environment is back once the block ends."""
+    from pof.pipeline import Pipeline
+    from pof.settings import command_line, resolve, value
+    monkeypatch.setenv("POF_TOP", "7")
+    monkeypatch.setenv("POF_DETECTOR", "yolo")
+    with command_line(top=3, detector="hog", fpir=None):
+        assert value("top") == 3 and resolve()["top"] == 3 and value("top", 4) == 4
+        assert Pipeline().settings["detector"] == "hog" and value("fpir") == 0.01
+        with command_line(top=2):
+            assert value("top") == 2 and value("detector") == "hog"
+        assert value("top") == 3
+    assert value("top") == 7
+    with pytest.raises(SettingError, match="POF_DETECTOR"):
+        value("detector")
+    with pytest.raises(SettingError, match="must be at least 1"), command_line(top=0):
+        pass
+
+
+@pytest.mark.parametrize("name,bad,good", [("top", 101, 100), ("top", 0, 1), ("workers", 65, 64),
+                                           ("fpir", 1.0, 0.99), ("gpu_batch", 0, 1), ("min_face", -1, 0)])
+def test_ranges_are_declared_once(monkeypatch, name, bad, good):
+    """A setting's range is its declaration's: refused alike from the environment, a caller and
+    the command line (whose option types are made from the same declaration)."""
+    from pof.cli.common import setting_type
+    from pof.settings import get, value
+    import click
+    with pytest.raises(SettingError, match=f"setting {name} must"):
+        check(name, bad)
+    monkeypatch.setenv(get(name).env, str(bad))
+    with pytest.raises(SettingError, match=get(name).env):
+        value(name)
+    assert check(name, good) == good
+    with pytest.raises(click.BadParameter):
+        setting_type(name).convert(bad, None, None)
+    assert setting_type(name).convert(good, None, None) == good

@@ -165,6 +165,14 @@ def test_a_clip_over_the_size_limit_gets_413(env, monkeypatch):
     assert body_limit("/api/search", cfg, Transport()) == 50 * 2**20 + Transport().multipart_bytes
 
 
+def test_a_clip_with_frames_over_the_pixel_limit_gets_413(env):
+    from pof.web.app import create_app
+    cfg = web_config()
+    cfg.max_pixels = 100_000                    # the clip's frames are 480 x 270
+    r = _search(env, "two", client=TestClient(create_app(env["ds"], cfg)))
+    assert r.status_code == 413 and "frames of 480 x 270" in r.json()["error"]
+
+
 def test_a_clip_is_charged_the_frames_it_will_analyse(env):
     from pof.web.app import create_app
     cfg = web_config()

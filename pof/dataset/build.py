@@ -13,6 +13,8 @@ import io
 import json
 import os
 from collections import Counter, deque
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -23,10 +25,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from pof.dataset.catalog import CATALOG_NAME, Catalog
+from pof.dataset.handle import Dataset
 from pof.errors import DatasetError, PofError
-from pof.stages.load import decode_image, read_bytes
-from pof.runtime.parallel import pipeline_map
-from pof.pipeline import Pipeline, job_runtime, pipeline_for
+from pof.stages.load import LoadedImage, decode_image, read_bytes
+from pof.runtime.workers import pipeline_map
+from pof.pipeline import Analyzer, Pipeline, job_runtime
 from pof.record import Face
 from pof.dataset.sources import Item, collect, fetch_url
 from pof.runtime.files import atomic_bytes
@@ -81,29 +84,71 @@ class BuildReport:
         return sum(self.counts.values()) - self.failed
 
 
-def _analyze(pipeline: Pipeline, item: Item, data: bytes, sha: str) -> Outcome:
-    picked: list[tuple[list[Face], str, str]] = []
+Job = tuple[Item, bytes, str]     # a pending source: the item, its bytes, their SHA-256
 
-    def named_face(faces: list[Face]) -> list[Face]:
-        # the choice needs the boxes only: landmarks, descriptors and attributes are then
-        # computed for the enrolled face alone, not for bystanders (1.29 faces a LFW photo)
-        if not faces:
-            return faces
-        picked.append(_pick_named_face(faces, *img.size))
-        return picked[-1][0]
 
+def _decode(settings: dict[str, Any], job: Job) -> LoadedImage | PofError:
+    """The job's photo decoded, or the error that says why it cannot be."""
+    item, data, _ = job
     try:
-        img = decode_image(data, item.location, pipeline.settings["max_pixels"])
-        faces = pipeline.analyze(img.pixels, select=named_face if item.person is not None else None)
+        return decode_image(data, item.location, settings["max_pixels"])
     except PofError as exc:
-        return Outcome(item.location, "error", str(exc), sha256=sha)
-    return _finish(pipeline, item, img, faces, sha, picked[-1] if picked else None)
+        return exc
 
 
-def _finish(pipeline: Pipeline, item: Item, img, faces: list[Face], sha: str,
+def _analyse(analyzer: Analyzer, jobs: list[Job], images: list | None = None,
+             pool: Executor | None = None) -> list[Outcome]:
+    """The Outcome of each job of a batch, in order: decoded (``images``, where already
+    decoded: a LoadedImage or a PofError each), analysed together by ``analyzer``, the named
+    person's face picked, crops JPEG-encoded (in ``pool`` where given). A photo that cannot be
+    decoded or analysed is an error outcome of its own; the rest of the batch goes on.
+    Module-level, so that worker processes run it (``pof.runtime.workers.pipeline_map``)."""
+    s = analyzer.settings
+    if images is None:
+        images = [_decode(s, job) for job in jobs]
+    picked: list[list] = [[] for _ in jobs]
+
+    def named_face(k: int):
+        # the choice needs the boxes only: landmarks, descriptors and attributes are then
+        # computed for the enrolled face alone where the analyzer can (the CPU pipeline),
+        # not for bystanders (1.29 faces a LFW photo)
+        def select(faces: list[Face]) -> list[Face]:
+            if not faces:
+                return faces
+            picked[k].append(_pick_named_face(faces, *images[k].size))
+            return picked[k][-1][0]
+        return select
+
+    ok = [k for k, img in enumerate(images) if not isinstance(img, PofError)]
+    try:
+        found = analyzer.analyze_batch([images[k].pixels for k in ok],
+                                       [named_face(k) if jobs[k][0].person is not None else None for k in ok])
+    except PofError as exc:
+        if len(ok) > 1:       # which photo failed: each on its own
+            return [o for job, img in zip(jobs, images, strict=True) for o in _analyse(analyzer, [job], [img], pool)]
+        images = [exc if k in ok else img for k, img in enumerate(images)]
+        found = []
+        ok = []
+    faces = dict(zip(ok, found, strict=True))
+
+    def finish(k: int) -> Outcome:
+        (item, _, sha), img = jobs[k], images[k]
+        if isinstance(img, PofError):
+            return Outcome(item.location, "error", str(img), sha256=sha)
+        return _finish(s, item, img, faces[k], sha, picked[k][-1] if picked[k] else None)
+
+    return list((pool.map if pool is not None else map)(finish, range(len(jobs))))
+
+
+def _analyze(analyzer: Analyzer, item: Item, data: bytes, sha: str) -> Outcome:
+    """The Outcome of one source (``_analyse`` of a batch of one)."""
+    return _analyse(analyzer, [(item, data, sha)])[0]
+
+
+def _finish(settings: dict[str, Any], item: Item, img: LoadedImage, faces: list[Face], sha: str,
             picked: tuple[list[Face], str, str] | None = None) -> Outcome:
     """The Outcome of an analysed photo: the named person's face picked (``picked``: where
-    it was picked before the faces were filled), crops encoded."""
+    it was picked when the faces were selected), crops encoded."""
     out = Outcome(item.location, "added", faces=faces, sha256=sha, size=img.size, fmt=img.format)
     if picked is not None:            # the named person's face, chosen before filling
         out.faces, out.status, out.reason = picked
@@ -111,7 +156,7 @@ def _finish(pipeline: Pipeline, item: Item, img, faces: list[Face], sha: str,
         out.status, out.reason = "noface", "no face found"
     elif item.person is not None:
         out.faces, out.status, out.reason = _pick_named_face(faces, *img.size)
-    out.jpegs = [_jpeg(f.crop, pipeline.settings["jpeg_quality"]) for f in out.faces]
+    out.jpegs = [_jpeg(f.crop, settings["jpeg_quality"]) for f in out.faces]
     for f in out.faces:
         f.crop = None
     return out
@@ -204,9 +249,7 @@ class Builder:
         differ, Catalog.bind_models refuses with its own message)."""
         if (out / CATALOG_NAME).is_file():
             try:
-                with Catalog(out) as cat:
-                    key = cat.get_meta("descriptor_key") or ""
-                return pipeline_for(key, **settings)
+                return Dataset.open(out).pipeline(**settings)
             except PofError:
                 pass
         return Pipeline(**settings)
@@ -275,76 +318,34 @@ class Builder:
             seen[sha] = item.location
             yield item, data, sha
 
-    def _outcomes(self, pending: Iterator[tuple[Item, bytes, str]]) -> Iterator[tuple[Outcome, Item]]:
-        """Analyse pending items in order (in worker processes when workers > 1)."""
-        items: deque = deque()
+    def _outcomes(self, pending: Iterator[Job]) -> Iterator[tuple[Outcome, Item]]:
+        """Analyse pending items in order, in batches of the analyzer's ``batch_size``: the
+        CPU pipeline one photo at a time in worker processes (when workers > 1, which also
+        JPEG-encode the crops), the GPU engine many at once in this process (``_on_engine``).
+        Both run ``_analyse``."""
+        if self.engine is None:
+            analyzer: Analyzer = self.pipeline
+        else:
+            from pof.gpu.engine import GpuEngine
+            analyzer = GpuEngine(self.engine, settings=self.pipeline.settings)
+        batches: deque = deque()
 
-        def jobs():
-            for item, data, sha in pending:
-                items.append(item)
-                yield item, data, sha
-
-        if self.engine is not None:
-            yield from self._engine_outcomes(pending)
-            return
-        for outcome in pipeline_map(self.pipeline, _analyze, jobs(), self.workers):
-            yield outcome, items.popleft()
-
-    def _engine_outcomes(self, pending: Iterator[tuple[Item, bytes, str]]) -> Iterator[tuple[Outcome, Item]]:
-        """Analyse pending items with the GPU engine, ``gpu_batch`` photos at a time: decoding (a
-        batch ahead) and crop encoding in a thread pool (they release the GIL), attributes for
-        all the batch's faces in one run in the engine's worker processes, the rest on the
-        device."""
-        from concurrent.futures import ThreadPoolExecutor
-        from contextlib import closing
-
-        from pof.gpu.engine import GpuEngine
-
-        s = self.pipeline.settings
-        engine = GpuEngine(self.engine, min_face=s["min_face"], det_threshold=s["det_threshold"],
-                           embedder=s["embedder"], deblock=s["deblock"] == "on")
-
-        def load(job):
-            item, data, sha = job
-            try:
-                return decode_image(data, item.location, s["max_pixels"])
-            except PofError as exc:
-                return exc
-
-        def finish(job, img, faces):
-            item, _, sha = job
-            if isinstance(img, PofError):
-                return Outcome(item.location, "error", str(img), sha256=sha)
-            return _finish(self.pipeline, item, img, faces, sha)
-
-        def batches():
-            batch: list = []
-            for job in pending:
-                batch.append(job)
-                if len(batch) == s["gpu_batch"]:
-                    yield batch
+        def jobs() -> Iterator[tuple[list[Job]]]:
+            batch: list[Job] = []
+            for job in chain(pending, [None]):
+                if job is not None:
+                    batch.append(job)
+                if batch and (job is None or len(batch) == analyzer.batch_size):
+                    batches.append(batch)
+                    yield (batch,)
                     batch = []
-            if batch:
-                yield batch
 
-        def analyse(batch, decoding):
-            images = [d.result() for d in decoding]
-            ok = [i for i, img in enumerate(images) if not isinstance(img, PofError)]
-            found = dict(zip(ok, engine.analyze([images[i].pixels for i in ok]), strict=True))
-            if s["attributes"] == "on":   # all faces of the batch in one run
-                self.pipeline.attributes.estimate([f for faces in found.values() for f in faces],
-                                                  workers=engine.workers)
-            outs = pool.map(finish, batch, images, [found.get(i, []) for i in range(len(batch))])
-            return [(o, job[0]) for o, job in zip(outs, batch, strict=True)]
-
-        with ThreadPoolExecutor(os.cpu_count() or 1) as pool, closing(engine):
-            ahead = None
-            for batch in chain(batches(), [None]):
-                # the next batch is read and decoding in the pool while this one is analysed
-                decoding = [pool.submit(load, job) for job in batch] if batch is not None else None
-                if ahead is not None:
-                    yield from analyse(*ahead)
-                ahead = (batch, decoding) if batch is not None else None
+        with closing(analyzer):
+            runs = pipeline_map(analyzer, _analyse, jobs(), self.workers) if analyzer is self.pipeline \
+                else _on_engine(analyzer, jobs())
+            for outcomes in runs:
+                for outcome, (item, _, _) in zip(outcomes, batches.popleft(), strict=True):
+                    yield outcome, item
 
     def _commit(self, cat: Catalog, item: Item, o: Outcome, report: BuildReport) -> None:
         if o.status == "error":
@@ -392,3 +393,20 @@ def _face_row(fid: str, sid: int, person: str | None, f: Face, model: str) -> di
             "pose": _j({"yaw": f.pose.yaw, "pitch": f.pose.pitch, "roll": f.pose.roll}),
             "interocular": float(f.interocular), "blur": float(f.blur), "quality": float(f.quality),
             "descriptor": np.asarray(f.descriptor, np.float32).tobytes(), "model": model}
+
+
+def _on_engine(engine: Analyzer, jobs: Iterator[tuple[list[Job]]]) -> Iterator[list[Outcome]]:
+    """``_analyse`` of each batch with the GPU engine, in this process: decoding (a batch
+    ahead) and crop encoding in a thread pool (they release the GIL), attributes for all the
+    batch's faces in one run in the engine's worker processes, the rest on the device."""
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        ahead = None
+        for job in chain(jobs, [None]):
+            # the next batch is read and decoding in the pool while this one is analysed
+            decoding = None if job is None else (job[0], [pool.submit(_decode, engine.settings, j) for j in job[0]])
+            if ahead is not None:
+                batch, pending = ahead
+                yield _analyse(engine, batch, [d.result() for d in pending], pool)
+            ahead = decoding
+
+

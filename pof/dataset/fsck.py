@@ -275,7 +275,7 @@ class _Check:
             keep = self.index[0].name if self.index else None
             for path in sorted(index_dir.iterdir()):
                 if path.name != keep:
-                    self.add(f"index/{path.name}", "a search index of other descriptors (stale)",
+                    self.add(f"index/{path.name}", "a search index of other descriptors or an older layout (stale)",
                              f"--repair moves it into {LOST}/", True)
 
     def _check_crops(self) -> None:

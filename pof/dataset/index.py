@@ -17,7 +17,8 @@ import numpy as np
 EXACT_MAX = 50_000
 HNSW_M = 32                 # graph degree
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 512         # recall@10 0.993 at 10^6, p95 4.6 ms (bench/index_scale.py)
+HNSW_EF_SEARCH = 512         # recall@10 and latency by size: BENCHMARKS.md, "Search at scale"
+GRAPH_LAYOUT = "unit"        # what the saved graph holds: the unit descriptors themselves
 
 
 class Index:
@@ -55,10 +56,12 @@ class FaissIndex(Index):
     """Approximate inner-product search with a FAISS HNSW graph (the vectors are kept too,
     for ``scores``).
 
-    Face descriptors crowd around one mean direction, which makes a neighbour graph hard to
-    navigate. The graph therefore holds the descriptors minus their mean m: for a query q,
-    q.(x - m) = q.x - q.m ranks the rows exactly as q.x does, and q.m is added back to the
-    returned scores. m is recomputed from the descriptors, so nothing extra is saved.
+    The graph holds the unit descriptors themselves, so the inner product it navigates is the
+    cosine the search ranks by, and every vector has the same length. (A graph over the
+    descriptors minus their mean ranks the same way in principle, but the centred vectors'
+    lengths differ, and an inner-product graph finds its way among unequal lengths badly:
+    on descriptors grouped as real galleries are, about ten close photos a person, it misses
+    true neighbours that the plain graph finds; BENCHMARKS.md, "Search at scale".)
     """
 
     kind = "faiss-hnsw"
@@ -66,12 +69,11 @@ class FaissIndex(Index):
     def __init__(self, descriptors: np.ndarray, graph=None) -> None:
         import faiss    # imported only when a large gallery needs it
         super().__init__(descriptors)
-        self.mean = self.vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
         if graph is None:
             graph = faiss.IndexHNSWFlat(self.vectors.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
             graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
             for a in range(0, len(self.vectors), 100_000):
-                graph.add(self.vectors[a:a + 100_000] - self.mean)
+                graph.add(self.vectors[a:a + 100_000])
         graph.hnsw.efSearch = HNSW_EF_SEARCH
         self.graph = graph
 
@@ -79,7 +81,7 @@ class FaissIndex(Index):
         q = np.ascontiguousarray(queries, np.float32)
         self.graph.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
         scores, ids = self.graph.search(q, min(k, len(self)))
-        return (scores + (q @ self.mean)[:, None]).astype(np.float32), ids.astype(np.int64)
+        return scores.astype(np.float32), ids.astype(np.int64)
 
     def save(self, path: Path) -> None:
         import faiss
@@ -96,9 +98,10 @@ def build(descriptors: np.ndarray, kind: str = "auto") -> Index:
 
 
 def index_path(folder: Path, descriptor_key: str, n: int) -> Path:
-    """Where a dataset keeps its index: named after the descriptor key and the row count."""
+    """Where a dataset keeps its index: named after the graph's layout, the descriptor key and
+    the row count, so a graph of another layout, model or size is never read as this one."""
     h = hashlib.sha256(descriptor_key.encode()).hexdigest()[:16]
-    return Path(folder) / "index" / f"hnsw-centred-{h}-{n}.faiss"
+    return Path(folder) / "index" / f"hnsw-{GRAPH_LAYOUT}-{h}-{n}.faiss"
 
 
 def load_or_build(folder: Path, descriptors: np.ndarray, descriptor_key: str) -> Index:
@@ -142,7 +145,6 @@ def neighbours(descriptors: np.ndarray, k: int, base: np.ndarray | None = None,
         rows = q[a:a + block]
         if graph is not None:
             s, i = graph.graph.search(rows, kk + 1 if own else kk)
-            s = s + (rows @ graph.mean)[:, None]
             if own:                                   # drop each row itself from its list
                 keep = i != np.arange(a, a + len(rows))[:, None]
                 s = np.where(keep, s, -np.inf)

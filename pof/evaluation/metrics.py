@@ -138,3 +138,69 @@ def ident_figures(searches: list[dict], max_rank: int = 20) -> dict:
                                [s["top_score"] for s in n], f)
         out[f"fnir_at_fpir_{f:g}"] = None if fnir is None else round(fnir, 4)
     return out
+
+
+def threshold_for_fpir(nonmated_top: np.ndarray, fpir: float) -> float:
+    """The lowest threshold that at most ``fpir`` of the nonmated top scores reach (so with 250
+    searches and 1%, at most 2 do); -inf scores are searches where nothing was found. Unlike
+    ``threshold_at`` it answers for any number of searches: with fewer than 1/fpir, the
+    threshold none of them reaches; -inf when every search may pass."""
+    s = np.sort(np.asarray(nonmated_top, float))[::-1]
+    k = int(np.floor(len(s) * fpir + 1e-9))        # allowed at or above the threshold
+    if k >= len(s):
+        return float("-inf")
+    return float(np.nextafter(s[k], np.inf)) if np.isfinite(s[k]) else float("-inf")
+
+
+def dir_at(mated_top_ok: np.ndarray, mated_top_score: np.ndarray, threshold: float) -> float | None:
+    """Detection-and-identification rate at ``threshold``: the share of mated searches whose
+    top candidate is the mate and scores at least the threshold (None without mated searches)."""
+    ok = np.asarray(mated_top_ok, bool) & (np.asarray(mated_top_score, float) >= threshold)
+    return float(ok.mean()) if len(ok) else None
+
+
+def fpir_at(nonmated_top_score: np.ndarray, threshold: float) -> float | None:
+    """False-positive identification rate at ``threshold``: the share of nonmated searches
+    whose top candidate scores at least the threshold (-inf: nothing found; None without
+    nonmated searches)."""
+    s = np.asarray(nonmated_top_score, float)
+    return float((s >= threshold).mean()) if len(s) else None
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a rate of ``k`` in ``n`` (95% by default); (0, 1) when n is 0."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return (max(0.0, float(c - h)), min(1.0, float(c + h)))
+
+
+def pairwise_precision_recall(labels: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Of the pairs of items grouped together (same ``labels``), the share of one person (same
+    ``truth``), and of the pairs of one person, the share grouped together; counted from the
+    contingency table, without an N x N matrix."""
+    def pairs(*keys):
+        _, counts = np.unique(np.stack(keys, 1), axis=0, return_counts=True)
+        return float((counts * (counts - 1) // 2).sum())
+    both, grouped, same = pairs(labels, truth), pairs(labels), pairs(truth)
+    return both / max(1.0, grouped), both / max(1.0, same)
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean share of each query's true top k (rows of ``truth``) among the k it got (rows of
+    ``found``): how much of an exact search an approximate index returns."""
+    return float(np.mean([len(set(g) & set(t)) / len(t) for g, t in zip(found, truth)]))
+
+
+def balanced_accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """The mean of the recall on both sides of a yes/no attribute (0.5 is chance whatever the
+    balance); a side with no examples is left out; nan with none at all."""
+    t, p = np.asarray(truth, bool), np.asarray(predicted, bool)
+    if not len(t):
+        return float("nan")
+    recalls = [np.mean(p[t]) if t.any() else float("nan"),
+               1 - np.mean(p[~t]) if (~t).any() else float("nan")]
+    return float(np.nanmean(recalls))

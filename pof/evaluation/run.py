@@ -17,7 +17,7 @@ import numpy as np
 from pof.evaluation import metrics as ev
 from pof.evaluation import plots
 from pof.errors import PofError
-from pof.runtime.parallel import pipeline_map
+from pof.runtime.workers import pipeline_map
 from pof.pipeline import Pipeline
 from pof.matching.search import Gallery, Searcher
 from pof.matching.verify import Verifier, subject_or_error

@@ -47,8 +47,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pof.stages.align import _ARCFACE_112, CROP_TEMPLATE, FRAME_TEMPLATE
+from pof.stages import align
+from pof.stages.embed import mobileface
 from pof.stages.embed.dlib_resnet import CHIP_PADDING, CHIP_SIZE
+from pof.stages.landmarks import five_from_68
 
 # dlib's mean face (dlib/image_transforms/interpolation.h, get_face_chip_details): the
 # positions of iBUG points 17-67 in the unit square that get_face_chip maps a face into.
@@ -73,8 +75,6 @@ _DLIB_MEAN_FACE_FIRST = 17
 # jaw line, the eyebrows and the lower lip).
 _DLIB_CHIP_POINTS = np.r_[27:55, 60:65]
 
-# pof.stages.align.warp shrinks the photo first when the transform scales by less than this.
-AREA_SHRINK_BELOW = 0.5
 # cv2.resize's INTER_AREA rounds halves up in its exact 2 x 2 case and to even otherwise.
 _AREA_HALF_UP_FACTOR = 2.0
 # dlib's pyramid_down<2>: the binomial filter (its taps sum to 16 per axis) and the offset
@@ -89,54 +89,20 @@ _CHUNK_PIXELS = 1 << 21
 
 # -- matrices ------------------------------------------------------------------------------
 
-def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarities taking ``src`` (N, K, 2) onto ``dst`` (K, 2) or (N, K, 2):
-    (N, 2, 3) float64, Umeyama's method as ``pof.stages.align.similarity_matrix``, batched."""
-    src = np.asarray(src, np.float64)
-    dst = np.broadcast_to(np.asarray(dst, np.float64), src.shape)
-    k = src.shape[1]
-    mu_s, mu_d = src.mean(1), dst.mean(1)
-    s, d = src - mu_s[:, None], dst - mu_d[:, None]
-    cov = np.einsum("nki,nkj->nij", d, s) / k
-    u, sig, vt = np.linalg.svd(cov)
-    sign = np.ones((len(src), 2))
-    sign[np.linalg.det(u) * np.linalg.det(vt) < 0, 1] = -1.0
-    rot = u @ (sign[:, :, None] * vt)
-    var = (s ** 2).sum((1, 2)) / k
-    scale = np.where(var > 0, (sig * sign).sum(1) / np.where(var > 0, var, 1.0), 1.0)
-    m = np.empty((len(src), 2, 3))
-    m[:, :, :2] = scale[:, None, None] * rot
-    m[:, :, 2] = mu_d - np.einsum("nij,nj->ni", m[:, :, :2], mu_s)
-    return m
-
-
-def _invert(m: np.ndarray) -> np.ndarray:
-    """Inverses of affine matrices (N, 2, 3), float64 (the formula of OpenCV's warpAffine)."""
-    det = m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]
-    r = np.where(det != 0, 1.0 / np.where(det != 0, det, 1.0), 0.0)
-    inv = np.empty_like(m)
-    inv[:, 0, 0], inv[:, 1, 1] = m[:, 1, 1] * r, m[:, 0, 0] * r
-    inv[:, 0, 1], inv[:, 1, 0] = -m[:, 0, 1] * r, -m[:, 1, 0] * r
-    inv[:, :, 2] = -np.einsum("nij,nj->ni", inv[:, :, :2], m[:, :, 2])
-    return inv
-
-
 def frame_matrices(landmarks5: np.ndarray) -> np.ndarray:
     """(N, 5, 2) -> (N, 2, 3): source -> upright landmark frame, ``align.frame_matrix``."""
-    return _similarity(landmarks5, FRAME_TEMPLATE)
+    return align.frame_matrix(landmarks5)
 
 
 def crop_matrices(landmarks5: np.ndarray) -> np.ndarray:
-    """(N, 5, 2) -> (N, 2, 3): source -> 200 x 280 dataset crop, as ``align.crop_face``."""
-    return _similarity(landmarks5, CROP_TEMPLATE)
+    """(N, 5, 2) -> (N, 2, 3): source -> 200 x 280 dataset crop, ``align.crop_matrix``."""
+    return align.crop_matrix(landmarks5)
 
 
 def mobileface_matrices(landmarks68: np.ndarray) -> np.ndarray:
     """(N, 68, 2) -> (N, 2, 3): source -> MobileFace's 112 x 112 chip, from the five points
-    ``pof.stages.embed.mobileface.five_points`` takes (float32, as there)."""
-    p = np.asarray(landmarks68, np.float32)
-    five = np.stack([p[:, 36:42].mean(1), p[:, 42:48].mean(1), p[:, 30], p[:, 48], p[:, 54]], 1)
-    return _similarity(five, _ARCFACE_112)
+    of the 68 (``pof.stages.embed.mobileface.chip_matrix``)."""
+    return mobileface.chip_matrix(five_from_68(landmarks68))
 
 
 def _dlib_template(size: int, padding: float) -> np.ndarray:
@@ -152,7 +118,7 @@ def dlib_chip_matrices(landmarks68: np.ndarray, size: int = CHIP_SIZE,
     its mean face, keeps its angle and scale s, and samples a square of side size * s - 1
     with size - 1 steps: the chip's scale is (size * s - 1) / (size - 1), not s."""
     points = np.round(np.asarray(landmarks68, np.float64))[:, _DLIB_CHIP_POINTS]
-    fit = _similarity(np.broadcast_to(_dlib_template(size, padding), points.shape), points)
+    fit = align.similarity_matrix(np.broadcast_to(_dlib_template(size, padding), points.shape), points)
     angle = np.arctan2(fit[:, 1, 0], fit[:, 0, 0])
     scale = np.hypot(fit[:, 0, 0], fit[:, 1, 0])
     centre = fit[:, :, :2] @ np.array([size / 2, size / 2]) + fit[:, :, 2]
@@ -163,7 +129,7 @@ def dlib_chip_matrices(landmarks68: np.ndarray, size: int = CHIP_SIZE,
     to_source[:, 1, 0], to_source[:, 1, 1] = sin, cos
     half = (size - 1) / 2
     to_source[:, :, 2] = centre - to_source[:, :, :2].sum(2) * half
-    return _invert(to_source)
+    return align.invert(to_source)
 
 
 # -- sampling ------------------------------------------------------------------------------
@@ -250,18 +216,16 @@ class _OpenCvSampler:
                  area: bool) -> None:
         self.images, self.size, self.replicate = images, size, replicate
         self.height, self.width = images.shape[2:]
-        scale = np.sqrt(np.abs(m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]))
-        self.shrunk = area & (scale < AREA_SHRINK_BELOW)
-        # pof.stages.align.warp: shrink by f = 1 / (2 scale) to whole pixels, then stretch the
-        # matrix by the factors those whole-pixel sizes give.
-        f = 1.0 / (2.0 * np.where(self.shrunk, scale, 1.0))
-        self.small = np.stack([np.maximum(1, (self.width / f).astype(np.int64)),
-                               np.maximum(1, (self.height / f).astype(np.int64))], 1)
-        self.small[~self.shrunk] = (self.width, self.height)
-        self.factor = np.array([self.width, self.height]) / self.small
+        # pof.stages.align.warp's plan: shrink by f = 1 / (2 scale) to whole pixels, then
+        # stretch the matrix by the factors those whole-pixel sizes give
+        self.shrunk, self.small, self.factor = align.shrink_plan(m, self.width, self.height)
+        if not area:
+            self.shrunk = np.zeros(len(m), bool)
+            self.small[:] = (self.width, self.height)
+            self.factor[:] = 1.0
         stretched = m.copy()
         stretched[:, :, :2] *= self.factor[:, None, :]
-        self.inverse = _invert(stretched)
+        self.inverse = align.invert(stretched)
 
     def sample(self, face_photo: torch.Tensor, out: torch.Tensor) -> None:
         device = self.images.device
@@ -379,7 +343,7 @@ class _DlibSampler:
         self.images, self.size = images, size
         height, width = images.shape[2:]
         w, h = size
-        to_source = _invert(m)
+        to_source = align.invert(m)
         lin = to_source[:, :, :2]
         centre = lin @ np.array([(w - 1) / 2, (h - 1) / 2]) + to_source[:, :, 2]
         angle = np.arctan2(lin[:, 1, 0], lin[:, 0, 0])

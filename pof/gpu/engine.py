@@ -17,27 +17,29 @@ Stages, each run once per batch of same-sized photos (``GpuEngine.analyze``):
 
 The descriptors are those of pof's default embedder (``dlib+mobilefacenet-onnx``), so a dataset
 built on the GPU is searched with the CPU pipeline and the other way round; the tests measure
-how close the two paths' descriptors are. Attributes are not estimated here.
+how close the two paths' descriptors are. ``analyze`` estimates no attributes;
+``analyze_batch`` (the ``pof.pipeline.Analyzer`` a build runs) adds them where the
+``attributes`` setting is on.
 """
 from __future__ import annotations
 
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
+from typing import Any, Sequence
 
-import cv2
 import numpy as np
 import torch
 
-from pof.stages import embed, quality, restore
+from pof.stages import detect, embed, quality, restore
 from pof.stages.align import CROP_H, CROP_W, FRAME_SIZE, invert, transform_points
 from pof.stages.embed import mobileface
 from pof.stages.embed.onnx_resnet import MODEL as DLIB_MODEL
 from pof.errors import ImageError, PofError
 from pof.stages.landmarks import hog_like_box, rect_ltrb
 from pof.record import Face, Pose
-from pof.settings import defaults
+from pof.pipeline import Pipeline
+from pof.settings import defaults, resolve
 from pof.gpu import torch_device
 from pof.gpu import chips, onnx_torch
 from pof.gpu import quality as device_quality
@@ -63,7 +65,9 @@ class GpuEngine:
     float16 (a third faster on an H200; cosine to their float32 descriptors above 0.99999,
     tests/test_gpu_onnx_torch.py and BENCHMARKS.md; in float32, TF32 is switched off for
     convolutions and matrix products, process-wide); embedder: a fused embedder's name (default:
-    the ``embedder`` setting).
+    the ``embedder`` setting). settings: a build's resolved settings (``pof.settings.resolve``),
+    from which min_face, det_threshold, embedder, deblock, gpu_batch (``batch_size``) and
+    attributes are taken instead; the engine is then the build's ``pof.pipeline.Analyzer``.
 
     Example::
 
@@ -72,7 +76,17 @@ class GpuEngine:
     """
 
     def __init__(self, device: str = "cuda", min_face: float = 20, det_threshold: float = 0.7,
-                 half: bool = False, embedder: str | None = None, deblock: bool = True) -> None:
+                 half: bool = False, embedder: str | None = None, deblock: bool = True,
+                 settings: dict[str, Any] | None = None) -> None:
+        if settings is None:       # an engine for its own analyses: no attributes
+            settings = resolve({"min_face": min_face, "det_threshold": det_threshold, "embedder": embedder,
+                                "deblock": "on" if deblock else "off", "attributes": "off"})
+        else:                      # the settings of a build (``Analyzer.settings``)
+            min_face, det_threshold = settings["min_face"], settings["det_threshold"]
+            embedder, deblock = settings["embedder"], settings["deblock"] == "on"
+        self.settings = settings
+        self.batch_size = int(settings["gpu_batch"])
+        self._attributes = None
         self.device = torch_device(device)
         self.deblock = bool(deblock)      # as the pipeline's setting of that name (pof.stages.restore)
         if not half:
@@ -98,6 +112,40 @@ class GpuEngine:
         self._poses = Poses(self.workers)
         self._pinned: torch.Tensor | None = None        # page-locked upload buffer (GPU)
         self._copier: ThreadPoolExecutor | None = None  # threads that fill it
+
+    def describe(self) -> dict[str, str]:
+        """What the descriptors depend on: the CPU pipeline's description for the same
+        settings (the engine's descriptors are the default embedder's, as on the CPU)."""
+        return Pipeline(**{**self.settings, "device": "cpu"}).describe()
+
+    def descriptor_key(self) -> str:
+        return Pipeline(**{**self.settings, "device": "cpu"}).descriptor_key()
+
+    @property
+    def attributes(self):
+        """The attributes stage, estimated for all faces of a batch in the engine's worker
+        processes (``analyze_batch`` with the ``attributes`` setting on)."""
+        if self._attributes is None:
+            from pof.stages.attributes import AttributeStage
+            self._attributes = AttributeStage(self.settings["demographics"] == "on", self.settings["device"],
+                                              self.settings["threads"] or 1)
+        return self._attributes
+
+    def analyze_batch(self, photos: Sequence[np.ndarray], selects: Sequence | None = None,
+                      with_crops: bool = True) -> list[list[Face]]:
+        """``Analyzer.analyze_batch``: ``analyze``, then the attributes of all the batch's
+        faces in one run (with crops, where the ``attributes`` setting is on), then each
+        photo's ``selects`` (every face is analysed; a selection only drops faces)."""
+        found = self.analyze(photos)
+        if with_crops and self.settings["attributes"] == "on":
+            self.attributes.estimate([f for faces in found for f in faces], workers=self.workers)
+        if selects is not None:
+            found = [faces if pick is None or not faces else pick(faces)
+                     for faces, pick in zip(found, selects, strict=True)]
+        if not with_crops:
+            for f in (f for faces in found for f in faces):
+                f.crop = None
+        return found
 
     def close(self) -> None:
         """Stop the worker processes, if any were started (the engine can still be used after)."""
@@ -199,13 +247,11 @@ class GpuEngine:
         for k in range(len(owner)):
             i = int(owner[k])
             x1, y1, x2, y2, score = boxes[k].tolist()
-            f = Face(index=len(out[i]), box=(x1, y1, x2 - x1, y2 - y1), det_score=float(score),
-                     landmarks5=points5[k], landmarks68=points68[k], crop=crops_np[k],
-                     crop_matrix=crop_m[k].astype(np.float64), descriptor=desc_np[k])
-            if found[i][2] != "original":
-                f.extra["detected_on"] = found[i][2]
+            f = detect.detected_face(len(out[i]), (x1, y1, x2 - x1, y2 - y1), score, points5[k], found[i][2])
+            f.landmarks68, f.crop, f.descriptor = points68[k], crops_np[k], desc_np[k]
+            f.crop_matrix = crop_m[k].astype(np.float64)
             if restored:
-                f.extra["restored"] = restore.NAME
+                restore.mark(f)
             out[i].append(f)
         # faces were appended in detection order: the k-th face is the k-th pose and blur
         angles = poses.result()
@@ -216,32 +262,25 @@ class GpuEngine:
 
     def _detect(self, images: torch.Tensor, photos: list[np.ndarray]) -> list[tuple]:
         """(boxes (n, 5), points (n, 5, 2), "original"/"equalized"/"clahe") per photo; photos
-        with no face above the threshold are retried equalised, then with CLAHE."""
+        with no face above the threshold are retried contrast-equalised
+        (``pof.stages.detect.with_retries``)."""
         def passing(results):
             return [(b[b[:, 4] >= self.det_threshold], p[b[:, 4] >= self.det_threshold]) for b, p in results]
 
-        found = [(b, p, "original") for b, p in passing(self.detector.detect(images))]
-        for name, fix in (("equalized", cv2.equalizeHist),
-                          ("clahe", cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply)):
-            empty = [i for i, (b, _, _) in enumerate(found) if not len(b)]
-            if not empty:
-                break
-            eq = np.stack([np.repeat(fix(cv2.cvtColor(photos[i], cv2.COLOR_RGB2GRAY))[:, :, None], 3, axis=2)
-                           for i in empty])
-            again = passing(self.detector.detect(torch.from_numpy(eq).to(self.device)))
-            for i, (b, p) in zip(empty, again):
-                if len(b):
-                    found[i] = (b, p, name)
-        return found
+        def find(eq: list[np.ndarray]) -> list[_Found]:
+            return [_Found(*r) for r in passing(self.detector.detect(torch.from_numpy(np.stack(eq)).to(self.device)))]
+
+        first = [_Found(*r) for r in passing(self.detector.detect(images))]
+        return [(f.boxes, f.points, seen_on) for f, seen_on in detect.with_retries(first, find, photos)]
 
     def _landmarks(self, nchw: torch.Tensor, index: torch.Tensor, points5: np.ndarray) -> np.ndarray:
         """68 landmarks (N, 68, 2) in source pixels, fitted in each face's upright frame."""
         frame_m = chips.frame_matrices(points5)
         frames = _to_uint8(chips.warp(nchw, index, frame_m, (FRAME_SIZE, FRAME_SIZE),
                                       border="replicate", shrink="area"))
-        rects = np.array([rect_ltrb(hog_like_box(transform_points(p, m))) for p, m in zip(points5, frame_m)])
+        rects = np.array([rect_ltrb(hog_like_box(p)) for p in transform_points(points5, frame_m)])
         in_frame = self.shape.predict(self.shape.intensity(frames), rects).cpu().numpy()
-        return np.stack([transform_points(p, invert(m)) for p, m in zip(in_frame, frame_m)])
+        return transform_points(in_frame, invert(frame_m))
 
     def _embed(self, nchw: torch.Tensor, index: torch.Tensor, points68: np.ndarray,
                mirror: bool = False) -> torch.Tensor:
@@ -252,20 +291,23 @@ class GpuEngine:
                                       (DLIB_CHIP, DLIB_CHIP), border="zero", shrink="dlib"))
         mchips = _to_uint8(chips.warp(nchw, index, chips.mobileface_matrices(points68),
                                       (MOBILE_CHIP, MOBILE_CHIP), border="zero", shrink="none"))
-        n = len(dchips)
         if mirror:    # NCHW: the last axis is the chip's width
             dchips = torch.cat([dchips, dchips.flip(-1)])
             mchips = torch.cat([mchips, mchips.flip(-1)])
-        d = self.dlib(dchips.to(self.dtype))[0].float()
-        m = self.mobile(mchips.permute(0, 2, 3, 1).contiguous().to(self.dtype))[0].float()
-        d = d / d.norm(dim=1, keepdim=True).clamp(min=1e-12)
-        m = m / m.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        d = embed.unit(self.dlib(dchips.to(self.dtype))[0].float())
+        m = embed.unit(self.mobile(mchips.permute(0, 2, 3, 1).contiguous().to(self.dtype))[0].float())
         if mirror:
-            d, m = d[:n] + d[n:], m[:n] + m[n:]
-            d = d / d.norm(dim=1, keepdim=True).clamp(min=1e-12)
-            m = m / m.norm(dim=1, keepdim=True).clamp(min=1e-12)
-        w = self.fused.WEIGHT
-        return torch.cat([math.sqrt(w) * d, math.sqrt(1.0 - w) * m], 1)
+            d, m = embed.mirror_mean(d), embed.mirror_mean(m)
+        return self.fused.fuse(d, m)
+
+class _Found:
+    """One photo's detections: boxes (n, 5) and points (n, 5, 2), sized by their count."""
+
+    def __init__(self, boxes: np.ndarray, points: np.ndarray) -> None:
+        self.boxes, self.points = boxes, points
+
+    def __len__(self) -> int:
+        return len(self.boxes)
 
 
 def _to_uint8(pixels: torch.Tensor) -> torch.Tensor:

@@ -2,9 +2,11 @@
 and second look as ``pof.stages.detect.mtcnn.MTCNNDetector``, with every stage run once for a whole
 batch of same-sized photos instead of once per photo.
 
-How it follows the CPU detector (``pof.stages.detect._mtcnn_ops``): one summed-area table per photo
-(int32, exact) feeds every resampling, so pyramid levels and RNet/ONet crops are the same
-block means; candidate boxes carry the index of their photo, and each non-maximum suppression
+How it follows the CPU detector: it runs the CPU detector's own rules
+(``pof.stages.detect._mtcnn_ops``: pyramid levels, crops, cell boxes, regression, jitters, the
+landmark mapping; ``pof.stages.detect.mtcnn.second_look``) on tensors. One summed-area table
+per photo (int32, exact) feeds every resampling, so pyramid levels and RNet/ONet crops are
+the same block means; candidate boxes carry the index of their photo, and each non-maximum suppression
 runs within a photo (and within a pyramid level where the CPU code does). What differs is only
 floating-point rounding and, among boxes of exactly equal score, which one NMS keeps first.
 
@@ -23,7 +25,7 @@ import torch
 
 from pof.stages.detect import _mtcnn_ops as ops
 from pof.stages.detect.mtcnn import (MODEL_DIR, NMS_ONET, NMS_PNET_ALL, NMS_PNET_SCALE, NMS_RNET,
-                            ONET_SIZE, RESCUE_MAX_IOU, RESCUE_MIN_PROB, RNET_SIZE)
+                                     ONET_SIZE, RNET_SIZE, second_look)
 from pof.errors import ImageError
 from pof.gpu import onnx_torch
 
@@ -31,10 +33,6 @@ try:  # batched NMS on the device; optional (see the module docstring)
     from torchvision.ops import batched_nms as _tv_batched_nms
 except ImportError:  # pragma: no cover - depends on the machine
     _tv_batched_nms = None
-
-NORM_MEAN = ops.NORM_MEAN
-NORM_SCALE = ops.NORM_SCALE
-
 
 class BatchMTCNN:
     """MTCNN over batches of same-sized photos on one torch device.
@@ -63,7 +61,7 @@ class BatchMTCNN:
             raise ImageError(f"BatchMTCNN.detect expects uint8 (B, H, W, 3), got "
                              f"{images.dtype} {tuple(images.shape)}")
         b, h, w = images.shape[:3]
-        table = integral(images)
+        table = ops.integral(images)
         boxes, img = self._stage_pnet(table)
         if len(boxes):
             boxes, img = self._stage_rnet(table, boxes, img)
@@ -84,14 +82,11 @@ class BatchMTCNN:
         found, owners = [], []
         scales = ops.pyramid_scales(h, w, self.min_face_size, self.factor)
         for s, scale in enumerate(scales):
-            reg, prob = self._pnet(pyramid_level(table, scale))
+            reg, prob = self._pnet(ops.pyramid_level(table, scale))
             bi, ys, xs = torch.nonzero(prob >= self.thresholds[0], as_tuple=True)
             if not len(bi):
                 continue
-            cells = torch.stack([xs, ys], 1).to(torch.float32)
-            top_left = torch.floor((ops.PNET_STRIDE * cells + 1) / scale)
-            bottom_right = torch.floor((ops.PNET_STRIDE * cells + ops.PNET_CELL) / scale)
-            cand = torch.cat([top_left, bottom_right, prob[bi, ys, xs][:, None],
+            cand = torch.cat([ops.cell_corners(xs, ys, scale), prob[bi, ys, xs][:, None],
                               reg[bi, :, ys, xs]], 1)
             keep = nms(cand, bi * len(scales) + s, NMS_PNET_SCALE)
             found.append(cand[keep])
@@ -109,7 +104,7 @@ class BatchMTCNN:
         """RNet or ONet on every candidate (with the second look for rejected ones); keeps
         the faces: (boxes (K, 5) with the probability in column 4, the net's outputs, photo
         index)."""
-        outs = list(self.nets[net](crop_patches(table, boxes, img, size)))
+        outs = list(self.nets[net](ops.crop_patches(table, boxes, size, photo=img)))
         boxes, prob = boxes.clone(), outs[-1][:, 1].clone()
         keep = prob > threshold
         if self.rescue and not bool(keep.all()):
@@ -119,42 +114,11 @@ class BatchMTCNN:
         return boxes, [o[keep] for o in outs], img[keep]
 
     def _second_look(self, net, table, size, threshold, boxes, img, outs, prob, keep) -> None:
-        """``MTCNNDetector._second_look`` for all photos at once (updates in place)."""
-        failed = torch.nonzero(~keep & (prob >= RESCUE_MIN_PROB)).flatten()
-        if len(failed) and bool(keep.any()):
-            kept = torch.nonzero(keep).flatten()
-            iou = pair_iou(boxes[failed], boxes[kept])
-            iou[img[failed][:, None] != img[kept][None, :]] = 0.0   # only the same photo
-            failed = failed[iou.max(dim=1).values < RESCUE_MAX_IOU]
-        if not len(failed):
-            return
-        tries = jitter(boxes[failed], ops.RESCUE_JITTERS)   # (F, K, 5)
-        f, k, first = tries.shape[0], tries.shape[1], ops.RESCUE_SHIFTS
-        owner = img[failed]
-        head = self.nets[net](crop_patches(table, tries[:, :first].reshape(-1, 5),
-                                           owner.repeat_interleave(first), size))
-        go = (head[-1][:, 1].reshape(f, first) > threshold).any(dim=1)
-        tried = [torch.zeros((f, k) + o.shape[1:], dtype=o.dtype, device=o.device) for o in head]
-        for o, hd in zip(tried, head):
-            o[:, :first] = hd.reshape((f, first) + hd.shape[1:])
-        if bool(go.any()):
-            n_go = int(go.sum())
-            tail = self.nets[net](crop_patches(table, tries[go, first:].reshape(-1, 5),
-                                               owner[go].repeat_interleave(k - first), size))
-            for o, t in zip(tried, tail):
-                o[go, first:] = t.reshape((n_go, k - first) + t.shape[1:])
-        tried_prob = tried[-1][..., 1]                      # (F, K)
-        ok = (tried_prob > threshold).sum(dim=1) >= 2
-        if not bool(ok.any()):
-            return
-        rows = torch.nonzero(ok).flatten()
-        best = tried_prob[rows].argmax(dim=1)
-        saved = failed[rows]
-        boxes[saved, :4] = tries[rows, best, :4]
-        for out, alt in zip(outs, tried):
-            out[saved] = alt[rows, best]
-        prob[saved] = torch.sort(tried_prob[rows], dim=1).values[:, -2]
-        keep[saved] = True
+        """``pof.stages.detect.mtcnn.second_look`` for all photos at once (updates in place)."""
+        def look(tries, of, per_box):
+            return self.nets[net](ops.crop_patches(table, tries, size, photo=img[of].repeat_interleave(per_box)))
+
+        second_look(look, threshold, boxes, outs, prob, keep, photo=img)
 
     def _stage_rnet(self, table, boxes, img):
         boxes, (reg, _), img = self._classify("rnet", table, boxes, img, RNET_SIZE, self.thresholds[1])
@@ -163,100 +127,13 @@ class BatchMTCNN:
 
     def _stage_onet(self, table, boxes, img):
         boxes, (reg, rel, _), img = self._classify("onet", table, boxes, img, ONET_SIZE, self.thresholds[2])
-        points = landmarks_in_box(boxes, rel)
+        points = ops.landmarks_in_box(boxes, rel)
         boxes = ops.regress(boxes, reg)
         keep = nms_min(boxes, img, NMS_ONET)
         return boxes[keep], points[keep], img[keep]
 
 
-# -- building blocks (torch versions of pof.stages.detect._mtcnn_ops) ---------------------------
-def integral(images: torch.Tensor) -> torch.Tensor:
-    """Summed-area tables (B, H + 1, W + 1, 3) of uint8 photos (B, H, W, 3): int32 when the
-    sums fit (photos up to 8.4 megapixels), else float64; exact either way."""
-    b, h, w, c = images.shape
-    dtype = torch.int32 if h * w * 255 < 2**31 else torch.float64
-    table = torch.zeros((b, h + 1, w + 1, c), dtype=dtype, device=images.device)
-    table[:, 1:, 1:] = images.to(dtype).cumsum(1, dtype=dtype).cumsum(2, dtype=dtype)
-    return table
-
-
-def _bins(n_in: torch.Tensor | int, n_out: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """First and last-plus-one input index of each output cell of torch's "area" resampling
-    (see ``pof.stages.detect._mtcnn_ops._bins``), for input length(s) ``n_in``: (..., n_out)."""
-    i = torch.arange(n_out, device=device)
-    n = torch.as_tensor(n_in, device=device)[..., None]
-    return torch.div(i * n, n_out, rounding_mode="floor"), -torch.div(-(i + 1) * n, n_out, rounding_mode="floor")
-
-
-def pyramid_level(table: torch.Tensor, scale: float) -> torch.Tensor:
-    """Every photo resized for ``scale`` (``pof.stages.detect._mtcnn_ops.pyramid_level``):
-    (B, 3, h, w) normalised float32."""
-    height, width = table.shape[1] - 1, table.shape[2] - 1
-    ys, ye = _bins(height, int(height * scale + 1), table.device)
-    xs, xe = _bins(width, int(width * scale + 1), table.device)
-    rows = (table[:, ye] - table[:, ys]).to(torch.float32)        # (B, h, W + 1, 3)
-    sums = rows[:, :, xe] - rows[:, :, xs]                         # (B, h, w, 3)
-    gain = NORM_SCALE / ((ye - ys)[:, None] * (xe - xs)[None, :]).to(torch.float32)
-    sums = sums * gain[None, :, :, None] - NORM_MEAN * NORM_SCALE
-    return sums.permute(0, 3, 1, 2).contiguous()
-
-
-def crop_patches(table: torch.Tensor, boxes: torch.Tensor, img: torch.Tensor, size: int) -> torch.Tensor:
-    """``pof.stages.detect._mtcnn_ops.crop_patches`` for boxes of several photos: box i is cut from
-    photo ``img[i]``. Returns (N, 3, size, size) normalised float32."""
-    _, height, width, c = table.shape
-    height, width = height - 1, width - 1
-    corners = torch.floor(boxes[:, :4]).to(torch.int64)
-    x0, y0 = corners[:, 0] - 1, corners[:, 1] - 1
-    cw = torch.clamp(corners[:, 2] - x0, min=1)
-    ch = torch.clamp(corners[:, 3] - y0, min=1)
-    ys, ye = (v + y0[:, None] for v in _bins(ch, size, table.device))
-    xs, xe = (v + x0[:, None] for v in _bins(cw, size, table.device))
-    area = ((ye - ys)[:, :, None] * (xe - xs)[:, None, :]).to(torch.float64)
-    stride = width + 1
-    base = (img.to(torch.int64) * (height + 1) * stride)[:, None, None]
-    ys, ye = (torch.clamp(v, 0, height)[:, :, None] * stride for v in (ys, ye))
-    xs, xe = (torch.clamp(v, 0, width)[:, None, :] for v in (xs, xe))
-    flat = table.reshape(-1, c)
-    sums = flat[base + ye + xe] - flat[base + ys + xe] - flat[base + ye + xs] + flat[base + ys + xs]
-    norm = sums.to(torch.float64) * (NORM_SCALE / area)[..., None] - NORM_MEAN * NORM_SCALE
-    return norm.to(torch.float32).permute(0, 3, 1, 2).contiguous()
-
-
-def jitter(boxes: torch.Tensor, jitters: tuple) -> torch.Tensor:
-    """Shifted and rescaled copies of ``boxes`` (N, 5+): (N, len(jitters), 5) (``ops.jitter``)."""
-    dx, dy, s = (torch.tensor(v, dtype=torch.float64, device=boxes.device)[None, :]
-                 for v in zip(*jitters))
-    b = boxes.to(torch.float64)
-    w = (b[:, 2] - b[:, 0])[:, None]
-    h = (b[:, 3] - b[:, 1])[:, None]
-    cx = (b[:, 0:1] + b[:, 2:3]) / 2 + dx * w
-    cy = (b[:, 1:2] + b[:, 3:4]) / 2 + dy * h
-    score = b[:, 4:5].expand_as(cx)
-    out = torch.stack([cx - s * w / 2, cy - s * h / 2, cx + s * w / 2, cy + s * h / 2, score], -1)
-    return out.to(boxes.dtype)
-
-
-def landmarks_in_box(boxes: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
-    """ONet's landmark output (N, 10) -> (N, 5, 2) pixels (``ops.landmarks_in_box``)."""
-    w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
-    h = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
-    xs = w * rel[:, :5] + boxes[:, 0:1] - 1
-    ys = h * rel[:, 5:] + boxes[:, 1:2] - 1
-    return torch.stack([xs, ys], 2)
-
-
-def pair_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of every box in ``a`` (N, 4+) with every box in ``b`` (M, 4+): (N, M)."""
-    a, b = a[:, None, :4], b[None, :, :4]
-    iw = (torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0])).clamp(min=0)
-    ih = (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1])).clamp(min=0)
-    inter = iw * ih
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return inter / (area_a + area_b - inter).clamp(min=1e-9)
-
-
+# -- suppression on the device, and the final split by photo ------------------------------------
 def nms(boxes: torch.Tensor, groups: torch.Tensor, threshold: float) -> torch.Tensor:
     """Greedy IoU suppression within each group (photo, or photo and pyramid level): the
     indices kept, best first within a group."""
@@ -298,13 +175,11 @@ def nms_min(boxes: torch.Tensor, groups: torch.Tensor, threshold: float) -> torc
 
 def _per_photo(boxes: torch.Tensor, points: torch.Tensor, img: torch.Tensor, count: int,
                width: int, height: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Final boxes clipped to the photo, dropped if empty, best first; split by photo."""
-    b = boxes.detach().to(torch.float64).cpu().numpy()
+    """Final boxes clipped to the photo, dropped if empty (``ops.clip_boxes``), best first;
+    split by photo."""
+    b, ok = ops.clip_boxes(boxes.detach().cpu().numpy(), width, height)
     p = points.detach().to(torch.float32).cpu().numpy()
     owner = img.cpu().numpy()
-    b[:, [0, 2]] = b[:, [0, 2]].clip(0, width)
-    b[:, [1, 3]] = b[:, [1, 3]].clip(0, height)
-    ok = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
     out = []
     for i in range(count):
         sel = np.flatnonzero(ok & (owner == i))

@@ -8,7 +8,8 @@ a fifth of the engine's time (BENCHMARKS.md, "GPU engine"). Here:
 
 - **Blur** is computed on the device for all crops together: the crop turned grey with
   OpenCV's own fixed-point weights, the 3 x 3 Laplacian of its central area with OpenCV's
-  default border (reflect-101), the variance on the same log scale. The grey levels and the
+  default border (reflect-101), the variance on the same log scale
+  (``pof.stages.quality.blur_scale``, the one rule for both). The grey levels and the
   Laplacian are OpenCV's exactly; the variance agrees to float rounding.
 - **Pose** stays OpenCV's fit (``pof.stages.quality.head_poses``), so the angles are those of the CPU
   pipeline exactly, but runs in worker processes (``pof.gpu.poses``), each fitting a share
@@ -16,7 +17,6 @@ a fifth of the engine's time (BENCHMARKS.md, "GPU engine"). Here:
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from pof.stages import quality as cpu_quality
@@ -43,7 +43,4 @@ def blur(crops: torch.Tensor) -> torch.Tensor:
     # torch's "reflect" leaves the edge pixel out, as OpenCV's reflect-101 does
     p = torch.nn.functional.pad(centre[:, None], (1, 1, 1, 1), mode="reflect")[:, 0]
     lap = p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:] - 4 * centre
-    var = lap.flatten(1).var(dim=1, unbiased=False).clamp(min=1e-6)
-    scale = torch.log(cpu_quality.SHARP_LAPLACIAN / var) / float(
-        np.log(cpu_quality.SHARP_LAPLACIAN / cpu_quality.FLAT_LAPLACIAN))
-    return scale.clamp(0.0, 1.0)
+    return cpu_quality.blur_scale(lap.flatten(1).var(dim=1, unbiased=False))

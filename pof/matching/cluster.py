@@ -304,7 +304,7 @@ def cluster_files(paths: list[str], fmr: float = DEFAULT_FMR, workers: int = 1,
                   progress: bool = False) -> ClusterResult:
     """Find every face in ``paths`` and group them; unreadable or faceless files are problems.
     ``progress``: progress bars on stderr (photos read, neighbours found, groups joined)."""
-    from pof.runtime.parallel import pipeline_map
+    from pof.runtime.workers import pipeline_map
     from pof.pipeline import Pipeline
     result = ClusterResult(threshold=link_threshold(fmr))
     descs, photos = [], []

@@ -29,7 +29,7 @@ def subject_or_error(pipeline, path: str | Path, rule: str = "largest", mirror: 
                      ) -> tuple[Face | None, str | None]:
     """(the subject face of an image, None), or (None, why not). The face's ``extra`` gets
     ``faces_in_photo``, so a caller can say when another face could have been meant.
-    Module-level so worker processes can run it (see pof.runtime.parallel)."""
+    Module-level so worker processes can run it (see pof.runtime.workers)."""
     try:
         pixels = pipeline.load(path).pixels
         faces = pipeline.analyze(pixels, with_crops=False, mirror=mirror)

@@ -1,3 +1,4 @@
-"""What the stages run on: model files (``weights``), ONNX Runtime and OpenVINO sessions and the
-choice of device (``device``), and worker processes (``parallel`` for pipeline work over many
-photos, ``workers`` for the GPU engine's CPU shares). Nothing here knows what a face is."""
+"""What the stages run on, and nothing that knows what a face is: model files (``weights``),
+the choice of device and CPU runtime (``device``), ONNX Runtime and OpenVINO sessions
+(``sessions``), worker processes (``workers``: the pipeline's forked pool and the GPU engine's
+helpers, one interface), atomic file writes (``files``) and JPEG in memory (``jpeg``)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from pof.stages import align
+from pof.stages.arrays import as_type, namespace
 from pof.runtime.weights import dlib_model
 from pof.record import Face
 
@@ -20,10 +21,13 @@ HOG_BOX_CENTRE = 0.472   # x eye-to-mouth distance, below the eye midpoint
 HOG_BOX_WIDTH = 1.15     # x (eye distance + eye-to-mouth distance)
 
 
-def five_from_68(points: np.ndarray) -> np.ndarray:
-    """The 5 pof landmarks (eye centres, nose tip, mouth corners) from 68 iBUG points."""
-    p = np.asarray(points, np.float32)
-    return np.stack([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]]).astype(np.float32)
+def five_from_68(points):
+    """The 5 pof landmarks (eye centres, nose tip, mouth corners) from 68 iBUG points:
+    (68, 2) -> (5, 2), or (N, 68, 2) -> (N, 5, 2); float32, numpy or torch."""
+    p = as_type(points, "float32")
+    xp = namespace(p)
+    return xp.stack([p[..., 36:42, :].mean(axis=-2), p[..., 42:48, :].mean(axis=-2), p[..., 30, :],
+                     p[..., 48, :], p[..., 54, :]], axis=-2)
 
 
 def hog_like_box(landmarks5: np.ndarray) -> tuple[float, float, float, float]:

@@ -2,7 +2,8 @@
 
 The format is sniffed from the bytes (never the file name); EXIF orientation is applied;
 grayscale, palette, CMYK, 16-bit and alpha images become 8-bit RGB (alpha over white); an
-image over ``max_pixels`` is refused before it is decoded.
+image over ``max_pixels`` (default: the setting of that name, pof.settings) is refused before
+it is decoded.
 """
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pof.errors import ImageError
+from pof.settings import value
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
-DEFAULT_MAX_PIXELS = 60_000_000
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,16 @@ def read_bytes(path: str | Path) -> bytes:
         raise ImageError(f"{p}: cannot be read ({exc.strerror or exc})") from None
 
 
-def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+def load_image(path: str | Path, max_pixels: int | None = None) -> LoadedImage:
     """Read ``path`` as an RGB image. Raises ImageError with the reason on any failure."""
     return decode_image(read_bytes(path), str(path), max_pixels)
 
 
-def decode_image(data: bytes, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Decode image bytes (any format Pillow reads) into a LoadedImage; ``name`` is for messages."""
+def decode_image(data: bytes, name: str = "image", max_pixels: int | None = None) -> LoadedImage:
+    """Decode image bytes (any format Pillow reads) into a LoadedImage; ``name`` is for messages.
+    ``max_pixels`` None: the setting ``max_pixels`` (environment POF_MAX_PIXELS, else pof's)."""
+    if max_pixels is None:
+        max_pixels = value("max_pixels")
     if not data:
         raise ImageError(f"{name}: empty file")
     try:

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from pof.stages.align import roll_degrees
+from pof.stages.arrays import namespace
 from pof.stages.landmarks import five_from_68
 from pof.record import Face, Pose
 
@@ -82,9 +83,16 @@ def blur_of(crop: np.ndarray) -> float:
     dark one, has little detail too, and reads as blurred: for identification it is."""
     gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
     centre = gray[centre_area(*gray.shape)]
-    var = max(float(cv2.Laplacian(centre, cv2.CV_64F).var()), 1e-6)
-    scale = np.log(SHARP_LAPLACIAN / var) / np.log(SHARP_LAPLACIAN / FLAT_LAPLACIAN)
-    return round(float(np.clip(scale, 0.0, 1.0)), 3)
+    return round(float(blur_scale(np.float64(cv2.Laplacian(centre, cv2.CV_64F).var()))), 3)
+
+
+def blur_scale(variance):
+    """Blur 0..1 from Laplacian variances (a number, or an array of them; numpy or torch):
+    log(SHARP / v) / log(SHARP / FLAT), clipped, v at least 1e-6 (not rounded)."""
+    xp = namespace(variance)
+    var = xp.clip(variance, 1e-6, None)
+    span = xp.log(xp.asarray(SHARP_LAPLACIAN / FLAT_LAPLACIAN, dtype=xp.float64))
+    return xp.clip(xp.log(SHARP_LAPLACIAN / var) / span, 0.0, 1.0)
 
 
 def assess(face: Face, image_size: tuple[int, int]) -> None:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pof.stages.arrays import as_type, device, namespace
+
 BLOCK = 8                  # JPEG's coding block, in pixels
 ROW_STEP = 4               # blockiness reads every 4th row and column
 # over this, a photo's block edges are visible (see blockiness): about JPEG quality 10 on LFW
@@ -37,19 +39,39 @@ def blockiness(pixels: np.ndarray) -> float:
     photo without visible blocks, 2.5 or more where they show. uint8 (H, W, 3) RGB or (H, W).
     Every ROW_STEP-th row (and column) is enough: about 1 ms for a 1024 x 768 photo."""
     g = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
-    ratios = []
-    for a in (g[::ROW_STEP], g.T[::ROW_STEP]):
-        if a.shape[1] < 2 * BLOCK + 1:
-            continue
-        d = np.abs(np.diff(a.astype(np.int16), axis=1))   # d[:, j] = |a[:, j + 1] - a[:, j]|
-        edge = (np.arange(d.shape[1]) % BLOCK) == BLOCK - 1
-        ratios.append((d[:, edge].mean() + 1e-3) / (d[:, ~edge].mean() + 1e-3))
-    return float(np.mean(ratios)) if ratios else 1.0
+    return float(sampled_blockiness(g[::ROW_STEP], g.T[::ROW_STEP]))
+
+
+def sampled_blockiness(rows, columns):
+    """``blockiness`` from every ROW_STEP-th row (R, W) and every ROW_STEP-th column, as
+    rows (C, H), of a photo's grey levels, or of many same-sized photos' ((N, R, W) and
+    (N, C, H)): numpy or torch, one number a photo."""
+    ratios = [r for r in (_edge_ratio(rows), _edge_ratio(columns)) if r is not None]
+    if not ratios:
+        xp = namespace(rows)
+        return xp.ones(rows.shape[:-2], dtype=xp.float64, device=device(rows))
+    return sum(ratios) / len(ratios)
+
+
+def _edge_ratio(rows):
+    """The mean step across block boundaries over the mean step elsewhere, along the last
+    axis of rows (..., R, W) of grey levels; None where the rows are too short to tell."""
+    if rows.shape[-1] < 2 * BLOCK + 1:
+        return None
+    xp = namespace(rows)
+    d = as_type(xp.abs(xp.diff(as_type(rows, "int16"), axis=-1)), "float64")   # j -> j + 1
+    edge = (xp.arange(d.shape[-1], device=device(d)) % BLOCK) == BLOCK - 1
+    return (d[..., edge].mean(axis=(-2, -1)) + 1e-3) / (d[..., ~edge].mean(axis=(-2, -1)) + 1e-3)
 
 
 def heavily_compressed(pixels: np.ndarray) -> bool:
     """Whether a photo's JPEG blocks show enough to smooth them before description."""
     return blockiness(pixels) >= HEAVY_BLOCKINESS
+
+
+def mark(face) -> None:
+    """Say on a face (``Face.extra``) that it was found and described on its photo smoothed."""
+    face.extra["restored"] = NAME
 
 
 def deblock(pixels: np.ndarray) -> np.ndarray:

@@ -33,8 +33,8 @@ SLACK_SECONDS = 2.0       # a clip may run this much past the length its contain
 def limits() -> tuple[int, int]:
     """(longest clip in seconds, largest clip in bytes): the settings ``max_video_seconds``
     and ``max_video_bytes``."""
-    from pof.settings import current
-    return int(current("max_video_seconds")), int(current("max_video_bytes"))
+    from pof.settings import value
+    return int(value("max_video_seconds")), int(value("max_video_bytes"))
 
 
 def kind_of(data: bytes) -> str | None:
@@ -81,11 +81,11 @@ class Measure:
         return self.size[0] * self.size[1]
 
 
-def measure(path: Path, name: str) -> Measure:
+def measure(path: Path, name: str, max_pixels: int) -> Measure:
     """Open the clip's container (no frame decoded) and check it against the limits:
     Unsupported if it cannot be read or does not state its length, frame rate or frame size,
-    TooLarge over ``max_video_seconds`` or over the app's pixel limit for a frame."""
-    from pof.settings import current
+    TooLarge over ``max_video_seconds`` or with frames over ``max_pixels`` (the app's limit
+    for a photo)."""
     from pof.video.reader import Video, VideoError
     from pof.video.search import default_stride
     try:
@@ -101,7 +101,7 @@ def measure(path: Path, name: str) -> Measure:
     if duration > longest:
         raise TooLarge(f"{name}: clip of {duration:.1f} s is over the limit of {longest} s; "
                        "cut it to the part with the faces")
-    most = int(current("max_pixels"))
+    most = max_pixels
     if size[0] * size[1] > most:
         raise TooLarge(f"{name}: frames of {size[0]} x {size[1]} are over the limit of "
                        f"{most / 1e6:g} MP; send a smaller clip")

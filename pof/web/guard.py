@@ -76,8 +76,8 @@ def body_limit(route_path: str, config, transport: Transport) -> int:
 
 def video_bytes() -> int:
     """The largest clip accepted (the setting ``max_video_bytes``)."""
-    from pof.settings import current
-    return int(current("max_video_bytes"))
+    from pof.settings import value
+    return int(value("max_video_bytes"))
 
 
 def largest_body(config, transport: Transport) -> int:

@@ -157,7 +157,7 @@ async def run_clip_search(request: Request, user: User, data: bytes, name: str,
     from pof.web import clips
     state: WebState = request.app.state.web
     with clips.clip_file(data) as path:
-        m = await state.run(clips.measure, path, name)
+        m = await state.run(clips.measure, path, name, state.max_pixels)
         result = await state.run_clip(user.name, m.frame_pixels, m.analysed, clips.search,
                                       state, path, name, where, m)
     probe = clips.clip_probe(user.name, name, data, m.size, result, where)

@@ -30,6 +30,7 @@ from fastapi.templating import Jinja2Templates
 
 from pof.casework import accounts, audit, review
 from pof.dataset.catalog import Catalog
+from pof.dataset.handle import Dataset
 from pof.errors import DatasetError
 from pof.web.errors import NotFound, TooLarge, TooMany
 
@@ -40,8 +41,9 @@ HERE = Path(__file__).parent
 class WebConfig:
     """Settings of one app. ``hasher`` None means argon2-cffi's defaults (tests pass
     ``pof.casework.accounts.fast_hasher()``). Rate limits are (events, seconds); ``pixel_rate`` is
-    (pixels, seconds). ``max_pixels`` None means the setting ``max_pixels`` (environment
-    POF_MAX_PIXELS)."""
+    (pixels, seconds). ``max_pixels`` and ``top`` None (the default) mean the settings of those
+    names (pof.settings: the environment, else pof's default); a value given here is checked
+    as the setting's would be."""
 
     hasher: PasswordHasher | None = None
     login_rate: tuple[int, float] = (10, 60.0)      # login attempts per IP; failures per name before delays
@@ -62,17 +64,14 @@ class WebConfig:
 
     def candidates(self) -> int:
         """Candidates returned per face: ``top``, else the setting (environment POF_TOP)."""
-        if self.top is not None:
-            return int(self.top)
-        from pof.settings import defaults
-        return int(defaults()["top"])
+        from pof.settings import value
+        return value("top", self.top)
 
     def pixel_limit(self) -> int:
-        """The largest photo accepted, in pixels."""
-        if self.max_pixels is not None:
-            return int(self.max_pixels)
-        from pof.settings import defaults
-        return int(defaults()["max_pixels"])
+        """The largest photo accepted, in pixels: ``max_pixels``, else the setting
+        (environment POF_MAX_PIXELS)."""
+        from pof.settings import value
+        return value("max_pixels", self.max_pixels)
 
 
 def when(stamp: str | None, seconds: bool = False) -> str:
@@ -307,7 +306,8 @@ class WebState:
         self._load_lock = threading.Lock()           # making the pipeline
         self._model_lock = threading.Lock()          # the models analyse one photo at a time
         self._searcher_lock = threading.Lock()
-        with Catalog(self.dataset) as cat:        # DatasetError if there is no dataset
+        # DatasetError if there is no dataset, or one this pof cannot read
+        with Dataset.open(self.dataset).catalog() as cat:
             for mod in (accounts, audit, review):
                 mod.ensure_schema(cat.db)
             from pof.casework import cases, unknown
@@ -351,10 +351,7 @@ class WebState:
         with self._load_lock:
             if self._pipeline is None:
                 from pof.runtime.device import cpu_runtime
-                from pof.pipeline import pipeline_for
-                with Catalog(self.dataset) as cat:      # the backend the dataset was built with
-                    key = cat.get_meta("descriptor_key") or ""
-                pipe = pipeline_for(key)
+                pipe = Dataset.open(self.dataset).pipeline()   # the backend it was built with
                 # the app runs for long: OpenVINO runs the detector where installed; and it
                 # analyses one photo at a time (the lock below), so each model may use every core
                 if pipe.settings["device"] == "cpu":
@@ -374,7 +371,6 @@ class WebState:
         """The searcher over the gallery minus excluded persons (narrowed to the persons whose
         attribution matches ``where``, e.g. {"agency": "NYPD"}, and calibrated for them),
         rebuilt when the gallery or the exclusion list changes. DatasetError if no one is left."""
-        from pof.matching.search import Gallery, Searcher
         with self.db() as db:
             key = (db.execute("SELECT COUNT(*), MAX(added) FROM faces").fetchone()[:],
                    review.exclusion_version(db))
@@ -383,7 +379,8 @@ class WebState:
             if key != self._searcher_key:
                 self._searchers, self._searcher_key = {}, key
             if wanted not in self._searchers:
-                gallery = Gallery.load(self.dataset)
+                dataset = Dataset.open(self.dataset)
+                gallery = dataset.gallery()
                 if self._pipeline is not None and gallery.descriptor_key and \
                         gallery.descriptor_key != self._pipeline.descriptor_key():
                     raise DatasetError("the dataset was rebuilt with other models while pof "
@@ -392,16 +389,14 @@ class WebState:
                     gallery = gallery.filter(**dict(wanted))
                 if len(self._searchers) > 8:
                     self._searchers.clear()
-                self._searchers[wanted] = Searcher(
-                    gallery, target_fpir=self.pipeline_setting("fpir"),
-                    fusion=self.pipeline_setting("fusion"),
-                    min_interocular=self.pipeline_setting("min_interocular"),
-                    max_blur=self.pipeline_setting("max_blur"))
+                # the search settings resolve as the pipeline's did (pof.settings)
+                self._searchers[wanted] = dataset.searcher(gallery)
             return self._searchers[wanted]
 
     def pipeline_setting(self, name: str):
-        from pof.settings import defaults
-        return (self._pipeline.settings if self._pipeline else defaults())[name]
+        """Setting ``name`` as the pipeline has it (before it is made: as it will)."""
+        from pof.settings import value
+        return self._pipeline.settings[name] if self._pipeline else value(name)
 
     async def run_clip(self, user: str, frame_pixels: int, frames: int, fn, *args):
         """``fn(*args)`` in the photo pool for a clip of which ``frames`` frames of

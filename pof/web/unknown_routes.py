@@ -65,7 +65,7 @@ async def _event_clip(web, user: User, data: bytes, name: str) -> list[tuple[str
 
     from pof.web import clips
     with clips.clip_file(data) as path:
-        m = await web.run(clips.measure, path, name)
+        m = await web.run(clips.measure, path, name, web.max_pixels)
         return await web.run_clip(user.name, m.frame_pixels, m.analysed, _analyse_clip, web, path,
                                   name, hashlib.sha256(data).hexdigest(), m)
 

@@ -16,12 +16,11 @@ Frowning: "sad" + "angry" + "disgusted".
 from __future__ import annotations
 
 from math import erf, sqrt
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from pof.runtime.device import OnnxModel
+from pof.runtime.sessions import OnnxModel
 from pof.runtime.weights import MODELS
 
 MODEL = MODELS / "faceapi" / "faceapi_attributes.onnx"

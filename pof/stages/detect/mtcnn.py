@@ -20,12 +20,13 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
-from pof.runtime.device import RUNTIMES, OpenVinoSession, cpu_runtime, ort_options, try_openvino
+from pof.runtime.device import RUNTIMES, cpu_runtime
+from pof.runtime.sessions import OpenVinoSession, ort_options, try_openvino
 from pof.errors import ImageError, PofError, SettingError
+from pof.stages.arrays import device, flatnonzero, namespace, sort_values
 from pof.stages.detect import _mtcnn_ops as ops
 from pof.stages.detect.base import Detection, Detector
 from pof.runtime.weights import MODELS
@@ -185,48 +186,12 @@ class MTCNNDetector(Detector):
     def _second_look(self, net: str, table: np.ndarray, size: int, threshold: float,
                      boxes: np.ndarray, outs: list[np.ndarray], prob: np.ndarray,
                      keep: np.ndarray) -> None:
-        """Rescue: re-crop each rejected box at every ``ops.RESCUE_JITTERS`` shift and scale
-        and keep it if at least two of those crops pass; it then takes the best crop's box and
-        outputs, and the second-best probability as its score. Clear background, and boxes
-        overlapping an accepted one (that face is found), are skipped. The shifted crops go
-        first, in one batch; only boxes with a pass among them try the scaled ones (a third
-        less work; tools/check_mtcnn.py finds the same faces either way).
-        Updates ``boxes``, ``outs``, ``prob`` and ``keep`` in place.
-        """
-        failed = np.flatnonzero(~keep & (prob >= RESCUE_MIN_PROB))
-        if keep.any() and len(failed):
-            failed = failed[ops.max_iou(boxes[failed], boxes[keep]) < RESCUE_MAX_IOU]
-        if not len(failed):
-            return
-        tries = ops.jitter(boxes[failed], ops.RESCUE_JITTERS)  # (F, K, 5)
-        tried = self._tries(net, table, size, threshold, tries)
-        k = tries.shape[1]
-        tried_prob = tried[-1][:, 1].reshape(-1, k)
-        ok = (tried_prob > threshold).sum(axis=1) >= 2
-        rows, best = np.flatnonzero(ok), tried_prob[ok].argmax(axis=1)
-        saved = failed[ok]
-        boxes[saved, :4] = tries[rows, best, :4]
-        for out, alt in zip(outs, tried, strict=True):
-            out[saved] = alt.reshape(len(failed), k, -1)[rows, best]
-        prob[saved] = np.sort(tried_prob[ok], axis=1)[:, -2]
-        keep[saved] = True
+        """Rescue rejected boxes (``second_look``); updates ``boxes``, ``outs``, ``prob`` and
+        ``keep`` in place."""
+        def look(tries, of, per_box):
+            return self._run(net, ops.crop_patches(table, tries, size))
 
-    def _tries(self, net: str, table: np.ndarray, size: int, threshold: float,
-               tries: np.ndarray) -> list[np.ndarray]:
-        """``net``'s outputs for every crop in ``tries`` (F, K, 5), flattened to F * K rows:
-        the first ``ops.RESCUE_SHIFTS`` crops of each box, then the rest only for boxes with a
-        pass among those (the others get zeros: probability 0, never kept)."""
-        f, k, first = tries.shape[0], tries.shape[1], ops.RESCUE_SHIFTS
-        head = self._run(net, ops.crop_patches(table, tries[:, :first].reshape(-1, 5), size))
-        go = (head[-1][:, 1].reshape(f, first) > threshold).any(axis=1)
-        out = [np.zeros((f, k) + o.shape[1:], o.dtype) for o in head]
-        for o, h in zip(out, head, strict=True):
-            o[:, :first] = h.reshape((f, first) + h.shape[1:])
-        if go.any():
-            tail = self._run(net, ops.crop_patches(table, tries[go, first:].reshape(-1, 5), size))
-            for o, t in zip(out, tail, strict=True):
-                o[go, first:] = t.reshape((int(go.sum()), k - first) + t.shape[1:])
-        return [o.reshape((f * k,) + o.shape[2:]) for o in out]
+        second_look(look, threshold, boxes, outs, prob, keep)
 
     def _stage_rnet(self, table: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Refinement stage: RNet on all candidates -> refined squares (N, 5)."""
@@ -244,15 +209,70 @@ class MTCNNDetector(Detector):
         return boxes[pick], points[pick]
 
 
+def second_look(look, threshold: float, boxes, outs: list, prob, keep, photo=None) -> None:
+    """The rescue of candidates RNet or ONet rejected, for numpy arrays (one photo) and torch
+    tensors (a batch of photos, ``photo``: the photo of each box) alike.
+
+    Each rejected box is re-cropped at every ``ops.RESCUE_JITTERS`` shift and scale and kept
+    if at least two of those crops pass; it then takes the best crop's box and outputs, and
+    the second-best probability as its score. Clear background (below RESCUE_MIN_PROB), and
+    boxes overlapping an accepted one of their photo by RESCUE_MAX_IOU (that face is found),
+    are skipped. The shifted crops go first, in one batch; only boxes with a pass among them
+    try the scaled ones (a third less work; tools/check_mtcnn.py finds the same faces either
+    way). ``look(tries (M, 5), of, per_box)``: the net's outputs for the crops of ``tries``,
+    ``per_box`` of them in turn for each of the boxes ``of`` (indices into ``boxes``).
+    Updates ``boxes``, ``outs``, ``prob`` and ``keep`` in place.
+    """
+    xp = namespace(boxes)
+    failed = flatnonzero(~keep & (prob >= RESCUE_MIN_PROB))
+    if len(failed) and bool(keep.any()):
+        iou = ops.pair_iou(boxes[failed], boxes[keep])
+        if photo is not None:             # only boxes of the same photo count
+            iou = iou * (photo[failed][:, None] == photo[keep][None, :])
+        failed = failed[xp.amax(iou, axis=1) < RESCUE_MAX_IOU]
+    if not len(failed):
+        return
+    tries = ops.jitter(boxes[failed], ops.RESCUE_JITTERS)  # (F, K, 5)
+    tried = _tries(look, threshold, tries, failed)
+    tried_prob = tried[-1][..., 1]                         # (F, K)
+    ok = (tried_prob > threshold).sum(axis=1) >= 2
+    if not bool(ok.any()):
+        return
+    rows = flatnonzero(ok)
+    best = tried_prob[rows].argmax(axis=1)
+    saved = failed[rows]
+    boxes[saved, :4] = tries[rows, best, :4]
+    for out, alt in zip(outs, tried, strict=True):
+        out[saved] = alt[rows, best]
+    prob[saved] = sort_values(tried_prob[rows], axis=1)[:, -2]
+    keep[saved] = True
+
+
+def _tries(look, threshold: float, tries, failed) -> list:
+    """The net's outputs (F, K, ...) for every crop in ``tries`` (F, K, 5) of the boxes
+    ``failed``: the first
+    ``ops.RESCUE_SHIFTS`` crops of each box, then the rest only for boxes with a pass among
+    those (the others get zeros: probability 0, never kept)."""
+    xp = namespace(tries)
+    f, k, first = tries.shape[0], tries.shape[1], ops.RESCUE_SHIFTS
+    head = look(tries[:, :first].reshape(-1, 5), failed, first)
+    go = (head[-1][:, 1].reshape(f, first) > threshold).any(axis=1)
+    out = [xp.zeros((f, k) + tuple(o.shape[1:]), dtype=o.dtype, device=device(o)) for o in head]
+    for o, h in zip(out, head, strict=True):
+        o[:, :first] = h.reshape((f, first) + tuple(h.shape[1:]))
+    if bool(go.any()):
+        n = int(go.sum())
+        tail = look(tries[go, first:].reshape(-1, 5), failed[go], k - first)
+        for o, t in zip(out, tail, strict=True):
+            o[go, first:] = t.reshape((n, k - first) + tuple(t.shape[1:]))
+    return out
+
+
 def _to_detections(boxes: np.ndarray, points: np.ndarray, width: int, height: int
                    ) -> list[Detection]:
     """Final (N, 5) boxes and (N, 5, 2) landmarks -> Detections, clipped, best first."""
-    out = []
-    for (x1, y1, x2, y2, score), pts in zip(boxes.tolist(), points, strict=True):
-        x1, y1 = min(max(x1, 0.0), width), min(max(y1, 0.0), height)
-        x2, y2 = min(max(x2, 0.0), width), min(max(y2, 0.0), height)
-        if x2 <= x1 or y2 <= y1:
-            continue
-        out.append(Detection(box=(x1, y1, x2 - x1, y2 - y1), score=float(score),
-                             landmarks5=np.asarray(pts, dtype=np.float32)))
+    boxes, inside = ops.clip_boxes(boxes, width, height)
+    out = [Detection(box=(x1, y1, x2 - x1, y2 - y1), score=float(score),
+                     landmarks5=np.asarray(pts, dtype=np.float32))
+           for (x1, y1, x2, y2, score), pts in zip(boxes[inside].tolist(), points[inside], strict=True)]
     return sorted(out, key=lambda d: d.score, reverse=True)

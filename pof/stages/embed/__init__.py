@@ -5,6 +5,8 @@ from importlib import import_module
 
 import numpy as np
 
+from pof.stages.arrays import is_tensor, row_norms
+
 EMBEDDERS = {
     # dlib's ResNet and MobileFaceNet, scores added (the default; see pof.stages.embed.mobilefacenet)
     "dlib+mobilefacenet-onnx": "pof.stages.embed.mobilefacenet:DlibMobileFaceNet",
@@ -39,5 +41,19 @@ def with_mirror(chips: np.ndarray, describe) -> np.ndarray:
     augmentation for verification (``pof verify --mirror``): it raises LFW pair accuracy, but
     not identification, so builds and searches do not use it (BENCHMARKS.md)."""
     both = describe(np.concatenate([chips, np.ascontiguousarray(chips[:, :, ::-1])]))
-    v = both[:len(chips)] + both[len(chips):]
-    return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    return mirror_mean(both).astype(np.float32)
+
+
+def unit(vectors):
+    """Rows of (N, D) scaled to unit length (rows of zeros stay zeros); numpy or torch."""
+    norms = row_norms(vectors)
+    if is_tensor(norms):
+        return vectors / norms.clamp(min=1e-12)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def mirror_mean(both):
+    """Descriptors of N chips followed by their N mirror images' (2N, D) -> the unit mean of
+    each chip's pair (N, D): how a mirrored descriptor is made; numpy or torch."""
+    n = len(both) // 2
+    return unit(both[:n] + both[n:])

@@ -6,7 +6,7 @@ import numpy as np
 
 from pof.runtime.weights import dlib_model
 from pof.record import Face
-from pof.stages.embed import with_mirror
+from pof.stages.embed import unit, with_mirror
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
@@ -59,7 +59,7 @@ class DlibResNet:
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
         """Unit-length descriptors (N, 128) of chips (N, 150, 150, 3) uint8 RGB."""
         vecs = np.array(self.model.compute_face_descriptor(list(chips)), dtype=np.float32)
-        return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        return unit(vecs)
 
     def embed(self, image: np.ndarray, faces: list[Face], mirror: bool = False) -> None:
         """Fill ``descriptor`` of every face (``pof.stages.embed.dlib_resnet.embed_faces``)."""

@@ -17,16 +17,17 @@ that benchmark and confirmed on the Yale core set, which played no part in choos
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from pof.stages.align import _ARCFACE_112, similarity_matrix
-from pof.runtime.device import OnnxModel
+from pof.stages.arrays import namespace
+from pof.runtime.sessions import OnnxModel
 from pof.errors import PofError
 from pof.record import Face
-from pof.stages.embed import with_mirror
+from pof.stages.embed import unit, with_mirror
+from pof.stages.landmarks import five_from_68
 from pof.runtime.weights import MODELS
 
 MODEL = MODELS / "mobileface" / "mobileface.onnx"
@@ -39,15 +40,20 @@ DLIB_WEIGHT = 0.93   # share of the dlib cosine in the fused score (see the modu
 def five_points(face: Face) -> np.ndarray:
     """Eye centres, nose tip and mouth corners (5, 2): from the 68 landmarks where fitted (more
     precise than the detector's five), else the detector's."""
-    p = face.landmarks68
-    if p is None:
+    if face.landmarks68 is None:
         return np.asarray(face.landmarks5, np.float32)
-    return np.array([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]], np.float32)
+    return five_from_68(face.landmarks68)
+
+
+def chip_matrix(points5):
+    """Source -> chip: the similarity taking five points (5, 2), or (N, 5, 2), onto the
+    ArcFace template (2 x 3, or (N, 2, 3))."""
+    return similarity_matrix(points5, _ARCFACE_112)
 
 
 def chip(image: np.ndarray, face: Face) -> np.ndarray:
     """uint8 RGB (112, 112, 3): the face warped onto the ArcFace template, black outside."""
-    m = similarity_matrix(five_points(face), _ARCFACE_112)
+    m = chip_matrix(five_points(face))
     return cv2.warpAffine(image, m, (CHIP, CHIP), flags=cv2.INTER_LINEAR, borderValue=0)
 
 
@@ -71,8 +77,7 @@ class MobileFace(OnnxModel):
             return np.zeros((0, self.dim), np.float32)
         vecs = self.session.run(["descriptor"], {"input": chips.astype(np.float32)})[0]
         vecs = vecs.astype(np.float32, copy=False)
-        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-        return vecs
+        return unit(vecs)
 
     def embed(self, image: np.ndarray, faces: list[Face], mirror: bool = False) -> None:
         if faces:
@@ -114,6 +119,13 @@ class DlibMobileFace:
 
         d = run(self.dlib, np.stack([dlib_chip(image, f) for f in faces]))
         m = run(self.second, np.stack([chip(image, f) for f in faces]))
-        fused = np.hstack([math.sqrt(self.WEIGHT) * d, math.sqrt(1.0 - self.WEIGHT) * m])
-        for f, v in zip(faces, fused.astype(np.float32)):
+        for f, v in zip(faces, self.fuse(d, m).astype(np.float32)):
             f.descriptor = v
+
+    @classmethod
+    def fuse(cls, first, second):
+        """The fused descriptors (N, 128 + second's dim) of unit dlib descriptors ``first`` and
+        unit descriptors of the second network ``second``: [sqrt(w) first, sqrt(1 - w)
+        second], w = WEIGHT; numpy or torch."""
+        xp = namespace(first)
+        return xp.concatenate([math.sqrt(cls.WEIGHT) * first, math.sqrt(1.0 - cls.WEIGHT) * second], axis=1)

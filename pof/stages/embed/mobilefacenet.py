@@ -15,7 +15,6 @@ The weight was chosen on the public set and confirmed on Yale, which played no p
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 from pof.stages.embed.mobileface import DlibMobileFace, MobileFace
 from pof.runtime.weights import MODELS

@@ -7,13 +7,13 @@ input is ``chip`` float32 (N, 3, 150, 150) raw RGB 0-255, its output ``descripto
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
-from pof.runtime.device import OnnxModel
+from pof.runtime.sessions import OnnxModel
 from pof.errors import PofError
 from pof.record import Face
+from pof.stages.embed import unit
 from pof.stages.embed.dlib_resnet import CHIP_SIZE, embed_faces
 from pof.runtime.weights import MODELS
 
@@ -48,8 +48,7 @@ class OnnxResNet(OnnxModel):
             return np.zeros((0, self.dim), np.float32)
         x = np.ascontiguousarray(chips.transpose(0, 3, 1, 2), dtype=np.float32)
         vecs = self.session.run(["descriptor"], {"chip": x})[0].astype(np.float32, copy=False)
-        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-        return vecs
+        return unit(vecs)
 
     def embed(self, image: np.ndarray, faces: list[Face], mirror: bool = False) -> None:
         """Fill ``descriptor`` of every face (``pof.stages.embed.dlib_resnet.embed_faces``)."""
