@@ -268,7 +268,7 @@ def test_an_event_clip_gives_one_unknown_face_per_track(env):
     assert photo_row["group_id"] == clip_rows[1]["group_id"] != clip_rows[0]["group_id"]
     s = Session(env["app"], env["ds"], "vera")
     page = s.get(f"/unknown/groups/{clip_rows[1]['group_id']}")
-    assert "seen 00:02–00:04 of the clip" in page.text and "photo sad.gif" in page.text
+    assert "clip pier.mp4, <span class=\"track-span\">seen 00:02–00:04</span>" in page.text and "photo sad.gif" in page.text
     assert s.get(f"/unknown/faces/{clip_rows[1]['id']}.jpg").status_code == 200
     assert s.get(f"/unknown/faces/{clip_rows[1]['id']}/photo.jpg").status_code == 200
 

@@ -87,3 +87,24 @@ def test_a_clip_result_page(server, browser, shots):  # noqa: F811
     _loaded(rita)
     walk.look(rita, "result-officer")
     rita.context.close()
+
+
+def test_an_event_clip_on_the_unknown_faces_pages(server, browser, shots):  # noqa: F811
+    walk = Walk("clip-event", server, shots)
+    vera = walk.sign_in(browser, server, "vera")
+    vera.goto(server["url"] + "/unknown")
+    vera.fill("input[name=event]", "march 3, pier")
+    vera.set_input_files("input[name=images]", str(server["clip"]))
+    walk.press(vera, vera.locator("form[action='/unknown/upload'] button"))
+    vera.wait_for_load_state()
+    assert "1 photo(s)" not in vera.content()
+    assert "2 photo(s), 2 face(s)" in vera.locator("p.ok").inner_text()
+    _loaded(vera)
+    walk.look(vera, "groups")
+    vera.locator("a[href^='/unknown/groups/']").first.click()
+    vera.wait_for_url(re.compile(r"/unknown/groups/\d+$"))
+    caption = vera.locator("figure.sighting figcaption").first.inner_text()
+    assert re.search(r"clip march 3\.mp4, seen 00:0\d–00:0\d", caption), caption
+    _loaded(vera)
+    walk.look(vera, "group")
+    vera.context.close()
