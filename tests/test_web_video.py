@@ -320,3 +320,23 @@ def test_a_track_frame_shows_one_person(env):
         return np.abs(np.diff(img[y:y + h, x:x + w], axis=1)).mean()
     assert detail(best, faces[1].box) < 0.4 * detail(px.astype(float), faces[1].box)
     assert detail(best, faces[0].box) > 0.8 * detail(px.astype(float), faces[0].box)
+
+
+def test_marking_a_saved_track_as_an_officer_marks_its_case_photo(env):
+    rita = Session(env["app"], env["ds"], "rita")
+    r = rita.post("/search", files={"image": ("dock.mp4", env["clips"]["two"], "video/mp4")})
+    url = r.headers["location"]
+    token = url.rsplit("/", 1)[1]
+    r = rita.post("/identifications", {"probe": token, "face": "2", "person": "subject02",
+                                       "note": "badge 22 in the frames", "case_title": "dock"})
+    assert r.status_code == 303, r.text
+    ident = int(r.headers["location"].rsplit("/", 1)[1])
+    with Catalog(env["ds"]) as cat:
+        pid, name, officer = cat.db.execute(
+            "SELECT p.id, p.name, p.officer FROM identifications i JOIN case_photos p"
+            " ON p.id = i.photo_id WHERE i.id = ?", (ident,)).fetchone()
+    assert name == "dock.mp4 00:02-00:04" and json.loads(officer) == []
+    assert rita.post(f"{url}/faces/2/officer").status_code == 303
+    with Catalog(env["ds"]) as cat:
+        officer = cat.db.execute("SELECT officer FROM case_photos WHERE id = ?", (pid,)).fetchone()[0]
+    assert json.loads(officer) == [0]
