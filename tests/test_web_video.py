@@ -143,6 +143,7 @@ def test_a_broken_clip_gets_a_clear_415(env):
     s = Session(env["app"], env["ds"], "vera")
     page = s.post("/search", files={"image": ("cut short.mp4", broken, "video/mp4")})
     assert page.status_code == 415 and "Clip cannot be read" in page.text
+    assert "the clip was not searched" in page.text
 
 
 def test_a_clip_over_the_length_limit_gets_413(env, monkeypatch):
@@ -151,7 +152,7 @@ def test_a_clip_over_the_length_limit_gets_413(env, monkeypatch):
     assert r.status_code == 413 and "over the limit of 5 s" in r.json()["error"]
     s = Session(env["app"], env["ds"], "vera")
     page = s.post("/search", files={"image": ("long.mp4", env["clips"]["long"], "video/mp4")})
-    assert page.status_code == 413 and "over the limit of 5 s" in page.text
+    assert page.status_code == 413 and "over the limit of 5 s" in page.text and "the clip was not searched" in page.text
 
 
 def test_a_clip_over_the_size_limit_gets_413(env, monkeypatch):

@@ -161,7 +161,6 @@ async def run_clip_search(request: Request, user: User, data: bytes, name: str,
         result = await state.run_clip(user.name, m.frame_pixels, m.analysed, clips.search,
                                       state, path, name, where, m)
     probe = clips.clip_probe(user.name, name, data, m.size, result, where)
-    del data
     with state.db() as db:
         audit.append(db, user.name, "search", image_sha256=probe.sha256, video=True,
                      tracks=len(result.tracks), where=where, error=result.error,
@@ -187,11 +186,11 @@ async def search_form(request: Request, user: User = Depends(page())) -> Respons
 # what to change, by the status of a search that failed
 _HINTS = {413: "Downscale the photo or crop it to the faces (a clip: cut it shorter), then search again.",
           415: "Choose a photo file (JPEG, PNG, WebP, GIF, TIFF, BMP...) or a clip (MP4, WebM...).",
-          429: "Wait as long as it says, then search again: the photo was not searched."}
+          429: "Wait as long as it says, then search again: nothing was searched."}
 
 
 def show_form(request: Request, user: User, error: str | None = None, status: int = 200,
-              where: dict[str, str] | None = None, title: str = "") -> Response:
+              where: dict[str, str] | None = None, title: str = "", clip: bool = False) -> Response:
     """The search form; after a failed search, with the reason and what to change at the top
     (the user stays on the form) and the narrowing they had chosen kept."""
     state = request.app.state.web
@@ -201,10 +200,20 @@ def show_form(request: Request, user: User, error: str | None = None, status: in
     return state.templates.TemplateResponse(request, "search.html", {
         "user": user, "csrf": request.state.csrf, "fpir": state.pipeline_setting("fpir"),
         "choices": choices, "error": error, "title": title, "status": status,
-        "hint": _HINTS.get(status) if error else None,
+        "hint": _HINTS.get(status) if error else None, "clip": clip,
         "where": where or {}, "max_mp": megapixels(state.max_pixels),
         "max_mib": state.config.max_upload_bytes // 2**20,
         "max_video_s": clip_limits()[0], "max_video_mib": clip_limits()[1] // 2**20}, status_code=status)
+
+
+def _looks_like_clip(upload) -> bool:
+    """Whether an upload that failed was a clip (its first bytes, read again)."""
+    from pof.web.clips import kind_of
+    try:
+        upload.file.seek(0)
+        return kind_of(upload.file.read(16)) is not None
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 @router.post("/search")
@@ -219,7 +228,9 @@ async def search_page(request: Request, user: User = Depends(page())) -> Respons
         status = exc.status if isinstance(exc, WebError) else getattr(exc, "status", 400)
         where = {k: str(form.get(k, "")).strip() for k in WHERE}
         title = title_of(status, getattr(exc, "title", None))
-        return show_form(request, user, str(getattr(exc, "message", exc)), status, where, title)
+        clip = upload is not None and upload.filename and _looks_like_clip(upload)
+        return show_form(request, user, str(getattr(exc, "message", exc)), status, where, title,
+                         clip=bool(clip))
     return RedirectResponse(f"/probes/{token}", 303)
 
 
