@@ -157,7 +157,7 @@ class Tracker:
 
     def _add(self, t: Track, time: float, f: Face, pixels: np.ndarray | None = None) -> None:
         f.crop = f.landmarks68 = None          # what a search needs stays; pixels do not
-        others = [b for b in self._boxes if b != tuple(f.box)]
+        others = [b for b in self._boxes if b != tuple(f.box)] if pixels is not None else []
         shot = face_jpeg(pixels, f.box, self.crop_side, others) \
             if self.crop_side and pixels is not None else None
         rank = (self.gate(f) is None, f.quality)
