@@ -164,6 +164,9 @@ def test_a_clip_over_the_size_limit_gets_413(env, monkeypatch):
     monkeypatch.setenv("POF_MAX_VIDEO_BYTES", str(50 * 2**20))
     cfg = web_config()
     assert body_limit("/api/search", cfg, Transport()) == 50 * 2**20 + Transport().multipart_bytes
+    photos = cfg.max_files * (cfg.max_upload_bytes + Transport().multipart_bytes)
+    assert body_limit("/api/unknown/events", cfg, Transport()) == min(photos + 50 * 2**20,
+                                                                      cfg.max_request_bytes)
 
 
 def test_a_clip_with_frames_over_the_pixel_limit_gets_413(env):
