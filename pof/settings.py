@@ -69,6 +69,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("attributes", "on", "score the schema's attributes of every face during a build", ("on", "off")),
     Setting("demographics", "on", "include perceived age group and gender among the attributes "
             "(estimates; never used for identification)", ("on", "off")),
+    Setting("max_video_seconds", 60, "longest clip pof serve accepts for a search or an event, in seconds", low=1),
+    Setting("max_video_bytes", 100 * 2**20, "largest clip pof serve accepts for a search or an event, in bytes", low=1),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -8,6 +8,9 @@ events is one group; the rest are grouped among themselves. Reviewers merge look
 groups that merged; people propose names (``pof.casework.review``, subject "group"); a group whose name
 is confirmed can be enrolled with its provenance. Faces are blurred until a reviewer marks the
 group as an officer.
+
+A clip of an event gives one unknown face per face track (``TrackFace``): the track's template
+as its descriptor, its best frame as the event photo, and its time range in the clip.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import csv
 import json
 import sqlite3
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +29,27 @@ from pof.matching.cluster import assign
 from pof.casework.errors import Clash, Invalid, Missing
 from pof.runtime.jpeg import decode_jpeg, encode_jpeg
 
+
+
+@dataclass(frozen=True)
+class TrackFace:
+    """A face track of a clip, stored as one unknown face: ``descriptor`` the track's
+    template (its descriptors' mean, normalised), ``box`` and ``quality`` its best face's in
+    the best frame (the event photo), ``start`` and ``end`` its times in the clip (s)."""
+
+    box: tuple
+    quality: float
+    descriptor: np.ndarray
+    start: float
+    end: float
+    index: int = 0
+
+
+def track_photo_name(clip: str, start: float, end: float) -> str:
+    """The event photo name of a track: 'clip.mp4 00:12-00:19'."""
+    def mmss(t: float) -> str:
+        return f"{int(t) // 60:02d}:{int(t) % 60:02d}"
+    return f"{clip} {mmss(start)}-{mmss(end)}"
 
 
 def ensure_schema(db: sqlite3.Connection) -> None:
@@ -47,7 +72,8 @@ def _group_descriptors(db: sqlite3.Connection) -> dict[int, np.ndarray]:
 def add_event(db: sqlite3.Connection, name: str, photos: list[tuple[str, str, bytes, list]],
               user: str, threshold: float) -> dict:
     """Store an event's photos (name, SHA-256 of the upload, the photo as JPEG without
-    metadata, faces) and group their faces; returns
+    metadata, faces: detected faces, or one ``TrackFace`` for a track of a clip) and group
+    their faces; returns
     {event, photos, faces, new_groups, linked_groups}."""
     if not name.strip():
         raise Invalid("give the event a name (place and date)")
@@ -73,9 +99,11 @@ def add_event(db: sqlite3.Connection, name: str, photos: list[tuple[str, str, by
             linked.update(int(g) for g in joined if g >= 0)
             targets = [int(j) if j >= 0 else gids[int(f)] for j, f in zip(joined, fresh)]
             for (pid, f), target in zip(rows, targets):
-                db.execute("INSERT INTO unknown_faces (photo_id, face_index, box, quality, descriptor, group_id)"
-                           " VALUES (?, ?, ?, ?, ?, ?)", (pid, f.index, json.dumps([float(v) for v in f.box]),
-                           float(f.quality), np.asarray(f.descriptor, np.float32).tobytes(), target))
+                span = (f.start, f.end) if isinstance(f, TrackFace) else (None, None)
+                db.execute("INSERT INTO unknown_faces (photo_id, face_index, box, quality, descriptor, group_id,"
+                           " track_start, track_end) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (pid, f.index, json.dumps([float(v) for v in f.box]), float(f.quality),
+                            np.asarray(f.descriptor, np.float32).tobytes(), target, *span))
     return {"event": event, "photos": len(photos), "faces": len(descs), "new_groups": new_groups,
             "linked_groups": sorted(linked)}
 
@@ -104,13 +132,15 @@ def groups(db: sqlite3.Connection) -> list[dict]:
 
 
 def group(db: sqlite3.Connection, gid: int) -> dict:
-    """One group with its faces (id, photo, event, box, quality). Missing if absent; a merged
+    """One group with its faces (id, photo, event, box, quality, and the track's
+    ``track_start``, ``track_end`` for a face from a clip). Missing if absent; a merged
     group says where it went."""
     row = db.execute("SELECT * FROM unknown_groups WHERE id = ?", (gid,)).fetchone()
     if row is None:
         raise Missing(f"no unknown group {gid}")
     faces = [dict(r, box=json.loads(r["box"])) for r in db.execute(
-        "SELECT f.id, f.photo_id, f.face_index, f.box, f.quality, p.name AS photo, e.name AS event,"
+        "SELECT f.id, f.photo_id, f.face_index, f.box, f.quality, f.track_start, f.track_end,"
+        " p.name AS photo, e.name AS event,"
         " e.id AS event_id, e.created AS event_created FROM unknown_faces f"
         " JOIN event_photos p ON p.id = f.photo_id JOIN events e ON e.id = p.event_id"
         " WHERE f.group_id = ? ORDER BY f.id", (gid,))]

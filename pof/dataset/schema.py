@@ -17,6 +17,8 @@ Version history:
     2   API tokens gained an id, a label, an expiry and a last-use time; identifications
         record what the search decided (decision, score, threshold, FPIR, whether the FMR
         is an upper bound); review events record the other evidence a reviewer named.
+    3   unknown faces taken from a clip record the time range of their track (seconds;
+        NULL for a face from a photo).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import sqlite3
 
 from pof.errors import DatasetError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 TABLES: dict[str, str] = {
     "catalog": """
@@ -148,6 +150,7 @@ ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
         ("identifications", "search_threshold", "REAL"), ("identifications", "search_fpir", "REAL"),
         ("identifications", "fmr_upper_bound", "INTEGER NOT NULL DEFAULT 0"),
         ("review_events", "other_evidence", "TEXT NOT NULL DEFAULT ''")),
+    3: (("unknown_faces", "track_start", "REAL"), ("unknown_faces", "track_end", "REAL")),
 }
 
 

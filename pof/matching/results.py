@@ -12,7 +12,7 @@ photo's results as that JSON); fields an older or partial record lacks read as N
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MATCH, NO_MATCH, QUALITY_TOO_LOW = "match", "no_match", "quality_too_low"
 
@@ -151,7 +151,9 @@ class SamePersonResult(Decision):
 class TrackResult(Decision):
     """One face track of a video, with one decision (a ``SamePersonResult`` of its best
     frames): its number, first and last time (s), the frames its query used, and the best
-    frame's time, box and quality."""
+    frame's time, box and quality. ``frames``: (time, JPEG of the face, the face's box in
+    it) of the frames the decision used, where the search was asked to keep them (not part of
+    the JSON)."""
 
     track: int
     start: float
@@ -160,6 +162,7 @@ class TrackResult(Decision):
     best_frame_time: float
     box: tuple[float, ...]
     quality: float
+    frames: tuple[tuple[float, bytes, tuple], ...] = field(default=(), repr=False, compare=False)
 
     def to_json(self) -> dict:
         out = {"track": self.track, "start": self.start, "end": self.end,

@@ -78,7 +78,8 @@ class Frame:
 
 class Video:
     """A video file opened for streaming. ``fps``, ``duration`` (seconds, 0 when the
-    container does not say) and ``frames_estimate`` are known before decoding."""
+    container does not say), ``frames_estimate`` and ``size`` (width, height of a frame as
+    stored) are known before decoding."""
 
     SMALL = (64, 36)
 
@@ -105,6 +106,8 @@ class Video:
             dur = self._container.duration / 1_000_000
         self.duration = dur
         self.frames_estimate = int(self._stream.frames or round(dur * self.fps))
+        ctx = self._stream.codec_context
+        self.size = (int(ctx.width or 0), int(ctx.height or 0))    # as stored (before rotation)
 
     def frames(self) -> Iterator[Frame]:
         """Every frame in order. Raises VideoError when decoding fails part-way (the frames

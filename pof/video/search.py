@@ -7,6 +7,7 @@ holds per track, not per frame.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable
 
 from pof.errors import PofError
@@ -34,27 +35,40 @@ def thresholds(descriptors) -> tuple[float, float]:
     return Verifier(LINK_FMR, emb).threshold, Verifier(SAME_FMR, emb).threshold
 
 
-def search_video(path: str, pipeline, searcher, top: int | None = None, stride: int = 0,
-                 progress: Callable[[int, int], None] | None = None,
-                 limits: tuple[float, float] | None = None) -> VideoResult:
-    """One video searched (``to_json()``: its ``pof search --json`` object): its tracks, each
-    with one decision. ``stride``: detector frames every how many frames (0:
-    ``default_stride``); after a cut the next frame is always analysed.
-    ``progress(frames_read, frames_estimate)`` is called as frames are read. A file that
-    cannot be decoded, or breaks part-way, gives ``error`` (with the tracks found before the
-    break)."""
-    fps, read, analysed, error = 0.0, 0, 0, None
-    link, same = limits or thresholds(searcher.gallery.descriptors)
-    tracker = Tracker(KEEP, searcher.gate, link, same)
+@dataclass
+class Scan:
+    """What reading a video gave: its tracks (``Tracker.finish``), frame rate, duration,
+    frames read and analysed, and an ``error`` (None if it was read to the end)."""
+
+    tracks: list = field(default_factory=list)
+    fps: float = 0.0
+    duration: float = 0.0
+    read: int = 0
+    analysed: int = 0
+    error: str | None = None
+    opened: bool = False          # the container opened (the tracks found so far are valid)
+
+
+def scan_video(path: str, pipeline, gate, limits: tuple[float, float], stride: int = 0,
+               progress: Callable[[int, int], None] | None = None, crop_side: int = 0,
+               best_frame: bool = False) -> Scan:
+    """Read a video and follow its faces: ``Scan``. ``gate``: ``Searcher.gate``; ``limits``:
+    (link, same) similarities (``thresholds``); ``crop_side``, ``best_frame``: keep a JPEG of
+    each pooled face, of each track's best frame (``Tracker``). A file that cannot be decoded, or breaks part-way, gives ``error`` (with the
+    tracks found before the break)."""
+    out = Scan()
+    link, same = limits
+    tracker = Tracker(KEEP, gate, link, same, crop_side, best_frame)
     last_time = 0.0
     try:
         with Video(path) as video:
-            fps = round(video.fps, 3)
+            out.opened = True
+            out.fps = round(video.fps, 3)
             step = stride or default_stride(video.fps)
             before, last = None, None
             try:
                 for frame in video.frames():
-                    read += 1
+                    out.read += 1
                     last_time = frame.time
                     hist = histogram(frame.small)
                     cut = is_cut(before, hist)
@@ -63,22 +77,43 @@ def search_video(path: str, pipeline, searcher, top: int | None = None, stride: 
                         tracker.cut()
                     if cut or last is None or frame.number - last >= step:
                         last = frame.number
-                        analysed += 1
-                        faces = pipeline.analyze(frame.rgb(), with_crops=False)
-                        tracker.update(frame.time, faces)
+                        out.analysed += 1
+                        pixels = frame.rgb()
+                        faces = pipeline.analyze(pixels, with_crops=False)
+                        tracker.update(frame.time, faces, pixels if crop_side or best_frame else None)
                     if progress:
-                        progress(read, video.frames_estimate)
+                        progress(out.read, video.frames_estimate)
             except VideoError as exc:
-                error = str(exc)
-            duration = round(max(video.duration, last_time), 3)
+                out.error = str(exc)
+            out.duration = round(max(video.duration, last_time), 3)
     except VideoError as exc:
-        return VideoResult(path, 0.0, fps, read, analysed, str(exc))
+        out.opened, out.error = False, str(exc)
+        return out
     except PofError as exc:
-        return VideoResult(path, 0.0, fps, read, analysed, f"{path}: {exc}")
-    tracks = tuple(track_result(t, searcher, top) for t in tracker.finish())
-    if not tracks and error is None:
-        error = f"{path}: no face found in {analysed} frames analysed of {read}"
-    return VideoResult(path, duration, fps, read, analysed, error, tracks)
+        out.opened, out.error = False, f"{path}: {exc}"
+        return out
+    out.tracks = tracker.finish()
+    if not out.tracks and out.error is None:
+        out.error = f"{path}: no face found in {out.analysed} frames analysed of {out.read}"
+    return out
+
+
+def search_video(path: str, pipeline, searcher, top: int | None = None, stride: int = 0,
+                 progress: Callable[[int, int], None] | None = None,
+                 limits: tuple[float, float] | None = None, crop_side: int = 0) -> VideoResult:
+    """One video searched (``to_json()``: its ``pof search --json`` object): its tracks, each
+    with one decision. ``stride``: detector frames every how many frames (0:
+    ``default_stride``); after a cut the next frame is always analysed.
+    ``progress(frames_read, frames_estimate)`` is called as frames are read. A file that
+    cannot be decoded, or breaks part-way, gives ``error`` (with the tracks found before the
+    break). ``crop_side``: each track's ``frames`` hold (time, JPEG, the face's box in it) of
+    the faces its decision used, at most that many px on their long side (0: none kept)."""
+    scan = scan_video(path, pipeline, searcher.gate, limits or thresholds(searcher.gallery.descriptors),
+                      stride, progress, crop_side)
+    if not scan.opened:
+        return VideoResult(path, 0.0, scan.fps, scan.read, scan.analysed, scan.error)
+    tracks = tuple(track_result(t, searcher, top) for t in scan.tracks)
+    return VideoResult(path, scan.duration, scan.fps, scan.read, scan.analysed, scan.error, tracks)
 
 
 def track_result(track, searcher, top: int | None) -> TrackResult:
@@ -91,7 +126,8 @@ def track_result(track, searcher, top: int | None) -> TrackResult:
                        frames_used=result.probes_used or 0, best_frame_time=round(best[0], 3),
                        box=box_of(face.box), quality=round(face.quality, 3),
                        decision=result.decision, fpir=result.fpir, threshold=result.threshold,
-                       candidates=result.candidates, reason=result.reason)
+                       candidates=result.candidates, reason=result.reason,
+                       frames=tuple((round(t, 3), jpeg, box) for t, jpeg, box in track.frames(KEEP)))
 
 
 def is_video(path: str) -> bool:

@@ -10,7 +10,10 @@ merged: the same person seen again after a cut or after leaving the frame.
 
 Per-track state is bounded: a running sum of descriptors, and a pool of at most
 ``2 * keep`` faces spread over the track's time (two neighbours are reduced to the better one
-when the pool is full), from which ``select`` takes the best ``keep``.
+when the pool is full), from which ``select`` takes the best ``keep``. A tracker made with
+``crop_side`` also keeps, for each pooled face, a small JPEG of it (encoded as the face joins
+the pool, so at most ``2 * keep`` a track): what the web app shows of the frames a decision
+used (``Track.frames``).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import numpy as np
 from pof.record import Face
 
 MAX_MISSES = 2          # detector frames a track survives without its face
+CROP_MARGIN = 0.25      # a face's kept JPEG: its box widened by this much of its size each side
 MIN_IOU = 0.3           # overlap with the carried box that makes a face a candidate to continue
 CUT_DISTANCE = 0.4      # histogram distance (0 same .. 1 disjoint) between frames that is a cut
 
@@ -59,10 +63,11 @@ class Track:
     end: float
     box: tuple
     total: np.ndarray                       # sum of the unit descriptors seen
-    pool: list = field(default_factory=list)   # (time, rank, face) in time order
+    pool: list = field(default_factory=list)   # (time, rank, face, shot or None) in time order
     seen: int = 1                           # detector frames with this face
     misses: int = 0
     velocity: tuple = (0.0, 0.0)            # px per second of the box, from its last two
+    best: tuple | None = None               # (rank, time, JPEG of the whole frame, box) if kept
 
     @property
     def template(self) -> np.ndarray:
@@ -74,18 +79,29 @@ class Track:
         dt = time - self.end
         return (x + self.velocity[0] * dt, y + self.velocity[1] * dt, w, h)
 
+    def frames(self, keep: int) -> list[tuple[float, bytes, tuple]]:
+        """(time, JPEG of the face, the face's box in that JPEG) of the pooled faces ``select``
+        takes for the track's query, in time order; empty when the tracker kept no crops."""
+        return [(e[0], *e[3]) for e in select(self.pool, keep) if e[3] is not None]
+
 
 class Tracker:
     """Builds tracks from detector frames. ``keep``: faces a track's query uses at most;
     ``gate(face)``: why a face is too poor to search, or None (pof.matching.search.Searcher.gate);
     ``link``: descriptor similarity at which a face continues a track it overlaps;
     ``same``: similarity at which a face continues a track wherever it is, and at which two
-    tracks are merged (a strict false-match rate)."""
+    tracks are merged (a strict false-match rate); ``crop_side``: keep a JPEG of each pooled
+    face, at most that many px on its long side (0: keep none); ``best_frame``: keep a JPEG of
+    the whole frame of each track's best face (``Track.best``; encoded when a better face
+    comes, so one a track)."""
 
     def __init__(self, keep: int, gate: Callable[[Face], str | None], link: float,
-                 same: float) -> None:
+                 same: float, crop_side: int = 0, best_frame: bool = False) -> None:
         self.keep, self.gate, self.link, self.same = keep, gate, link, same
+        self.crop_side = crop_side              # px of a kept face JPEG's long side; 0: none
+        self.best_frame = best_frame
         self.open: list[Track] = []
+        self._boxes: list[tuple] = []           # the boxes of the frame being added
         self.closed: list[Track] = []
         self._count = 0
 
@@ -94,8 +110,11 @@ class Tracker:
         self.closed += self.open
         self.open = []
 
-    def update(self, time: float, faces: list[Face]) -> None:
-        """Add one detector frame's faces (with descriptors) seen at ``time`` seconds."""
+    def update(self, time: float, faces: list[Face], pixels: np.ndarray | None = None) -> None:
+        """Add one detector frame's faces (with descriptors) seen at ``time`` seconds;
+        ``pixels``: the frame (RGB), from which pooled faces are cropped if ``crop_side``
+        (every other face of the frame obscured in a face's crop and best frame)."""
+        self._boxes = [tuple(f.box) for f in faces]
         pairs = []
         for ti, t in enumerate(self.open):
             tmpl = t.template
@@ -110,7 +129,7 @@ class Tracker:
                 continue
             used_t.add(ti)
             used_f.add(fi)
-            self._extend(self.open[ti], time, faces[fi])
+            self._extend(self.open[ti], time, faces[fi], pixels)
         still = []
         for ti, t in enumerate(self.open):
             if ti not in used_t:
@@ -124,21 +143,30 @@ class Tracker:
             if fi not in used_f:
                 self._count += 1
                 t = Track(self._count, time, time, f.box, np.array(f.descriptor, np.float64))
-                self._add(t, time, f)
+                self._add(t, time, f, pixels)
                 self.open.append(t)
 
-    def _extend(self, t: Track, time: float, f: Face) -> None:
+    def _extend(self, t: Track, time: float, f: Face, pixels: np.ndarray | None) -> None:
         dt = time - t.end
         if dt > 0:
             t.velocity = ((f.box[0] - t.box[0]) / dt, (f.box[1] - t.box[1]) / dt)
         t.end, t.box, t.misses = time, f.box, 0
         t.seen += 1
         t.total += f.descriptor
-        self._add(t, time, f)
+        self._add(t, time, f, pixels)
 
-    def _add(self, t: Track, time: float, f: Face) -> None:
+    def _add(self, t: Track, time: float, f: Face, pixels: np.ndarray | None = None) -> None:
         f.crop = f.landmarks68 = None          # what a search needs stays; pixels do not
-        t.pool.append((time, (self.gate(f) is None, f.quality), f))
+        others = [b for b in self._boxes if b != tuple(f.box)] if pixels is not None else []
+        shot = face_jpeg(pixels, f.box, self.crop_side, others) \
+            if self.crop_side and pixels is not None else None
+        rank = (self.gate(f) is None, f.quality)
+        t.pool.append((time, rank, f, shot))
+        if self.best_frame and pixels is not None and (t.best is None or rank > t.best[0]):
+            from pof.runtime.jpeg import encode_jpeg
+            frame = np.array(pixels)
+            hide(frame, (0, 0), others, pixels.shape, "blur")
+            t.best = (rank, time, encode_jpeg(frame, 90), tuple(f.box))
         if len(t.pool) > 2 * self.keep:
             t.pool = thin(t.pool)
 
@@ -159,12 +187,53 @@ class Tracker:
             into.end = max(into.end, t.end)
             into.total = into.total + t.total
             into.seen += t.seen
+            if t.best is not None and (into.best is None or t.best[0] > into.best[0]):
+                into.best = t.best
             into.pool = sorted(into.pool + t.pool, key=lambda e: e[0])
             while len(into.pool) > 2 * self.keep:
                 into.pool = thin(into.pool)
         for i, t in enumerate(merged, 1):
             t.number = i
         return merged
+
+
+def hide(part: np.ndarray, origin: tuple[int, int], boxes, shape, method: str) -> None:
+    """Obscure, in place in ``part`` (the region of a frame of ``shape`` whose top left corner
+    is ``origin``), each face of ``boxes`` (frame coordinates) with pof.redact's
+    ``method`` at strength 1.5, over its box widened by ``CROP_MARGIN``."""
+    from pof.redact import obscure, region
+    ox, oy = origin
+    for b in boxes:
+        x0, y0, x1, y1 = region(tuple(b), CROP_MARGIN, shape)
+        x0, y0 = max(0, x0 - ox), max(0, y0 - oy)
+        x1, y1 = min(part.shape[1], x1 - ox), min(part.shape[0], y1 - oy)
+        if x1 > x0 and y1 > y0:
+            obscure(part, (x0, y0, x1, y1), method, 1.5)
+
+
+def face_jpeg(pixels: np.ndarray, box, side: int, others=()) -> tuple[bytes, tuple]:
+    """(a JPEG of the face at ``box`` (x, y, w, h) of an RGB frame, its box widened by
+    ``CROP_MARGIN`` and at most ``side`` px on its long side; the face's box in that JPEG).
+    Any of the ``others`` (boxes of the frame's other faces) reaching into it is filled with
+    its mean colour: a crop shows one person."""
+    import cv2
+    from pof.runtime.jpeg import encode_jpeg
+    x, y, w, h = (float(v) for v in box)
+    H, W = pixels.shape[:2]
+    x0 = min(max(0, int(x - CROP_MARGIN * w)), W - 1)
+    y0 = min(max(0, int(y - CROP_MARGIN * h)), H - 1)
+    x1 = max(min(W, int(np.ceil(x + w * (1 + CROP_MARGIN)))), x0 + 1)
+    y1 = max(min(H, int(np.ceil(y + h * (1 + CROP_MARGIN)))), y0 + 1)
+    part = pixels[y0:y1, x0:x1]
+    if others:
+        part = np.array(part)
+        hide(part, (x0, y0), others, pixels.shape, "fill")
+    scale = min(1.0, side / max(part.shape[:2]))
+    if scale < 1.0:
+        part = cv2.resize(part, (max(1, round(part.shape[1] * scale)), max(1, round(part.shape[0] * scale))),
+                          interpolation=cv2.INTER_AREA)
+    inside = tuple(round(v, 1) for v in ((x - x0) * scale, (y - y0) * scale, w * scale, h * scale))
+    return encode_jpeg(np.ascontiguousarray(part), quality=85), inside
 
 
 def thin(pool: list) -> list:

@@ -41,17 +41,18 @@ SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SQLITE_MAX = 2**63 - 1
 PUBLIC_POSTS = frozenset({"/login"})      # page POSTs that need no session
-UPLOADS = frozenset({"/api/search", "/search"})                    # one image
-MULTI_UPLOADS = frozenset({"/api/unknown/events", "/unknown/upload"})  # up to max_files images
+UPLOADS = frozenset({"/api/search", "/search"})                    # one image or clip
+MULTI_UPLOADS = frozenset({"/api/unknown/events", "/unknown/upload"})  # up to max_files images, clips
 # what an integer path parameter names, for the 404 message
 NOUNS = {"ident": "identification", "case_id": "case", "pid": "case photo", "gid": "group",
-         "fid": "unknown face", "xid": "exclusion", "n": "face"}
+         "fid": "unknown face", "xid": "exclusion", "n": "face", "k": "frame"}
 
 
 @dataclass
 class Transport:
     """Limits of the transport layer (bytes and seconds). Upload limits derive from
-    ``WebConfig`` (``max_upload_bytes``, ``max_files``, ``max_request_bytes``)."""
+    ``WebConfig`` (``max_upload_bytes``, ``max_files``, ``max_request_bytes``) and the
+    setting ``max_video_bytes``."""
 
     form_bytes: int = 64 * 2**10           # a JSON API body or a plain form
     login_bytes: int = 4 * 2**10           # the sign-in form
@@ -62,15 +63,21 @@ class Transport:
 
 def body_limit(route_path: str, config, transport: Transport) -> int:
     """The most bytes a request body to ``route_path`` (a route's path template) may have."""
-    if route_path in UPLOADS:
-        limit = config.max_upload_bytes + transport.multipart_bytes
-    elif route_path in MULTI_UPLOADS:
-        limit = config.max_files * (config.max_upload_bytes + transport.multipart_bytes)
+    if route_path in UPLOADS:               # a photo or a clip
+        limit = max(config.max_upload_bytes, video_bytes()) + transport.multipart_bytes
+    elif route_path in MULTI_UPLOADS:       # photos, and room for a clip among them
+        limit = config.max_files * (config.max_upload_bytes + transport.multipart_bytes) + video_bytes()
     elif route_path in PUBLIC_POSTS:
         limit = transport.login_bytes
     else:
         limit = transport.form_bytes
     return min(limit, config.max_request_bytes)
+
+
+def video_bytes() -> int:
+    """The largest clip accepted (the setting ``max_video_bytes``)."""
+    from pof.settings import value
+    return int(value("max_video_bytes"))
 
 
 def largest_body(config, transport: Transport) -> int:

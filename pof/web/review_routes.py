@@ -20,7 +20,7 @@ from pof.web import imaging
 from pof.casework import cases
 from pof.web.auth import api, page
 from pof.web.errors import BadRequest, NotFound
-from pof.web.search_routes import NO_STORE, save_to_case
+from pof.web.search_routes import NO_STORE, save_to_case, save_track_to_case
 
 router = APIRouter()
 
@@ -96,25 +96,36 @@ def _enrolled(db, person: str) -> None:
 
 
 def propose_face(request: Request, db, user: User, p: Proposal) -> int:
-    """Save the probe to a case if needed and propose ``p.person`` for its face; returns the id."""
+    """Save the probe to a case if needed and propose ``p.person`` for its face; returns the id.
+    For a clip's probe ``p.face`` is a track: its best frame is saved as the case photo and
+    the frames its decision used are recorded with the proposal."""
     state = request.app.state.web
+    face, seen = p.face, {}
     if p.probe:
         probe = state.probes.get(p.probe, user.name)
-        photo_id = save_to_case(state, db, probe, user, str(p.case_id or ""), p.case_title)
+        if probe.video is not None:          # a track of a clip: its best frame is the photo
+            if not 1 <= p.face <= len(probe.results):
+                raise NotFound(f"the clip has no track {p.face}")
+            from pof.web.clips import frames_seen
+            photo_id = save_track_to_case(state, db, probe, user, p.face - 1, str(p.case_id or ""),
+                                          p.case_title)
+            face, seen = 1, {"track": p.face, "frames_seen": frames_seen(probe, p.face - 1)}
+        else:
+            photo_id = save_to_case(state, db, probe, user, str(p.case_id or ""), p.case_title)
     elif p.photo:
         photo_id = cases.photo_readable(db, user, p.photo)["id"]
     else:
         raise BadRequest("say which photo: a probe token or a case photo id")
     faces = cases.photo(db, photo_id)["faces"]
-    if not 1 <= p.face <= len(faces):
-        raise NotFound(f"the photo has no face {p.face}")
+    if not 1 <= face <= len(faces):
+        raise NotFound(f"the photo has no face {face}")
     _enrolled(db, p.person)
-    said = review.search_said(faces[p.face - 1], p.person)
-    ident = review.create(db, review.Subject("face", photo_id, p.face - 1), p.person, user, p.note,
+    said = review.search_said(faces[face - 1], p.person)
+    ident = review.create(db, review.Subject("face", photo_id, face - 1), p.person, user, p.note,
                           said["score"], said["fmr"], said["evidence"], search=said)
     audit.append(db, user.name, "propose", identification=ident, person=p.person, photo=photo_id,
-                 face=p.face, score=said["score"], fmr=said["fmr"], search_decision=said["decision"],
-                 search_threshold=said["threshold"], search_fpir=said["fpir"])
+                 face=face, score=said["score"], fmr=said["fmr"], search_decision=said["decision"],
+                 search_threshold=said["threshold"], search_fpir=said["fpir"], **seen)
     return ident
 
 

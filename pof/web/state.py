@@ -103,6 +103,12 @@ class Probe:
     officer: set[int] = field(default_factory=set)
     photo_id: int | None = None                  # set once saved to a case
     created: float = field(default_factory=time.monotonic)
+    # a clip: its tracks are ``results``; {"duration", "fps", "frames_read", "frames_analysed",
+    # "error"} here; each track's (time, face JPEG, box in it) of the frames its decision used;
+    # the case photo each track was saved as, by track index
+    video: dict | None = None
+    frames: dict[int, list[tuple[float, bytes, tuple]]] = field(default_factory=dict)
+    track_photos: dict[int, int] = field(default_factory=dict)
 
     @property
     def pixels(self) -> int:
@@ -116,6 +122,7 @@ class Probe:
     def nbytes(self) -> int:
         """About what the probe takes in memory."""
         return (len(self.data) + len(self.image) + sum(len(c) for c in self.crops.values())
+                + sum(len(e[1]) + 96 for f in self.frames.values() for e in f)
                 + self._results_bytes + 1024)
 
 
@@ -390,3 +397,17 @@ class WebState:
         """Setting ``name`` as the pipeline has it (before it is made: as it will)."""
         from pof.settings import value
         return self._pipeline.settings[name] if self._pipeline else value(name)
+
+    async def run_clip(self, user: str, frame_pixels: int, frames: int, fn, *args):
+        """``fn(*args)`` in the photo pool for a clip of which ``frames`` frames of
+        ``frame_pixels`` each will be analysed: all of them are charged to ``user``'s pixel
+        rate up front (TooLarge if they alone are over it, TooMany if they do not fit now), and
+        one frame's pixels are held in the budget of pixels in flight while ``fn`` runs (the
+        frames are decoded one at a time)."""
+        total, (limit, window) = frame_pixels * frames, self.config.pixel_rate
+        if total > limit:
+            raise TooLarge(f"this clip needs {frames} frames of {frame_pixels / 1e6:.1f} MP analysed "
+                           f"({total / 1e6:.0f} MP), over the {limit / 1e6:.0f} MP per {window:.0f} s "
+                           "one user may send; send a shorter or smaller clip")
+        self.limiter.charge(f"pixels:{user}", total, self.config.pixel_rate, "photo pixels")
+        return await self.run_photo(None, frame_pixels, fn, *args)

@@ -19,8 +19,8 @@ from pof.dataset.sources import check_label
 from pof.web import imaging
 from pof.casework import unknown
 from pof.web.auth import api, page
-from pof.web.errors import BadRequest, Conflict, Forbidden, WebError
-from pof.web.search_routes import NO_STORE, decode, read_upload
+from pof.web.errors import BadRequest, Conflict, Forbidden, Unsupported, WebError
+from pof.web.search_routes import NO_STORE, decode, read_photo_or_clip
 
 router = APIRouter()
 
@@ -33,10 +33,48 @@ def _analyse(web, data: bytes, name: str) -> tuple[str, bytes | None, list]:
     return loaded.sha256, imaging.encode_jpeg(loaded.pixels, 95) if faces else None, faces
 
 
+def _analyse_clip(web, path, name: str, sha256: str, m) -> list[tuple[str, str, bytes, list]]:
+    """Follow the faces of one event clip (in a worker thread): for each track, (its photo
+    name, the clip's SHA-256, its best frame as JPEG, [its ``unknown.TrackFace``])."""
+    from pof.video.reader import VideoError
+    from pof.video.search import scan_video, thresholds
+    from pof.web.clips import SLACK_SECONDS
+    searcher = web.searcher()
+    most = int((m.duration + SLACK_SECONDS) * m.fps) + 1
+
+    def bounded(read: int, _estimate: int) -> None:
+        if read > most:
+            raise VideoError(f"{name}: the clip runs past the {m.duration:.1f} s its container states")
+    scan = scan_video(str(path), web, searcher.gate, thresholds(searcher.gallery.descriptors),
+                      progress=bounded, best_frame=True)
+    if not scan.tracks:
+        raise Unsupported((scan.error or "no face found").replace(str(path), name))
+    out = []
+    for t in scan.tracks:
+        _, _, image, box = t.best
+        quality = max(e[1][1] for e in t.pool)
+        face = unknown.TrackFace(box, quality, t.template.astype("float32"), round(t.start, 3),
+                                 round(t.end, 3))
+        out.append((unknown.track_photo_name(name, t.start, t.end), sha256, image, [face]))
+    return out
+
+
+async def _event_clip(web, user: User, data: bytes, name: str) -> list[tuple[str, str, bytes, list]]:
+    """Measure, charge and follow one event clip (``pof.web.clips``); its bytes are not kept."""
+    import hashlib
+
+    from pof.web import clips
+    with clips.clip_file(data) as path:
+        m = await web.run(clips.measure, path, name, web.max_pixels)
+        return await web.run_clip(user.name, m.frame_pixels, m.analysed, _analyse_clip, web, path,
+                                  name, hashlib.sha256(data).hexdigest(), m)
+
+
 async def _upload(request: Request, user: User, form) -> tuple[dict, list[tuple[str, str]]]:
     """Read every file, find its faces, store the photos with faces and group the faces.
     Each file counts as one search and is charged its pixels; a file that fails (too large,
-    not an image, over a limit, no face) is listed with its reason and the rest go on."""
+    not an image, over a limit, no face) is listed with its reason and the rest go on. A clip
+    gives one face per face track, its best frame stored as the event photo."""
     web = request.app.state.web
     files = [f for f in form.getlist("images") if not isinstance(f, str)]
     if not files:
@@ -48,7 +86,11 @@ async def _upload(request: Request, user: User, form) -> tuple[dict, list[tuple[
         name = f.filename or "?"
         try:
             web.limiter.hit(f"search:{user.name}", web.config.search_rate, "uploads")
-            data, (w, h) = await read_upload(web, f, "images")
+            data, size = await read_photo_or_clip(web, f, "images")
+            if size is None:
+                ok.extend(await _event_clip(web, user, data, name))
+                continue
+            w, h = size
             sha, image, faces = await web.run_photo(user.name, w * h, _analyse, web, data, name)
         except WebError as exc:
             problems.append((name, exc.message))
