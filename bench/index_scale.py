@@ -1,6 +1,7 @@
 """Search latency, recall@10 and memory of pof.dataset.index at 10^4, 10^5 and 10^6 descriptors.
 
     python -m bench index_scale [--sizes 10000 100000 1000000] [--queries 1000] [--dim 320]
+                                [--queries-from copies|held-out] [--layout unit|centred]
 
 The descriptors are synthetic (no million-face set is at hand): unit vectors grouped into
 persons of 10 images each. --dim 128 (dlib's alone): the spread of real dlib descriptors (mean
@@ -10,7 +11,13 @@ part (cosine about 0 between persons, 0.74 or 0.61 within) joined with that desc
 weights (``synthetic_fused``, ``FUSED``); other widths: the dlib-like generator. Each size runs in its own process so its peak
 memory (max RSS) is its own. Latency is per single-query call, as a search of one face makes.
 Recall@10 is the share of the exact top 10 (numpy matrix product) that the index returns
-(``pof.evaluation.metrics.recall_at_k``). Results go to bench/results/index_scale.json (128-d)
+(``pof.evaluation.metrics.recall_at_k``).
+
+Queries (``--queries-from``): ``copies``, a gallery row with a little noise added (a new photo
+very like an enrolled one); ``held-out``, one photo of each of ``--queries`` persons, left out
+of the gallery (a new photo of an enrolled person, as a real probe is). ``--layout centred``
+measures, for comparison, a graph over the descriptors minus their mean (pof 0.1.0's layout;
+pof's own is ``unit``, the descriptors themselves). Results go to bench/results/index_scale.json (128-d)
 or index_scale_dDIM.json.
 """
 from __future__ import annotations
@@ -96,17 +103,55 @@ def timed(idx, q: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 95)), recall
 
 
-def one_size(n: int, queries: int, d: int = 384) -> dict:
-    import pof.dataset.index as ix
-    data = synthetic_fused(n, w=FUSED[d][0], dim2=FUSED[d][1], noise=FUSED[d][2]) if d in FUSED else synthetic(n, d)
+class CentredGraph:
+    """For comparison: an HNSW graph over the descriptors minus their mean, its scores moved
+    back by q.m (pof 0.1.0's index)."""
+
+    kind = "faiss-hnsw-centred"
+
+    def __init__(self, data: np.ndarray) -> None:
+        import faiss
+
+        import pof.dataset.index as ix
+        self.mean = data.mean(axis=0, dtype=np.float64).astype(np.float32)
+        self.graph = faiss.IndexHNSWFlat(data.shape[1], ix.HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        self.graph.hnsw.efConstruction = ix.HNSW_EF_CONSTRUCTION
+        for a in range(0, len(data), 100_000):
+            self.graph.add(data[a:a + 100_000] - self.mean)
+
+    def search(self, q: np.ndarray, k: int):
+        import pof.dataset.index as ix
+        self.graph.hnsw.efSearch = max(ix.HNSW_EF_SEARCH, k)
+        s, i = self.graph.search(np.ascontiguousarray(q, np.float32), k)
+        return s + (q @ self.mean)[:, None], i
+
+
+def gallery_and_queries(n: int, queries: int, d: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """The gallery (n rows) and the queries, as ``--queries-from`` says."""
     rng = np.random.default_rng(1)
-    # queries: new images of enrolled persons (a fresh noisy copy of random rows)
+    if source == "held-out":
+        per = 10
+        total = n + queries
+        data = synthetic_fused(total, w=FUSED[d][0], dim2=FUSED[d][1], noise=FUSED[d][2]) if d in FUSED \
+            else synthetic(total, d)
+        held = rng.choice(total // per, queries, replace=False) * per + rng.integers(0, per, queries)
+        keep = np.ones(total, bool)
+        keep[held] = False
+        return np.ascontiguousarray(data[keep]), np.ascontiguousarray(data[held])
+    data = synthetic_fused(n, w=FUSED[d][0], dim2=FUSED[d][1], noise=FUSED[d][2]) if d in FUSED else synthetic(n, d)
+    # a fresh noisy copy of random rows
     q = data[rng.choice(n, queries, replace=False)] + 0.2 * rng.normal(size=(queries, d)).astype(np.float32) / np.sqrt(d)
-    q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+    return data, (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+
+
+def one_size(n: int, queries: int, d: int = 384, source: str = "copies", layout: str = "unit") -> dict:
+    import pof.dataset.index as ix
+    data, q = gallery_and_queries(n, queries, d, source)
+    n = len(data)
     truth = np.concatenate([exact_top(data, q[a:a + 100], 10) for a in range(0, queries, 100)])
     before = rss_mb()
     t = time.perf_counter()
-    idx = ix.build(data)
+    idx = CentredGraph(data) if layout == "centred" and n > ix.EXACT_MAX else ix.build(data)
     build_s = time.perf_counter() - t
     index_mb = rss_mb() - before
     sweep = {}
@@ -114,7 +159,7 @@ def one_size(n: int, queries: int, d: int = 384) -> dict:
         ix.HNSW_EF_SEARCH = ef or ix.HNSW_EF_SEARCH
         p50, p95, rec = timed(idx, q, truth)
         sweep[ef] = {"p50_ms": round(p50, 3), "p95_ms": round(p95, 3), "recall_at_10": round(rec, 4)}
-    return {"n": n, "dim": d, "index": idx.kind, "build_s": round(build_s, 2), "sweep_ef_search": sweep,
+    return {"n": n, "dim": d, "queries_from": source, "index": idx.kind, "build_s": round(build_s, 2), "sweep_ef_search": sweep,
             "index_rss_mb": round(index_mb, 1),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
@@ -124,7 +169,8 @@ def run_sizes(a) -> list[dict]:
     rows = []
     for n in a.sizes:
         r = subprocess.run([sys.executable, "-m", "bench", "index_scale", "--one", str(n),
-                            "--queries", str(a.queries), "--dim", str(a.dim)],
+                            "--queries", str(a.queries), "--dim", str(a.dim),
+                            "--queries-from", a.queries_from, "--layout", a.layout],
                            capture_output=True, text=True, cwd=REPO)
         if r.returncode:
             print(f"size {n} failed: {r.stderr[-800:]}")
@@ -151,13 +197,18 @@ def main(argv=None) -> int:
     ap.add_argument("--dim", type=int, default=320,
                     help="descriptor width (320: pof's default dlib + MobileFaceNet; 384: dlib + "
                          "MobileFace; 128: dlib alone)")
+    ap.add_argument("--queries-from", choices=("copies", "held-out"), default="copies",
+                    help="noisy copies of gallery rows, or photos of enrolled persons left out")
+    ap.add_argument("--layout", choices=("unit", "centred"), default="unit",
+                    help="pof's graph (unit) or, for comparison, one over centred descriptors")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.one:
-        print(json.dumps(one_size(a.one, a.queries, a.dim)))
+        print(json.dumps(one_size(a.one, a.queries, a.dim, a.queries_from, a.layout)))
         return 0
     rows = run_sizes(a)
-    name = "index_scale" if a.dim == 128 else f"index_scale_d{a.dim}"
+    name = ("index_scale" if a.dim == 128 else f"index_scale_d{a.dim}") + \
+        ("" if a.queries_from == "copies" else "_held_out") + ("" if a.layout == "unit" else "_centred")
     save(name, {"cpu": os.cpu_count(), "rows": rows}, table(rows))
     print(table(rows))
     return 0
