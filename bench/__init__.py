@@ -14,6 +14,6 @@ STUDIES = (
     "size_sweep", "blur_sweep", "multi_probe", "multi_probe_public", "build_speed",
     "serve_latency", "web_large_photo", "hostile_requests", "video_speed", "cluster_scale",
     "index_scale", "occlusion", "recognizers", "compression", "lfw_pairs", "gpu_throughput",
-    "head_pose", "named_photos",
+    "head_pose", "named_photos", "search_scale",
 )
-HELPERS = ("harness", "common", "descriptors", "conditions", "augment")
+HELPERS = ("harness", "common", "descriptors", "conditions", "augment", "synthetic")

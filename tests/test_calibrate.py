@@ -155,3 +155,19 @@ def test_extrapolated_best_impostor_threshold_never_below_the_highest_seen():
     best = np.concatenate([rng.normal(0.8, 0.01, 59), [0.95]]).astype(np.float32)   # one outlier
     cal = calibrate(rng.normal(0.5, 0.1, 3000), 20, 0.01, best)
     assert cal.method == "best impostor, normal fit" and cal.threshold > 0.95
+
+
+def test_rates_count_the_scores_above_exactly_without_a_float64_copy():
+    """tail_rate searches float32 impostor scores with a float32 key (no float64 copy of
+    millions of scores a candidate) and still counts as an exact comparison would: for scores
+    rounded to 3 or 4 places, scores equal to an impostor and the next float above one."""
+    from pof.matching.calibrate import _below, tail_rate
+    rng = np.random.default_rng(0)
+    imp = np.sort(rng.normal(0.3, 0.1, 50_000).astype(np.float32))
+    exact = imp.astype(np.float64)
+    keys = (list(rng.normal(0.3, 0.2, 2000)) + [float(x) for x in imp[::97]]
+            + [round(float(x), 4) for x in imp[::89]] + [round(float(x), 3) for x in imp[::83]]
+            + [float(np.nextafter(x, np.float32(1))) for x in imp[::101]])
+    assert all(_below(imp, k) == int(np.searchsorted(exact, k, side="left")) for k in keys)
+    assert tail_rate(imp, float(imp[-1])) == (1 / len(imp), False)
+    assert tail_rate(imp, float(imp[-1]) + 1e-3) == (1 / (len(imp) + 1), True)

@@ -95,10 +95,23 @@ def tail_rate(sorted_scores: np.ndarray, score: float) -> tuple[float, bool]:
     """Share of ``sorted_scores`` (ascending) at or above ``score``, and whether that is only
     an upper bound: when none reaches it, the rate is reported as below 1 / (M + 1)."""
     m = len(sorted_scores)
-    above = m - int(np.searchsorted(sorted_scores, score, side="left"))
+    above = m - _below(sorted_scores, score)
     if above > 0:
         return above / m, False
     return 1.0 / (m + 1), True
+
+
+def _below(sorted_scores: np.ndarray, score: float) -> int:
+    """How many of ``sorted_scores`` (ascending) are below ``score``, compared exactly.
+
+    A float32 array is searched with a float32 key, never cast to float64 (that copy of 20
+    million reference scores cost 11 ms a candidate). No float32 lies strictly between a
+    number and its nearest float32 ``f``, so "below score" is "below f" where f >= score and
+    "at most f" where f < score: the same count as comparing in float64."""
+    if sorted_scores.dtype != np.float32:
+        return int(np.searchsorted(sorted_scores, score, side="left"))
+    f = np.float32(score)
+    return int(np.searchsorted(sorted_scores, f, side="left" if float(f) >= score else "right"))
 
 
 def group_starts(labels: list[str]) -> np.ndarray:
