@@ -82,3 +82,18 @@ def test_graph_finds_neighbours_in_clustered_descriptors():
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth)])
     assert recall >= 0.99, recall
     assert np.allclose(scores, np.take_along_axis(sims, ids, 1), atol=1e-5)   # scores are cosines
+
+
+def test_best_first_is_a_stable_sort_of_the_top():
+    """A search ranks persons by ``best_first``: the same order as a full stable sort (ties in
+    gallery order, infinite scores where they belong), without sorting every person."""
+    from pof.matching.search import best_first
+    rng = np.random.default_rng(0)
+    for trial in range(2000):
+        n, top = int(rng.integers(1, 60)), int(rng.integers(1, 12))
+        s = np.round(rng.normal(size=n), 1).astype(np.float32)       # many ties
+        if trial % 7 == 0:
+            s[rng.integers(0, n)] = -np.inf
+        if trial % 11 == 0:
+            s[rng.integers(0, n)] = np.inf
+        assert np.array_equal(best_first(s, top), np.argsort(-s, kind="stable")[:top])

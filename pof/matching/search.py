@@ -294,7 +294,7 @@ class Searcher:
         """Decision and candidates of one query (D,) from its per-person scores; evidence: each
         candidate's gallery images most like the query."""
         g = self.gallery
-        order = [p for p in np.argsort(-fused, kind="stable")[:top] if np.isfinite(fused[p])]
+        order = [p for p in best_first(fused, top) if np.isfinite(fused[p])]
         ends = np.append(g.starts[1:], len(g.face_ids))
         cands = []
         for p in order:
@@ -321,6 +321,22 @@ class Searcher:
     @classmethod
     def _geometry(cls, face: Face) -> FaceGeometry:
         return FaceGeometry(**cls._measures(face))
+
+
+def best_first(scores: np.ndarray, top: int) -> np.ndarray:
+    """Indices of the ``top`` highest ``scores``, highest first, ties in index order: what
+    ``np.argsort(-scores, kind="stable")[:top]`` gives, without sorting every person of a
+    large gallery (a full sort of 10^5 scores cost half of a search)."""
+    neg = -np.asarray(scores)
+    if top >= len(neg):
+        return np.argsort(neg, kind="stable")[:top]
+    kth = np.partition(neg, top - 1)[top - 1]
+    if not np.isfinite(kth):                    # NaN or infinite scores near the top: sort all
+        return np.argsort(neg, kind="stable")[:top]
+    above = np.flatnonzero(neg < kth)
+    ties = np.flatnonzero(neg == kth)[:top - len(above)]
+    picked = np.concatenate([above, ties])
+    return picked[np.lexsort((picked, neg[picked]))]
 
 
 def reading_order(boxes) -> list[int]:
