@@ -27,21 +27,6 @@ def track_name(path: str, start: float, end: float) -> str:
     return f"{Path(path).name} {clip_time(start)}-{clip_time(end)}"
 
 
-def quality_gate():
-    """The quality gates of ``Searcher.gate`` at the settings' values, for a tracker without a
-    dataset: why a face is too poor to identify, or None."""
-    from pof.settings import value
-    min_iod, max_blur = value("min_interocular", None), value("max_blur", None)
-
-    def gate(face) -> str | None:
-        if face.interocular < min_iod:
-            return "eyes too close"
-        if face.blur > max_blur:
-            return "too blurred"
-        return None
-    return gate
-
-
 def overlap_keys(path: str, tracks: list) -> list[frozenset]:
     """For each track, a key for each moment it shares with another track of the clip: the
     start of every track that begins while it is on screen (itself included). Two tracks
@@ -57,9 +42,9 @@ def video_faces(result: ClusterResult, path: str, pipeline, limits: tuple[float,
     that face as ``crop``): their templates and photo keys, for ``group_faces``. A video that
     cannot be read, breaks part-way or shows no face adds one problem (the tracks found before
     a break are kept)."""
-    from pof.video.search import scan_video
+    from pof.video.search import scan_video, settings_gate
     from pof.video.track import select
-    scan = scan_video(path, pipeline, quality_gate(), limits, stride, crop_side=CROP_SIDE)
+    scan = scan_video(path, pipeline, settings_gate(), limits, stride, crop_side=CROP_SIDE)
     if scan.error:
         reason = scan.error
         result.problems.append((path, reason[len(path) + 2:] if reason.startswith(f"{path}: ") else reason))
@@ -80,16 +65,15 @@ def cluster_media(paths: list[str], fmr: float = DEFAULT_FMR, workers: int = 1,
                   progress: bool = False, stride: int = 0) -> ClusterResult:
     """``pof.matching.cluster.cluster_files`` over photos and videos (recognised by their
     bytes): the faces of the photos and the tracks of the videos grouped together."""
-    from pof.video.search import LINK_FMR, SAME_FMR, is_video
+    from pof.video.search import default_limits, is_video
     result = ClusterResult(threshold=link_threshold(fmr))
     kinds = [is_video(p) for p in paths]
     descs, photos = photo_faces(result, [p for p, v in zip(paths, kinds) if not v], workers, progress)
     videos = [p for p, v in zip(paths, kinds) if v]
     if videos:
-        from pof.matching.verify import Verifier
         from pof.pipeline import Pipeline
         pipeline = Pipeline(attributes="off")
-        limits = (Verifier(LINK_FMR).threshold, Verifier(SAME_FMR).threshold)
+        limits = default_limits()
         for path in videos:
             d, keys = video_faces(result, path, pipeline, limits, stride)
             descs += d

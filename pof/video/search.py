@@ -51,14 +51,14 @@ class Scan:
 
 def scan_video(path: str, pipeline, gate, limits: tuple[float, float], stride: int = 0,
                progress: Callable[[int, int], None] | None = None, crop_side: int = 0,
-               best_frame: bool = False) -> Scan:
+               best_frame: bool = False, trail: bool = False) -> Scan:
     """Read a video and follow its faces: ``Scan``. ``gate``: ``Searcher.gate``; ``limits``:
-    (link, same) similarities (``thresholds``); ``crop_side``, ``best_frame``: keep a JPEG of
-    each pooled face, of each track's best frame (``Tracker``). A file that cannot be decoded, or breaks part-way, gives ``error`` (with the
+    (link, same) similarities (``thresholds``); ``crop_side``, ``best_frame``, ``trail``: keep a
+    JPEG of each pooled face, of each track's best frame, each track's boxes (``Tracker``). A file that cannot be decoded, or breaks part-way, gives ``error`` (with the
     tracks found before the break)."""
     out = Scan()
     link, same = limits
-    tracker = Tracker(KEEP, gate, link, same, crop_side, best_frame)
+    tracker = Tracker(KEEP, gate, link, same, crop_side, best_frame, trail)
     last_time = 0.0
     try:
         with Video(path) as video:
@@ -96,6 +96,27 @@ def scan_video(path: str, pipeline, gate, limits: tuple[float, float], stride: i
     if not out.tracks and out.error is None:
         out.error = f"{path}: no face found in {out.analysed} frames analysed of {out.read}"
     return out
+
+
+def settings_gate():
+    """The quality gates of ``Searcher.gate`` at the settings' values (min_interocular,
+    max_blur), for following faces without a dataset: why a face is too poor, or None."""
+    from pof.settings import value
+    min_iod, max_blur = value("min_interocular"), value("max_blur")
+
+    def gate(face) -> str | None:
+        if face.interocular < min_iod:
+            return "eyes too close"
+        if face.blur > max_blur:
+            return "too blurred"
+        return None
+    return gate
+
+
+def default_limits() -> tuple[float, float]:
+    """(link, same) similarities for the default descriptor model (``thresholds``)."""
+    from pof.matching.verify import Verifier
+    return Verifier(LINK_FMR).threshold, Verifier(SAME_FMR).threshold
 
 
 def search_video(path: str, pipeline, searcher, top: int | None = None, stride: int = 0,

@@ -71,6 +71,7 @@ class Track:
     misses: int = 0
     velocity: tuple = (0.0, 0.0)            # px per second of the box, from its last two
     best: tuple | None = None               # (rank, time, JPEG of the whole frame, box) if kept
+    trail: list | None = None               # (time, box) of every detector frame, if kept
 
     @property
     def template(self) -> np.ndarray:
@@ -96,11 +97,15 @@ class Tracker:
     tracks are merged (a strict false-match rate); ``crop_side``: keep a JPEG of each pooled
     face, at most that many px on its long side (0: keep none); ``best_frame``: keep a JPEG of
     the whole frame of each track's best face (``Track.best``; encoded when a better face
-    comes, so one a track)."""
+    comes, so one a track); ``trail``: keep each track's box on every detector frame that saw
+    it (``Track.trail``, for ``pof redact --keep``: the one record that grows with a track's
+    length, so off unless asked for)."""
 
     def __init__(self, keep: int, gate: Callable[[Face], str | None], link: float,
-                 same: float, crop_side: int = 0, best_frame: bool = False) -> None:
+                 same: float, crop_side: int = 0, best_frame: bool = False,
+                 trail: bool = False) -> None:
         self.keep, self.gate, self.link, self.same = keep, gate, link, same
+        self.trail = trail
         self.crop_side = crop_side              # px of a kept face JPEG's long side; 0: none
         self.best_frame = best_frame
         self.open: list[Track] = []
@@ -146,6 +151,8 @@ class Tracker:
         into.pool = sorted(into.pool + t.pool, key=lambda e: e[0])
         while len(into.pool) > 2 * self.keep:
             into.pool = thin(into.pool)
+        if into.trail is not None and t.trail is not None:
+            into.trail = sorted(into.trail + t.trail, key=lambda e: e[0])
 
     def update(self, time: float, faces: list[Face], pixels: np.ndarray | None = None) -> None:
         """Add one detector frame's faces (with descriptors) seen at ``time`` seconds;
@@ -200,6 +207,9 @@ class Tracker:
         shot = face_jpeg(pixels, f.box, self.crop_side, others) \
             if self.crop_side and pixels is not None else None
         rank = (self.gate(f) is None, f.quality)
+        if self.trail:
+            t.trail = [] if t.trail is None else t.trail
+            t.trail.append((time, tuple(float(v) for v in f.box)))
         t.pool.append((time, rank, f, shot))
         if self.best_frame and pixels is not None and (t.best is None or rank > t.best[0]):
             from pof.runtime.jpeg import encode_jpeg
