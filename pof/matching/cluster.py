@@ -364,7 +364,8 @@ def write_groups(result: ClusterResult, out: Path) -> None:
         folder = out / f"group_{f['group'] + 1:03d}"
         folder.mkdir(exist_ok=True)
         track = "track" in f
-        name = f"{Path(f['image']).stem}_{'track' if track else 'face'}{f.get('track', f.get('face', 0) + 1)}.jpg"
+        stem = Path(f["image"]).stem
+        name = f"{stem}_track{f['track']}.jpg" if track else f"{stem}_face{f['face'] + 1}.jpg"
         if isinstance(f["crop"], bytes):                 # a video track's face, a JPEG already
             (folder / name).write_bytes(f["crop"])
         elif f["crop"] is not None:
