@@ -16,7 +16,7 @@ from pof.cli.common import EXIT_SOME_FAILED, finish, friendly
 @click.option("--method", default="pixelate", show_default=True, type=click.Choice(["pixelate", "blur"]))
 @click.option("--strength", default=1.0, show_default=True, type=click.FloatRange(0.1, 10), help="1 = default; higher is coarser (the first step; raised where the check needs it)")
 @click.option("--margin", default=0.25, show_default=True, type=click.FloatRange(0, 2), help="widen each face box by this share of its size (the first step)")
-@click.option("--keep", multiple=True, type=int, help="index of a face to leave visible in a photo (as listed by a run); repeatable")
+@click.option("--keep", multiple=True, type=int, help="index of a face to leave visible in a photo (as listed by a run), or number of a track in a video (as pof search lists them); repeatable")
 @click.option("--no-check", is_flag=True, help="skip looking for faces again in the result (and so escalating)")
 @click.option("--no-audio", is_flag=True, help="videos: leave the sound out of the copy")
 @friendly
@@ -30,10 +30,11 @@ def redact(images, out, method, strength, margin, keep, no_check, no_audio) -> N
     pipeline = Pipeline()
     checker, taken, missed, failed = Checker(pipeline), set(), 0, 0
     for src in tqdm(files, desc="redact", unit="file", disable=len(files) < 5):
-        if video_kind(src):
+        video = video_kind(src) is not None
+        if video:
             from pof.video.redact import redact_video
             r = redact_video(pipeline, Path(src), Path(out), taken, method, strength, margin,
-                             not no_check, not no_audio, checker)
+                             not no_check, not no_audio, checker, keep=tuple(keep))
         else:
             dest = output_path(Path(out), Path(src), taken)
             r = redact_file(pipeline, Path(src), dest, method, strength, margin, tuple(keep),
@@ -43,9 +44,10 @@ def redact(images, out, method, strength, margin, keep, no_check, no_audio) -> N
             click.echo(f"error: {src}: {r.error}" if not r.error.startswith(str(src))
                        else f"error: {r.error}", err=True)
             continue
-        kept = f", kept face(s) {', '.join(map(str, r.kept))}" if r.kept else ""
+        kept = f", kept {'track' if video else 'face'}(s) {', '.join(map(str, r.kept))}" if r.kept else ""
         note = f" ({r.note})" if r.note else ""
-        click.echo(f"{src}: {len(r.faces) - len(r.kept)} face(s) redacted{kept} -> {r.output}{note}")
+        redacted = len(r.faces) - (0 if video else len(r.kept))   # a kept track is not listed
+        click.echo(f"{src}: {redacted} face(s) redacted{kept} -> {r.output}{note}")
         for i, (x, y, w, h) in enumerate(r.faces):
             step = f": {r.steps[i]}" if i < len(r.steps) else ""
             extra = " (found by the check)" if i >= len(r.faces) - r.added else ""

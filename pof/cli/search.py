@@ -25,8 +25,9 @@ from pof.errors import PofError
               help="IMAGES show one unknown person: fuse the largest face of each into one query")
 @click.option("--stride", type=click.IntRange(0, 1000), default=0, show_default=True,
               help="videos: run the detector on every Nth frame (0: about 8 frames a second)")
+@setting("device")
 @friendly
-def search(dataset, images, top, fpir, as_json, workers, where, same_person, stride) -> None:
+def search(dataset, images, top, fpir, as_json, workers, where, same_person, stride, device) -> None:
     """Search every face in IMAGES against DATASET: ranked candidates, open-set decision.
 
     IMAGES are files or folders (every file inside, recursively, in name order, whatever its
@@ -38,7 +39,8 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person, str
 
     Videos (MP4, MOV, MKV, WebM, AVI, recognised by their bytes) are read frame by frame:
     each face followed through the clip is one track with one decision, judged like
-    --same-person from its best frames (one result per video, after the images)."""
+    --same-person from its best frames (one result per video, after the images). With
+    --device cuda the frames of a video are analysed on the GPU, gpu_batch at a time."""
     from pof.dataset.handle import Dataset
     from pof.matching.search import result_line
     from pof.settings import value
@@ -53,12 +55,22 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person, str
                 raise PofError(f"--where needs KEY=VALUE, got {w!r}")
             conditions.setdefault(key.strip(), []).append(val.strip())
         gallery = gallery.filter(**conditions)
-    pipeline = ds.pipeline()        # the descriptor backend it was built with
+    engine = None
+    if value("device", device) == "cuda":
+        from pof.runtime.device import build_engine
+        engine = build_engine()     # "cuda": pof's GPU engine; None: ONNX Runtime's CUDA provider
+    # the descriptor backend it was built with (photos on the CPU where the engine has the GPU)
+    pipeline = ds.pipeline(device="cpu") if engine else ds.pipeline()
     images, empty = _expand(images)
     from pof.pipeline import OPENVINO_MIN_PHOTOS
     from pof.video.search import is_video
     kinds = [is_video(p) for p in images]
     videos = [p for p, v in zip(images, kinds) if v]
+    if videos and engine:
+        from pof.gpu.engine import GpuEngine
+        analyzer = GpuEngine(engine, settings=pipeline.settings)
+    else:
+        analyzer = pipeline
     images = [p for p, v in zip(images, kinds) if not v]
     pipeline.settle_runtime(len(images) + OPENVINO_MIN_PHOTOS * len(videos))
     # a subset (--where) is searched without the saved index (made for the whole gallery)
@@ -71,7 +83,9 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person, str
     if same_person:
         done, failed = _search_same_person(searcher, pipeline, images, top, as_json, workers) \
             if images else (0, 0)
-        vdone, vfailed = _search_videos(searcher, pipeline, videos, top, as_json, stride)
+        vdone, vfailed = _search_videos(searcher, analyzer, videos, top, as_json, stride)
+        if analyzer is not pipeline:
+            analyzer.close()
         finish(done + vdone, failed + vfailed + len(empty))
         return
     bar = tqdm(total=len(images), desc="search", unit="img", disable=len(images) < 5 or as_json)
@@ -85,7 +99,9 @@ def search(dataset, images, top, fpir, as_json, workers, where, same_person, str
         else:
             _print_search(path, [r.to_json() for r in results], error)
     bar.close()
-    vdone, vfailed = _search_videos(searcher, pipeline, videos, top, as_json, stride)
+    vdone, vfailed = _search_videos(searcher, analyzer, videos, top, as_json, stride)
+    if analyzer is not pipeline:
+        analyzer.close()
     finish(len(images) + len(empty) - failed + vdone, failed + vfailed)
 
 

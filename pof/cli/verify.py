@@ -101,24 +101,35 @@ def _read_pairs(pairs: Path, root: Path) -> list[tuple[str, str, str, str]]:
 def cluster(inputs, out, fmr, workers, quiet, as_json) -> None:
     """Group the faces in IMAGE_OR_DIR... into unknown persons (one folder per group in OUT).
 
+    Videos among them (recognised by their bytes) are read as pof search reads them: each face
+    followed through a clip is one face to group, named like "clip.mp4 00:12-00:19".
+
     Two groups are joined when their faces' average similarity passes the verification
     threshold at --fmr (from pof's reference impostor scores); only groups linked in a
     nearest-neighbour graph of the faces are compared, so 10^5 faces fit in minutes. Look-alikes
     can merge and one person can split: groups are leads for a person to check."""
-    from pof.matching.cluster import cluster_files, expand_inputs, write_groups
+    from pof.matching.cluster import expand_inputs, write_groups
     from pof.settings import value
+    from pof.video.cluster import cluster_media
     workers = value("workers", workers)
     paths, problems = expand_inputs(list(inputs))
-    result = cluster_files(paths, fmr=fmr, workers=probe_workers(workers, len(paths)),
+    result = cluster_media(paths, fmr=fmr, workers=probe_workers(workers, len(paths)),
                            progress=not (quiet or as_json))
     write_groups(result, Path(out))
     for path, reason in problems + result.problems:
         click.echo(f"error: {path}: {reason}", err=True)
+    tracks = [{"video": f["image"], "track": f["track"], "name": f["name"], "start": f["start"],
+               "end": f["end"], "group": f["group"] + 1} for f in result.faces if "track" in f]
     if as_json:
-        click.echo(json.dumps({"faces": len(result.faces), "images": len(paths), "groups": result.n_groups,
-                               "threshold": round(result.threshold, 4), "fmr": fmr, "out": str(out),
-                               "errors": [{"image": p, "reason": r} for p, r in problems + result.problems]}))
+        summary = {"faces": len(result.faces), "images": len(paths), "groups": result.n_groups,
+                   "threshold": round(result.threshold, 4), "fmr": fmr, "out": str(out),
+                   "errors": [{"image": p, "reason": r} for p, r in problems + result.problems]}
+        if tracks:
+            summary["tracks"] = tracks
+        click.echo(json.dumps(summary))
     else:
         click.echo(f"{len(result.faces)} faces in {len(paths)} images -> {result.n_groups} groups "
                    f"(link threshold {result.threshold:.3f} at FMR {fmr:g}) in {out}")
+        for t in tracks:
+            click.echo(f"  {t['name']}: group {t['group']}")
     finish(len(paths) - len(result.problems), len(problems) + len(result.problems))

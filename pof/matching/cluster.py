@@ -97,7 +97,11 @@ def assign(desc: np.ndarray, threshold: float, existing: dict[int, np.ndarray],
 
 
 def _photo_sets(photos, n: int) -> list[set]:
-    return [{p} for p in photos] if photos is not None else [set() for _ in range(n)]
+    """Each face's set of photo keys: a key, or a set of keys (a face of a video track holds
+    one key for each moment it shares with other tracks); faces sharing a key never join."""
+    if photos is None:
+        return [set() for _ in range(n)]
+    return [set(p) if isinstance(p, (set, frozenset)) else {p} for p in photos]
 
 
 def _neighbours(d, base, k, progress):
@@ -226,7 +230,7 @@ def cluster_dense(desc: np.ndarray, threshold: float, photos: list | None = None
     np.fill_diagonal(sim, -np.inf)
     size = np.ones(n)
     members: list[list[int]] = [[i] for i in range(n)]
-    seen: list[set] = [{p} for p in photos] if photos is not None else [set() for _ in range(n)]
+    seen: list[set] = _photo_sets(photos, n)
     active = np.ones(n, bool)
     while True:
         flat = int(np.argmax(sim))
@@ -304,10 +308,21 @@ def cluster_files(paths: list[str], fmr: float = DEFAULT_FMR, workers: int = 1,
                   progress: bool = False) -> ClusterResult:
     """Find every face in ``paths`` and group them; unreadable or faceless files are problems.
     ``progress``: progress bars on stderr (photos read, neighbours found, groups joined)."""
+    result = ClusterResult(threshold=link_threshold(fmr))
+    descs, photos = photo_faces(result, paths, workers, progress)
+    group_faces(result, descs, photos, progress)
+    return result
+
+
+def photo_faces(result: ClusterResult, paths: list[str], workers: int = 1,
+                progress: bool = False) -> tuple[list, list]:
+    """Every face of the photos ``paths`` added to ``result.faces`` (problems to
+    ``result.problems``): their descriptors and photos, for ``group_faces``."""
     from pof.runtime.workers import pipeline_map
     from pof.pipeline import Pipeline
-    result = ClusterResult(threshold=link_threshold(fmr))
     descs, photos = [], []
+    if not paths:
+        return descs, photos
     pipeline = Pipeline(attributes="off")
     bar = _bar(len(paths), "faces", progress)
     for path, (faces, error) in zip(paths, pipeline_map(pipeline, _faces_with_crops,
@@ -324,12 +339,17 @@ def cluster_files(paths: list[str], fmr: float = DEFAULT_FMR, workers: int = 1,
             photos.append(path)
     if bar:
         bar.close()
+    return descs, photos
+
+
+def group_faces(result: ClusterResult, descs: list, photos: list, progress: bool = False) -> None:
+    """Group the faces of ``result`` (descriptors ``descs``, photo keys ``photos``, as
+    ``cluster`` takes them): each face's ``group``, and ``n_groups``."""
     if descs:
         labels = cluster(np.stack(descs), result.threshold, photos, progress=progress)
         for face, g in zip(result.faces, labels):
             face["group"] = int(g)
         result.n_groups = int(labels.max()) + 1
-    return result
 
 
 def write_groups(result: ClusterResult, out: Path) -> None:
@@ -343,16 +363,26 @@ def write_groups(result: ClusterResult, out: Path) -> None:
     for f in result.faces:
         folder = out / f"group_{f['group'] + 1:03d}"
         folder.mkdir(exist_ok=True)
-        name = f"{Path(f['image']).stem}_face{f['face'] + 1}.jpg"
-        if f["crop"] is not None:
+        track = "track" in f
+        stem = Path(f["image"]).stem
+        name = f"{stem}_track{f['track']}.jpg" if track else f"{stem}_face{f['face'] + 1}.jpg"
+        if isinstance(f["crop"], bytes):                 # a video track's face, a JPEG already
+            (folder / name).write_bytes(f["crop"])
+        elif f["crop"] is not None:
             Image.fromarray(f["crop"]).save(folder / name, "JPEG", quality=92)
-        rows.append({"image": f["image"], "face": f["face"] + 1, "box": f["box"],
-                     "quality": f["quality"], "group": f["group"] + 1,
+        if track:                                        # one face a track of a video
+            row = {"image": f["image"], "track": f["track"], "name": f["name"],
+                   "start": f["start"], "end": f["end"]}
+        else:
+            row = {"image": f["image"], "face": f["face"] + 1}
+        rows.append({**row, "box": f["box"], "quality": f["quality"], "group": f["group"] + 1,
                      "crop": f"{folder.name}/{name}"})
     doc = {"threshold": round(result.threshold, 4), "groups": result.n_groups, "faces": rows,
            "errors": [{"image": p, "reason": r} for p, r in result.problems]}
     (out / "clusters.json").write_text(json.dumps(doc, indent=1) + "\n")
-    lines = ["image,face,group,x,y,w,h,quality,crop"] + [
-        f"\"{r['image']}\",{r['face']},{r['group']},{','.join(map(str, r['box']))},{r['quality']},{r['crop']}"
+    timed = any("track" in r for r in rows)             # videos: start,end columns (seconds)
+    lines = ["image,face,group,x,y,w,h,quality,crop" + (",start,end" if timed else "")] + [
+        f"\"{r['image']}\",{r.get('face', r.get('track'))},{r['group']},{','.join(map(str, r['box']))},"
+        f"{r['quality']},{r['crop']}" + (f",{r.get('start', '')},{r.get('end', '')}" if timed else "")
         for r in rows]
     (out / "clusters.csv").write_text("\n".join(lines) + "\n")

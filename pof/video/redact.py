@@ -19,6 +19,11 @@ of its own over the frames around it unless it has one already (which is escalat
 check finds nothing, or a face survives a solid fill (the copy then fails). As for photos, the
 check also describes each face of the source's frame again at its landmarks on the copy's
 frame: one the recogniser still matches counts as found.
+
+A track can be left visible (``keep``: its number as ``pof search`` lists the clip's tracks,
+an officer's face): the clip is read once more as the search reads it, and that track's box
+on each of its detector frames (``KeptTrack``) spares every box that overlaps it at that time,
+in the copy and in the check.
 """
 from __future__ import annotations
 
@@ -36,6 +41,55 @@ CARRY = 2          # detector frames a box is carried where its face was not fou
 CHECK_EVERY = 10   # the check looks at every 10th frame of the copy (and each track's ends)
 SPEED_MARGIN = 1.0 # extra margin per box width the box moves in the frames since it was seen
 UNKNOWN_SPEED = 0.1  # box widths a frame assumed for a face seen on one detector frame only
+KEPT_GAP = 1.0     # seconds between two looks at a kept track over which its box is interpolated
+KEPT_REACH = 0.5   # seconds a kept track's box is carried past its first and last looks
+
+
+@dataclass
+class KeptTrack:
+    """A search track left visible: its number and its (time, box) on each detector frame
+    that saw it (``Track.trail``)."""
+
+    number: int
+    trail: list
+
+    def box_at(self, time: float) -> tuple | None:
+        """The track's box at ``time`` seconds: interpolated between two looks at most
+        ``KEPT_GAP`` apart, else the nearest look within ``KEPT_REACH``; None elsewhere."""
+        import bisect
+        times = [t for t, _ in self.trail]
+        i = bisect.bisect_left(times, time)
+        if i < len(times) and times[i] == time:
+            return self.trail[i][1]
+        before = self.trail[i - 1] if i > 0 else None
+        after = self.trail[i] if i < len(times) else None
+        if before and after and after[0] - before[0] <= KEPT_GAP:
+            k = (time - before[0]) / (after[0] - before[0])
+            return tuple(a + (b - a) * k for a, b in zip(before[1], after[1]))
+        near = min((e for e in (before, after) if e), key=lambda e: abs(e[0] - time), default=None)
+        return near[1] if near and abs(near[0] - time) <= KEPT_REACH else None
+
+    def holds(self, time: float, box: tuple) -> bool:
+        """Whether ``box`` at ``time`` is this track's face (overlaps its box by ``MIN_IOU``)."""
+        at = self.box_at(time)
+        return at is not None and iou(at, box) >= MIN_IOU
+
+
+def kept_tracks(pipeline, path: str, numbers) -> tuple[list[KeptTrack], list[int]]:
+    """The tracks ``numbers`` of the video (as ``pof search`` lists them), and the numbers
+    that name no track."""
+    from pof.video.search import default_limits, scan_video, settings_gate
+    scan = scan_video(path, pipeline, settings_gate(), default_limits(), trail=True)
+    if not scan.opened:
+        raise VideoError(scan.error)
+    by = {t.number: t for t in scan.tracks}
+    return ([KeptTrack(n, by[n].trail) for n in dict.fromkeys(numbers) if n in by],
+            [n for n in dict.fromkeys(numbers) if n not in by])
+
+
+def spared(kept, time: float, box: tuple) -> bool:
+    """Whether ``box`` at ``time`` is the face of one of the ``kept`` tracks."""
+    return any(k.holds(time, box) for k in kept)
 
 
 @dataclass
@@ -123,8 +177,10 @@ def link(carried: tuple, box: tuple) -> tuple | None:
     return (0, -dist) if dist < 1.0 else None
 
 
-def find_faces(pipeline, path: str, stride: int) -> tuple[list[BoxTrack], int, float, object]:
-    """Pass one: (tracks, frames read, frames a second, the first frame's size)."""
+def find_faces(pipeline, path: str, stride: int, times: dict | None = None
+               ) -> tuple[list[BoxTrack], int, float, object]:
+    """Pass one: (tracks, frames read, frames a second, the first frame's size). ``times``:
+    filled with the time (seconds) of each detector frame, by number."""
     tracks: list[BoxTrack] = []
     open_: list[BoxTrack] = []
     n, size = 0, None
@@ -144,6 +200,8 @@ def find_faces(pipeline, path: str, stride: int) -> tuple[list[BoxTrack], int, f
             if not (cut or last is None or frame.number - last >= stride):
                 continue
             last = frame.number
+            if times is not None:
+                times[frame.number] = frame.time
             pixels = frame.rgb()
             size = size or (pixels.shape[1], pixels.shape[0])
             boxes = [tuple(float(v) for v in d.box) for d in pipeline.detect(pixels)[0]]
@@ -189,7 +247,7 @@ def boxes_in(number: int, tracks: list[BoxTrack], patches: list[Patch], stride: 
 
 
 def render(path: str, dest: Path, fmt: str, tracks, patches, stride: int, method: str,
-           strength: float, margin: float, audio: bool) -> int:
+           strength: float, margin: float, audio: bool, kept=()) -> int:
     """Pass two: write the covered copy into ``dest``. Returns the frames written."""
     import av
 
@@ -207,7 +265,8 @@ def render(path: str, dest: Path, fmt: str, tracks, patches, stride: int, method
                     writer = VideoWriter(dest, fmt, (pixels.shape[1], pixels.shape[0]), rate, sound,
                                          stream.time_base)
                 for _, box, m, level in boxes_in(frame.number, tracks, patches, stride, margin):
-                    obscure_box(pixels, box, level, method, strength, m)
+                    if not spared(kept, frame.time, box):
+                        obscure_box(pixels, box, level, method, strength, m)
                 writer.write(pixels, frame._frame.pts)   # each frame at its own time
             if sound is not None:
                 writer.copy_audio(source.demux(sound))
@@ -221,11 +280,12 @@ def render(path: str, dest: Path, fmt: str, tracks, patches, stride: int, method
 
 def check_copy(source: str, dest: Path, checker: Checker, tracks, patches, stride: int,
                margin: float, frames: int, also: set[int] = frozenset(),
-               described: dict | None = None) -> list[tuple[int, tuple, list]]:
+               described: dict | None = None, kept=()) -> list[tuple[int, tuple, list]]:
     """Faces the check finds in the copy: (frame number, box, owners whose box holds it): the
     check's detector on the copy's frame, and the recogniser at each face of the source's frame
     (``Checker.recognised``). ``also``: more frames to look at (around faces found in an
-    earlier round); ``described``: the source frames' analysed faces, kept between rounds."""
+    earlier round); ``described``: the source frames' analysed faces, kept between rounds;
+    ``kept``: tracks left visible (a face on one of them is not counted)."""
     from pof.redact import centre_inside, overlaps, region
     sample = {0, frames - 1} | set(range(0, frames, CHECK_EVERY)) | set(also)
     sample |= set(range(stride // 2, frames, stride)) if stride > 2 else set()   # halfway between looks
@@ -251,6 +311,8 @@ def check_copy(source: str, dest: Path, checker: Checker, tracks, patches, strid
                      and not any(LADDER[level].fill and centre_inside(f.box, r) for _, r, level in rects)]
             for b in seen:
                 b = tuple(float(v) for v in b)
+                if spared(kept, before.time, b):
+                    continue
                 owners = [o for o, r, _ in rects if overlaps(b, _rect_box(r))]
                 found.append((frame.number, b, owners))
     return found
@@ -263,8 +325,9 @@ def _rect_box(rect) -> tuple:
 def redact_video(pipeline, source: Path, out_dir: Path, taken: set[str], method: str = "pixelate",
                  strength: float = 1.0, margin: float = 0.25, check: bool = True,
                  audio: bool = True, checker: Checker | None = None,
-                 stride: int = 0) -> Redaction:
-    """Redact one video into ``out_dir``; errors are returned in the Redaction, not raised."""
+                 stride: int = 0, keep: tuple[int, ...] = ()) -> Redaction:
+    """Redact one video into ``out_dir``; errors are returned in the Redaction, not raised.
+    ``keep``: numbers of tracks (as ``pof search`` lists them) left visible."""
     import av
     path = str(source)
     rec = Redaction(path)
@@ -274,19 +337,24 @@ def redact_video(pipeline, source: Path, out_dir: Path, taken: set[str], method:
     try:
         with Video(path) as video:
             step = stride or max(1, default_stride(video.fps) // 2)
-        tracks, frames, _, _ = find_faces(pipeline, path, step)
+        kept, unknown = kept_tracks(pipeline, path, keep) if keep else ([], [])
+        times: dict[int, float] = {}
+        tracks, frames, _, _ = find_faces(pipeline, path, step, times)
+        if kept:       # a face on a kept track at every look is neither covered nor listed
+            tracks = [t for t in tracks if not all(spared(kept, times[n], b) for n, b in t.seen.items())]
         patches: list[Patch] = []
         out_dir.mkdir(parents=True, exist_ok=True)
         checker = checker or Checker(pipeline)
         dense: set[int] = set()
         described: dict = {}
         while True:
-            written = render(path, tmp, fmt, tracks, patches, step, method, strength, margin, audio)
+            written = render(path, tmp, fmt, tracks, patches, step, method, strength, margin, audio,
+                             kept)
             rec.rounds += 1
             if not check:
                 break
             found = check_copy(path, tmp, checker, tracks, patches, step, margin, written, dense,
-                               described)
+                               described, kept)
             for number, _, _ in found:   # a face between two samples: look at every frame there
                 dense |= set(range(number - CHECK_EVERY, number + CHECK_EVERY + 1))
             bump = set()
@@ -322,10 +390,12 @@ def redact_video(pipeline, source: Path, out_dir: Path, taken: set[str], method:
     rec.output = str(dest)
     rec.faces = [t.seen[min(t.seen)] for t in tracks] + [p.box for p in patches]
     rec.added = len(patches)
+    rec.kept = [k.number for k in kept]
     rec.steps = [describe_step(min(o.level, len(LADDER) - 1), method, strength, margin)
                  for o in tracks + patches]
     rec.note = (f"{'MP4' if fmt == 'mp4' else 'Matroska'}, H.264, {written} frames"
-                + (", sound kept" if audio and _has_audio(path) else ", no sound"))
+                + (", sound kept" if audio and _has_audio(path) else ", no sound")
+                + "".join(f"; no track {n} to keep, nothing left visible for it" for n in unknown))
     return rec
 
 

@@ -51,14 +51,29 @@ class Scan:
 
 def scan_video(path: str, pipeline, gate, limits: tuple[float, float], stride: int = 0,
                progress: Callable[[int, int], None] | None = None, crop_side: int = 0,
-               best_frame: bool = False) -> Scan:
+               best_frame: bool = False, trail: bool = False) -> Scan:
     """Read a video and follow its faces: ``Scan``. ``gate``: ``Searcher.gate``; ``limits``:
-    (link, same) similarities (``thresholds``); ``crop_side``, ``best_frame``: keep a JPEG of
-    each pooled face, of each track's best frame (``Tracker``). A file that cannot be decoded, or breaks part-way, gives ``error`` (with the
+    (link, same) similarities (``thresholds``); ``crop_side``, ``best_frame``, ``trail``: keep a
+    JPEG of each pooled face, of each track's best frame, each track's boxes (``Tracker``). ``pipeline``: a ``pof.pipeline.Analyzer``; one whose ``batch_size`` is over 1 (the
+    GPU engine) is given the frames to analyse that many at a time, the tracker then taking
+    them in their order (a cut only ends tracks when the frames before it are in). A file that cannot be decoded, or breaks part-way, gives ``error`` (with the
     tracks found before the break)."""
     out = Scan()
     link, same = limits
-    tracker = Tracker(KEEP, gate, link, same, crop_side, best_frame)
+    tracker = Tracker(KEEP, gate, link, same, crop_side, best_frame, trail)
+    keep_pixels = bool(crop_side or best_frame)
+    batch: list[tuple[bool, float, object]] = []     # (cut before it, time, pixels) to analyse
+    size = max(1, int(getattr(pipeline, "batch_size", 1)))
+
+    def analyse() -> None:
+        """The frames waiting, analysed together, then given to the tracker in their order."""
+        found = pipeline.analyze_batch([px for _, _, px in batch], with_crops=False)
+        for (cut, time, pixels), faces in zip(batch, found, strict=True):
+            if cut:
+                tracker.cut()
+            tracker.update(time, faces, pixels if keep_pixels else None)
+        batch.clear()
+
     last_time = 0.0
     try:
         with Video(path) as video:
@@ -73,18 +88,29 @@ def scan_video(path: str, pipeline, gate, limits: tuple[float, float], stride: i
                     hist = histogram(frame.small)
                     cut = is_cut(before, hist)
                     before = hist
-                    if cut:
-                        tracker.cut()
-                    if cut or last is None or frame.number - last >= step:
-                        last = frame.number
-                        out.analysed += 1
-                        pixels = frame.rgb()
-                        faces = pipeline.analyze(pixels, with_crops=False)
-                        tracker.update(frame.time, faces, pixels if crop_side or best_frame else None)
+                    analysed = cut or last is None or frame.number - last >= step
+                    if size > 1:            # a batched analyzer (the GPU engine)
+                        if analysed:
+                            last = frame.number
+                            out.analysed += 1
+                            batch.append((cut, frame.time, frame.rgb()))
+                            if len(batch) >= size:
+                                analyse()
+                    else:
+                        if cut:
+                            tracker.cut()
+                        if analysed:
+                            last = frame.number
+                            out.analysed += 1
+                            pixels = frame.rgb()
+                            faces = pipeline.analyze(pixels, with_crops=False)
+                            tracker.update(frame.time, faces, pixels if keep_pixels else None)
                     if progress:
                         progress(out.read, video.frames_estimate)
             except VideoError as exc:
                 out.error = str(exc)
+            if batch:
+                analyse()
             out.duration = round(max(video.duration, last_time), 3)
     except VideoError as exc:
         out.opened, out.error = False, str(exc)
@@ -96,6 +122,27 @@ def scan_video(path: str, pipeline, gate, limits: tuple[float, float], stride: i
     if not out.tracks and out.error is None:
         out.error = f"{path}: no face found in {out.analysed} frames analysed of {out.read}"
     return out
+
+
+def settings_gate():
+    """The quality gates of ``Searcher.gate`` at the settings' values (min_interocular,
+    max_blur), for following faces without a dataset: why a face is too poor, or None."""
+    from pof.settings import value
+    min_iod, max_blur = value("min_interocular"), value("max_blur")
+
+    def gate(face) -> str | None:
+        if face.interocular < min_iod:
+            return "eyes too close"
+        if face.blur > max_blur:
+            return "too blurred"
+        return None
+    return gate
+
+
+def default_limits() -> tuple[float, float]:
+    """(link, same) similarities for the default descriptor model (``thresholds``)."""
+    from pof.matching.verify import Verifier
+    return Verifier(LINK_FMR).threshold, Verifier(SAME_FMR).threshold
 
 
 def search_video(path: str, pipeline, searcher, top: int | None = None, stride: int = 0,

@@ -10,7 +10,10 @@ merged: the same person seen again after a cut or after leaving the frame.
 
 Per-track state is bounded: a running sum of descriptors, and a pool of at most
 ``2 * keep`` faces spread over the track's time (two neighbours are reduced to the better one
-when the pool is full), from which ``select`` takes the best ``keep``. A tracker made with
+when the pool is full), from which ``select`` takes the best ``keep``. Ended tracks are merged
+as soon as every track that started before them has ended too (the order the merge takes
+them in), so what a clip holds grows with the persons it shows, not with its length or its
+cuts; a single poor detection is dropped when its track ends. A tracker made with
 ``crop_side`` also keeps, for each pooled face, a small JPEG of it (encoded as the face joins
 the pool, so at most ``2 * keep`` a track): what the web app shows of the frames a decision
 used (``Track.frames``).
@@ -68,6 +71,7 @@ class Track:
     misses: int = 0
     velocity: tuple = (0.0, 0.0)            # px per second of the box, from its last two
     best: tuple | None = None               # (rank, time, JPEG of the whole frame, box) if kept
+    trail: list | None = None               # (time, box) of every detector frame, if kept
 
     @property
     def template(self) -> np.ndarray:
@@ -93,22 +97,62 @@ class Tracker:
     tracks are merged (a strict false-match rate); ``crop_side``: keep a JPEG of each pooled
     face, at most that many px on its long side (0: keep none); ``best_frame``: keep a JPEG of
     the whole frame of each track's best face (``Track.best``; encoded when a better face
-    comes, so one a track)."""
+    comes, so one a track); ``trail``: keep each track's box on every detector frame that saw
+    it (``Track.trail``, for ``pof redact --keep``: the one record that grows with a track's
+    length, so off unless asked for)."""
 
     def __init__(self, keep: int, gate: Callable[[Face], str | None], link: float,
-                 same: float, crop_side: int = 0, best_frame: bool = False) -> None:
+                 same: float, crop_side: int = 0, best_frame: bool = False,
+                 trail: bool = False) -> None:
         self.keep, self.gate, self.link, self.same = keep, gate, link, same
+        self.trail = trail
         self.crop_side = crop_side              # px of a kept face JPEG's long side; 0: none
         self.best_frame = best_frame
         self.open: list[Track] = []
         self._boxes: list[tuple] = []           # the boxes of the frame being added
-        self.closed: list[Track] = []
+        self.closed: list[Track] = []           # ended, waiting for the earlier ones to end
+        self.merged: list[Track] = []           # ended tracks, one person seen again merged
         self._count = 0
 
     def cut(self) -> None:
         """A scene change: every open track ends."""
-        self.closed += self.open
+        self._close(self.open)
         self.open = []
+
+    def _close(self, tracks: list[Track]) -> None:
+        """Tracks ended: kept unless one poor detection (see ``finish``), and merged into
+        ``merged`` in order of start as far as no open track started before them (a track
+        made later starts later, or at the same time with a higher number)."""
+        self.closed += [t for t in tracks if t.seen > 1 or any(e[1][0] for e in t.pool)]
+        ended = {id(t) for t in tracks}
+        first = min(((t.start, t.number) for t in self.open if id(t) not in ended), default=None)
+        self.closed.sort(key=lambda t: (t.start, t.number))
+        done = 0
+        for t in self.closed:
+            if first is not None and (t.start, t.number) > first:
+                break
+            self._merge(t)
+            done += 1
+        del self.closed[:done]
+
+    def _merge(self, t: Track) -> None:
+        """One ended track into ``merged``: into the first earlier track that ended before it
+        began and whose template agrees at ``same``, or as a track of its own."""
+        into = next((m for m in self.merged if m.end < t.start
+                     and float(np.dot(m.template, t.template)) >= self.same), None)
+        if into is None:
+            self.merged.append(t)
+            return
+        into.end = max(into.end, t.end)
+        into.total = into.total + t.total
+        into.seen += t.seen
+        if t.best is not None and (into.best is None or t.best[0] > into.best[0]):
+            into.best = t.best
+        into.pool = sorted(into.pool + t.pool, key=lambda e: e[0])
+        while len(into.pool) > 2 * self.keep:
+            into.pool = thin(into.pool)
+        if into.trail is not None and t.trail is not None:
+            into.trail = sorted(into.trail + t.trail, key=lambda e: e[0])
 
     def update(self, time: float, faces: list[Face], pixels: np.ndarray | None = None) -> None:
         """Add one detector frame's faces (with descriptors) seen at ``time`` seconds;
@@ -130,14 +174,16 @@ class Tracker:
             used_t.add(ti)
             used_f.add(fi)
             self._extend(self.open[ti], time, faces[fi], pixels)
-        still = []
+        still, ended = [], []
         for ti, t in enumerate(self.open):
             if ti not in used_t:
                 t.misses += 1
                 if t.misses > MAX_MISSES:
-                    self.closed.append(t)
+                    ended.append(t)
                     continue
             still.append(t)
+        if ended:
+            self._close(ended)
         self.open = still
         for fi, f in enumerate(faces):
             if fi not in used_f:
@@ -161,6 +207,9 @@ class Tracker:
         shot = face_jpeg(pixels, f.box, self.crop_side, others) \
             if self.crop_side and pixels is not None else None
         rank = (self.gate(f) is None, f.quality)
+        if self.trail:
+            t.trail = [] if t.trail is None else t.trail
+            t.trail.append((time, tuple(float(v) for v in f.box)))
         t.pool.append((time, rank, f, shot))
         if self.best_frame and pixels is not None and (t.best is None or rank > t.best[0]):
             from pof.runtime.jpeg import encode_jpeg
@@ -176,22 +225,7 @@ class Tracker:
         left out: most often it is no face at all (a pattern the detector took for a tiny,
         blurred face)."""
         self.cut()
-        merged: list[Track] = []
-        kept = [t for t in self.closed if t.seen > 1 or any(e[1][0] for e in t.pool)]
-        for t in sorted(kept, key=lambda t: (t.start, t.number)):
-            into = next((m for m in merged if m.end < t.start
-                         and float(np.dot(m.template, t.template)) >= self.same), None)
-            if into is None:
-                merged.append(t)
-                continue
-            into.end = max(into.end, t.end)
-            into.total = into.total + t.total
-            into.seen += t.seen
-            if t.best is not None and (into.best is None or t.best[0] > into.best[0]):
-                into.best = t.best
-            into.pool = sorted(into.pool + t.pool, key=lambda e: e[0])
-            while len(into.pool) > 2 * self.keep:
-                into.pool = thin(into.pool)
+        merged, self.merged = self.merged, []
         for i, t in enumerate(merged, 1):
             t.number = i
         return merged
