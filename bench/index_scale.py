@@ -103,7 +103,8 @@ def gallery_and_queries(n: int, queries: int, d: int, source: str) -> tuple[np.n
     return data, (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
 
 
-def one_size(n: int, queries: int, d: int = 384, source: str = "copies", layout: str = "unit") -> dict:
+def one_size(n: int, queries: int, d: int = 384, source: str = "copies", layout: str = "unit",
+             efs: tuple[int, ...] = (96, 256, 512)) -> dict:
     import pof.dataset.index as ix
     data, q = gallery_and_queries(n, queries, d, source)
     n = len(data)
@@ -114,7 +115,7 @@ def one_size(n: int, queries: int, d: int = 384, source: str = "copies", layout:
     build_s = time.perf_counter() - t
     index_mb = rss_mb() - before
     sweep = {}
-    for ef in ([96, 256, 512] if idx.kind != "exact" else [0]):
+    for ef in (list(efs) if idx.kind != "exact" else [0]):
         ix.HNSW_EF_SEARCH = ef or ix.HNSW_EF_SEARCH
         p50, p95, rec = timed(idx, q, truth)
         sweep[ef] = {"p50_ms": round(p50, 3), "p95_ms": round(p95, 3), "recall_at_10": round(rec, 4)}
@@ -129,7 +130,8 @@ def run_sizes(a) -> list[dict]:
     for n in a.sizes:
         r = subprocess.run([sys.executable, "-m", "bench", "index_scale", "--one", str(n),
                             "--queries", str(a.queries), "--dim", str(a.dim),
-                            "--queries-from", a.queries_from, "--layout", a.layout],
+                            "--queries-from", a.queries_from, "--layout", a.layout,
+                            "--ef", *map(str, a.ef)],
                            capture_output=True, text=True, cwd=REPO)
         if r.returncode:
             print(f"size {n} failed: {r.stderr[-800:]}")
@@ -160,10 +162,12 @@ def main(argv=None) -> int:
                     help="noisy copies of gallery rows, or photos of enrolled persons left out")
     ap.add_argument("--layout", choices=("unit", "centred"), default="unit",
                     help="pof's graph (unit) or, for comparison, one over centred descriptors")
+    ap.add_argument("--ef", type=int, nargs="+", default=[96, 256, 512],
+                    help="efSearch values to measure (default: 96 256 512)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.one:
-        print(json.dumps(one_size(a.one, a.queries, a.dim, a.queries_from, a.layout)))
+        print(json.dumps(one_size(a.one, a.queries, a.dim, a.queries_from, a.layout, tuple(a.ef))))
         return 0
     rows = run_sizes(a)
     name = ("index_scale" if a.dim == 128 else f"index_scale_d{a.dim}") + \
