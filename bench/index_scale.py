@@ -73,6 +73,7 @@ class CentredGraph:
 
         import pof.dataset.index as ix
         self.mean = data.mean(axis=0, dtype=np.float64).astype(np.float32)
+        self.ef_search = ix.ef_search(len(data))
         self.graph = faiss.IndexHNSWFlat(data.shape[1], ix.HNSW_M, faiss.METRIC_INNER_PRODUCT)
         self.graph.hnsw.efConstruction = ix.HNSW_EF_CONSTRUCTION
         for a in range(0, len(data), 100_000):
@@ -80,7 +81,7 @@ class CentredGraph:
 
     def search(self, q: np.ndarray, k: int):
         import pof.dataset.index as ix
-        self.graph.hnsw.efSearch = max(ix.HNSW_EF_SEARCH, k)
+        self.graph.hnsw.efSearch = max(self.ef_search, k)
         s, i = self.graph.search(np.ascontiguousarray(q, np.float32), k)
         return s + (q @ self.mean)[:, None], i
 
@@ -116,7 +117,8 @@ def one_size(n: int, queries: int, d: int = 384, source: str = "copies", layout:
     index_mb = rss_mb() - before
     sweep = {}
     for ef in (list(efs) if idx.kind != "exact" else [0]):
-        ix.HNSW_EF_SEARCH = ef or ix.HNSW_EF_SEARCH
+        if ef:
+            idx.ef_search = ef
         p50, p95, rec = timed(idx, q, truth)
         sweep[ef] = {"p50_ms": round(p50, 3), "p95_ms": round(p95, 3), "recall_at_10": round(rec, 4)}
     return {"n": n, "dim": d, "queries_from": source, "index": idx.kind, "build_s": round(build_s, 2), "sweep_ef_search": sweep,

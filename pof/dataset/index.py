@@ -17,7 +17,9 @@ import numpy as np
 EXACT_MAX = 50_000
 HNSW_M = 32                 # graph degree
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 512         # recall@10 and latency by size: BENCHMARKS.md, "Index scale"
+HNSW_EF_SEARCH = 512         # search breadth up to LARGE_GRAPH rows; twice that above
+LARGE_GRAPH = 250_000        # recall@10 on held-out photos, efSearch 512: 0.998 at 10^5, 0.983
+                             # at 10^6 (1024: 0.993): BENCHMARKS.md, "Index scale"
 GRAPH_LAYOUT = "unit"        # what the saved graph holds: the unit descriptors themselves
 
 
@@ -74,12 +76,13 @@ class FaissIndex(Index):
             graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
             for a in range(0, len(self.vectors), 100_000):
                 graph.add(self.vectors[a:a + 100_000])
-        graph.hnsw.efSearch = HNSW_EF_SEARCH
         self.graph = graph
+        self.ef_search = ef_search(len(self.vectors))
+        graph.hnsw.efSearch = self.ef_search
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         q = np.ascontiguousarray(queries, np.float32)
-        self.graph.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
+        self.graph.hnsw.efSearch = max(self.ef_search, k)
         scores, ids = self.graph.search(q, min(k, len(self)))
         return scores.astype(np.float32), ids.astype(np.int64)
 
@@ -87,6 +90,12 @@ class FaissIndex(Index):
         import faiss
         from pof.runtime.files import atomic
         atomic(path, lambda tmp: faiss.write_index(self.graph, str(tmp)))
+
+
+def ef_search(rows: int) -> int:
+    """How widely a graph of ``rows`` descriptors is searched: wider for large graphs, where
+    the same breadth finds fewer of the true nearest (BENCHMARKS.md, "Index scale")."""
+    return HNSW_EF_SEARCH if rows <= LARGE_GRAPH else 2 * HNSW_EF_SEARCH
 
 
 def build(descriptors: np.ndarray, kind: str = "auto") -> Index:
