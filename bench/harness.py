@@ -307,3 +307,16 @@ def make_photos(folder: Path, count: int) -> list[Path]:
     with ThreadPoolExecutor(os.cpu_count()) as pool:
         list(pool.map(write, range(count)))
     return paths
+
+
+def in_own_process(study: str, args: list[str], what: str) -> dict | None:
+    """``python -m bench STUDY ARGS`` in a process of its own (so its peak memory is its own):
+    the JSON object of its last output line, or None after printing why ``what`` failed."""
+    r = subprocess.run([sys.executable, "-m", "bench", study, *args],
+                       capture_output=True, text=True, cwd=REPO)
+    if r.returncode:
+        print(f"{what} failed: {r.stderr[-800:]}")
+        return None
+    row = json.loads(r.stdout.strip().splitlines()[-1])
+    print(row, flush=True)
+    return row

@@ -26,13 +26,12 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 
 import numpy as np
 
-from bench.harness import REPO, parser, save
+from bench.harness import in_own_process, parser, save
 from bench.synthetic import FUSED, synthetic, synthetic_fused
 
 
@@ -80,7 +79,6 @@ class CentredGraph:
             self.graph.add(data[a:a + 100_000] - self.mean)
 
     def search(self, q: np.ndarray, k: int):
-        import pof.dataset.index as ix
         self.graph.hnsw.efSearch = max(self.ef_search, k)
         s, i = self.graph.search(np.ascontiguousarray(q, np.float32), k)
         return s + (q @ self.mean)[:, None], i
@@ -130,16 +128,11 @@ def run_sizes(a) -> list[dict]:
     """Every size in its own process."""
     rows = []
     for n in a.sizes:
-        r = subprocess.run([sys.executable, "-m", "bench", "index_scale", "--one", str(n),
-                            "--queries", str(a.queries), "--dim", str(a.dim),
-                            "--queries-from", a.queries_from, "--layout", a.layout,
-                            "--ef", *map(str, a.ef)],
-                           capture_output=True, text=True, cwd=REPO)
-        if r.returncode:
-            print(f"size {n} failed: {r.stderr[-800:]}")
-            continue
-        rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
-        print(rows[-1], flush=True)
+        row = in_own_process("index_scale", ["--one", str(n), "--queries", str(a.queries), "--dim", str(a.dim),
+                                             "--queries-from", a.queries_from, "--layout", a.layout,
+                                             "--ef", *map(str, a.ef)], f"size {n}")
+        if row is not None:
+            rows.append(row)
     return rows
 
 

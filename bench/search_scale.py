@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import resource
-import subprocess
 import sys
 import time
 
 import numpy as np
 
-from bench.harness import REPO, parser, save
+from bench.harness import in_own_process, parser, save
 from bench.synthetic import FUSED, synthetic_fused
 
 
@@ -66,14 +65,10 @@ def one_size(persons: int, per_person: int, queries: int) -> dict:
 def run_sizes(a) -> list[dict]:
     rows = []
     for n in a.persons:
-        r = subprocess.run([sys.executable, "-m", "bench", "search_scale", "--one", str(n),
-                            "--per-person", str(a.per_person), "--queries", str(a.queries)],
-                           capture_output=True, text=True, cwd=REPO)
-        if r.returncode:
-            print(f"{n} persons failed: {r.stderr[-800:]}")
-            continue
-        rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
-        print(rows[-1], flush=True)
+        row = in_own_process("search_scale", ["--one", str(n), "--per-person", str(a.per_person),
+                                              "--queries", str(a.queries)], f"{n} persons")
+        if row is not None:
+            rows.append(row)
     return rows
 
 
